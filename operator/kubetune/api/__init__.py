@@ -1,0 +1,27 @@
+"""The FineTuneJob API (``kubetune.io/v1alpha1``): the single source of truth of the schema.
+
+Models are defined in this package; the CRD is generated from them (:mod:`kubetune.api.crd`)
+and the cross-field rules are written once in Python and CEL (:mod:`kubetune.api.rules`).
+"""
+
+from kubetune.api.errors import FieldError, InvalidManifest
+from kubetune.api.job import API_VERSION, GROUP, KIND, PLURAL, VERSION, FineTuneJob
+from kubetune.api.loading import parse_finetunejob
+from kubetune.api.spec import FineTuneJobSpec
+from kubetune.api.status import FineTuneJobStatus
+from kubetune.api.trainer_config import TrainerConfig
+
+__all__ = [
+    "API_VERSION",
+    "GROUP",
+    "KIND",
+    "PLURAL",
+    "VERSION",
+    "FieldError",
+    "FineTuneJob",
+    "FineTuneJobSpec",
+    "FineTuneJobStatus",
+    "InvalidManifest",
+    "TrainerConfig",
+    "parse_finetunejob",
+]

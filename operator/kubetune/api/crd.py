@@ -1,0 +1,166 @@
+"""Generating the FineTuneJob CustomResourceDefinition from the models.
+
+pydantic's JSON schema is turned into a *structural* OpenAPI v3 schema as the API
+server requires: references inlined, ``anyOf [X, null]`` (optional fields) collapsed to
+``X``, no ``title``/``additionalProperties: false``/``const``; descriptions on every
+field (so ``kubectl explain`` teaches the API); CEL rules from :mod:`kubetune.api.rules`
+as ``x-kubernetes-validations``; ``default: {}`` on blocks whose fields all have
+defaults, so that defaults inside them apply and CEL rules can rely on them.
+
+``crds/finetunejob.yaml`` is the committed output of :func:`render_crd_yaml`; a test
+fails when the two differ (``make crd`` regenerates it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from kubetune.api.job import (
+    CATEGORIES,
+    GROUP,
+    KIND,
+    PLURAL,
+    SHORT_NAMES,
+    SINGULAR,
+    VERSION,
+    FineTuneJob,
+)
+
+_DROPPED_KEYWORDS = ("title", "propertyNames", "additionalProperties")
+
+PRINTER_COLUMNS: list[dict[str, Any]] = [
+    {
+        "name": "State",
+        "type": "string",
+        "jsonPath": ".status.state",
+        "description": "One-word summary of the job's conditions.",
+    },
+    {
+        "name": "Method",
+        "type": "string",
+        "jsonPath": ".spec.method",
+        "description": "Training method.",
+    },
+    {
+        "name": "Model",
+        "type": "string",
+        "jsonPath": ".spec.model.uri",
+        "description": "Base model URI.",
+    },
+    {
+        "name": "Progress",
+        "type": "integer",
+        "jsonPath": ".status.progress.percent",
+        "description": "Percent of the planned optimizer steps done.",
+    },
+    {
+        "name": "Loss",
+        "type": "number",
+        "jsonPath": ".status.progress.loss",
+        "description": "Latest training loss.",
+    },
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+
+def _structural(node: Any, defs: dict[str, Any]) -> Any:
+    """Recursively rewrite one pydantic JSON-schema node into a structural schema node."""
+    if isinstance(node, list):
+        return [_structural(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = dict(node)
+    if "$ref" in node:
+        target = defs[node.pop("$ref").rsplit("/", 1)[-1]]
+        node = {**target, **node}  # the field's own description and default win
+    if "anyOf" in node:
+        options = [o for o in node.pop("anyOf") if o.get("type") != "null"]
+        if len(options) != 1:
+            raise ValueError(f"unions are not structural: {options}")
+        option = options[0]
+        if "$ref" in option:
+            option = defs[option["$ref"].rsplit("/", 1)[-1]]
+        node = {**option, **node}
+        if node.get("default", 0) is None:
+            del node["default"]
+    if "const" in node:
+        node["enum"] = [node.pop("const")]
+    additional = node.get("additionalProperties")
+    keep_map_values = isinstance(additional, dict)
+    for key in _DROPPED_KEYWORDS:
+        node.pop(key, None)
+    if node.get("x-kubernetes-preserve-unknown-fields"):
+        node["type"] = "object"
+    elif keep_map_values:
+        node["additionalProperties"] = _structural(additional, defs)
+    if "properties" in node:
+        node["type"] = "object"
+        required = set(node.get("required", []))
+        properties = {}
+        for name, prop in node["properties"].items():
+            is_block = "$ref" in prop and name not in required and "default" not in prop
+            converted = _structural(prop, defs)
+            if is_block and "default" not in converted:
+                converted["default"] = {}
+            properties[name] = converted
+        node["properties"] = properties
+    if "items" in node:
+        node["items"] = _structural(node["items"], defs)
+    if node.get("default") == [] and node.get("type") == "array":
+        del node["default"]
+    return node
+
+
+def openapi_schema() -> dict[str, Any]:
+    """The structural OpenAPI v3 schema of FineTuneJob."""
+    raw = FineTuneJob.model_json_schema(mode="validation")
+    defs = raw.pop("$defs", {})
+    schema = _structural(raw, defs)
+    # The API server owns metadata; a CRD may only describe it as an object.
+    schema["properties"]["metadata"] = {"type": "object"}
+    return schema
+
+
+def crd() -> dict[str, Any]:
+    """The CustomResourceDefinition manifest."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{PLURAL}.{GROUP}",
+            "labels": {
+                "app.kubernetes.io/name": "kubetune",
+                "app.kubernetes.io/part-of": "kubetune",
+            },
+        },
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": SINGULAR,
+                "shortNames": list(SHORT_NAMES),
+                "categories": list(CATEGORIES),
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "schema": {"openAPIV3Schema": openapi_schema()},
+                }
+            ],
+        },
+    }
+
+
+def render_crd_yaml() -> str:
+    """The CRD as YAML, exactly as committed in ``crds/finetunejob.yaml``."""
+    header = "# Generated by `kubetune crd` from kubetune.api; do not edit (run `make crd`).\n"
+    return header + yaml.safe_dump(crd(), sort_keys=False, width=100, allow_unicode=True)

@@ -1,0 +1,114 @@
+"""``FineTuneJobStatus``: what the operator observed. Written only by the operator; never
+holds secrets."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from kubetune.api.base import ApiModel
+
+ConditionType = Literal["Accepted", "Queued", "Running", "Succeeded", "Failed", "Suspended"]
+CONDITION_TYPES: tuple[ConditionType, ...] = (
+    "Accepted",
+    "Queued",
+    "Running",
+    "Succeeded",
+    "Failed",
+    "Suspended",
+)
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+#: The one-word summary shown by ``kubectl get ftj``: derived from the conditions.
+State = Literal["Pending", "Invalid", "Queued", "Running", "Suspended", "Succeeded", "Failed"]
+
+Reason = Annotated[
+    str, StringConstraints(pattern=r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$", max_length=1024)
+]
+
+
+class Condition(ApiModel):
+    """A metav1.Condition."""
+
+    type: ConditionType = Field(description="Condition type.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: Reason = Field(description="Machine-readable CamelCase reason for the last transition.")
+    message: Annotated[str, StringConstraints(max_length=32768)] = Field(
+        default="", description="Human-readable detail."
+    )
+    lastTransitionTime: datetime = Field(description="When status last changed.")
+    observedGeneration: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="The .metadata.generation this condition was set for."
+    )
+
+
+class Progress(ApiModel):
+    """Training progress, read from the trainer's metrics while it runs."""
+
+    step: Annotated[int, Field(ge=0)] = Field(default=0, description="Optimizer steps done.")
+    totalSteps: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="Optimizer steps planned."
+    )
+    percent: Annotated[int, Field(ge=0, le=100)] | None = Field(
+        default=None, description="step / totalSteps in percent."
+    )
+    epoch: float | None = Field(default=None, description="Epochs done (fractional).")
+    loss: float | None = Field(default=None, description="Latest training loss.")
+    evalLoss: float | None = Field(default=None, description="Latest evaluation loss.")
+    tokensPerSecond: float | None = Field(default=None, description="Training throughput.")
+    etaSeconds: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="Estimated seconds until the last step."
+    )
+    updatedAt: datetime | None = Field(default=None, description="When this was read.")
+
+
+class CheckpointRecord(ApiModel):
+    """A complete checkpoint in the output store."""
+
+    step: Annotated[int, Field(ge=0)] = Field(description="Step the checkpoint was taken at.")
+    uri: Annotated[str, StringConstraints(max_length=2048)] = Field(description="Where it is.")
+    evalLoss: float | None = Field(default=None, description="Evaluation loss at that step.")
+
+
+class Result(ApiModel):
+    """Where the finished job's artifacts are, and its final metrics."""
+
+    adapterUri: Annotated[str, StringConstraints(max_length=2048)] | None = Field(
+        default=None, description="The adapter (or full weights)."
+    )
+    manifestUri: Annotated[str, StringConstraints(max_length=2048)] | None = Field(
+        default=None, description="manifest.json: config, metrics, dataset hash, versions."
+    )
+    mergedUri: Annotated[str, StringConstraints(max_length=2048)] | None = Field(
+        default=None, description="The merged model, when output.merge is set."
+    )
+    metrics: dict[str, float] = Field(
+        default_factory=dict, max_length=64, description="Final metrics (loss, evalLoss, ...)."
+    )
+
+
+class FineTuneJobStatus(ApiModel):
+    """Observed state of a FineTuneJob."""
+
+    observedGeneration: Annotated[int, Field(ge=0)] | None = Field(
+        default=None, description="The .metadata.generation last acted on."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Accepted, Queued, Running, Succeeded, Failed, Suspended.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    state: State | None = Field(default=None, description="One-word summary of the conditions.")
+    progress: Progress | None = Field(default=None, description="Training progress.")
+    startTime: datetime | None = Field(default=None, description="When training first started.")
+    completionTime: datetime | None = Field(default=None, description="When the job finished.")
+    restarts: Annotated[int, Field(ge=0)] = Field(
+        default=0, description="Times the trainer was restarted (preemptions, failures)."
+    )
+    checkpoints: list[CheckpointRecord] = Field(
+        default_factory=list, max_length=16, description="The newest complete checkpoints."
+    )
+    result: Result | None = Field(default=None, description="Artifacts of a succeeded job.")

@@ -1,0 +1,87 @@
+"""Optimisation hyperparameters. Fractions are strings (no floats in a Kubernetes spec)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from kubetune.api.base import ApiModel, Decimal
+from kubetune.api.rules import Rule, exclusive, fraction_below_one
+
+Scheduler = Literal[
+    "linear", "cosine", "cosineWithRestarts", "polynomial", "constant", "constantWithWarmup"
+]
+Precision = Literal["auto", "bf16", "fp16", "fp32"]
+Optimizer = Literal["adamw", "adamwFused", "adamw8bit", "pagedAdamw8bit", "adafactor", "sgd"]
+
+
+class TrainingSpec(ApiModel):
+    """How long and how fast to train."""
+
+    epochs: Annotated[int, Field(ge=1, le=1000)] | None = Field(
+        default=None,
+        description="Passes over the training data (default 1). Mutually exclusive with maxSteps.",
+    )
+    maxSteps: Annotated[int, Field(ge=1, le=10_000_000)] | None = Field(
+        default=None,
+        description="Stop after this many optimizer steps. Mutually exclusive with epochs.",
+    )
+    learningRate: Decimal = Field(
+        default="2e-4", description='Peak learning rate, e.g. "2e-4"; must be in (0, 1].'
+    )
+    batchSize: Annotated[int, Field(ge=1, le=4096)] = Field(
+        default=4, description="Examples per device per forward pass."
+    )
+    gradientAccumulationSteps: Annotated[int, Field(ge=1, le=4096)] = Field(
+        default=1, description="Forward passes accumulated into one optimizer step."
+    )
+    warmupRatio: Decimal | None = Field(
+        default=None,
+        description='Fraction of the steps spent warming up the learning rate, e.g. "0.03". '
+        "Mutually exclusive with warmupSteps.",
+    )
+    warmupSteps: Annotated[int, Field(ge=0, le=1_000_000)] | None = Field(
+        default=None, description="Warm-up steps. Mutually exclusive with warmupRatio."
+    )
+    scheduler: Scheduler = Field(default="cosine", description="Learning-rate schedule.")
+    weightDecay: Decimal = Field(default="0", description='Weight decay, e.g. "0.01".')
+    maxGradNorm: Decimal = Field(
+        default="1.0", description='Gradient clipping norm, e.g. "1.0"; "0" disables clipping.'
+    )
+    optimizer: Optimizer = Field(
+        default="adamw",
+        description="adamw (torch AdamW), adamwFused, adamw8bit and pagedAdamw8bit "
+        "(bitsandbytes, GPU), adafactor or sgd.",
+    )
+    seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = Field(
+        default=42, description="Seed for data order, initialisation and sampling."
+    )
+    precision: Precision = Field(
+        default="auto",
+        description="Training precision: auto (bf16 on GPUs that support it, else fp32), "
+        "bf16, fp16 or fp32.",
+    )
+    gradientCheckpointing: bool = Field(
+        default=True,
+        description="Recompute activations in the backward pass: much less memory, ~20% slower.",
+    )
+    loggingSteps: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=10, description="Report loss and metrics every this many steps."
+    )
+    evalSteps: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
+        default=None,
+        description="Evaluate every this many steps (default: once per epoch, and at the end).",
+    )
+
+    rules = (
+        exclusive("epochs", "maxSteps"),
+        exclusive("warmupRatio", "warmupSteps"),
+        fraction_below_one("warmupRatio", allow_zero=True, optional=True),
+        Rule(
+            field="learningRate",
+            message='learningRate must be in (0, 1], e.g. "2e-4"',
+            check=lambda t: 0 < float(t.learningRate) <= 1,
+            cel="double(self.learningRate) > 0.0 && double(self.learningRate) <= 1.0",
+        ),
+    )

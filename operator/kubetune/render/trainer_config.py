@@ -1,0 +1,54 @@
+"""FineTuneJob -> TrainerConfig: the one render shared by the operator and `kubetune run`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from kubetune.api import FineTuneJob, FineTuneJobSpec, TrainerConfig
+from kubetune.api.trainer_config import JobIdentity
+
+FILE_SCHEME = "file://"
+
+
+def spec_digest(spec: FineTuneJobSpec) -> str:
+    """``sha256:<hex>`` of the spec's canonical JSON (sorted keys, defaults included)."""
+    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _resolve_file_uris(node: Any, base_dir: Path) -> Any:
+    """Make relative ``file://`` URIs absolute against ``base_dir`` (the manifest's folder)."""
+    if isinstance(node, dict):
+        return {key: _resolve_file_uris(value, base_dir) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_resolve_file_uris(value, base_dir) for value in node]
+    if isinstance(node, str) and node.startswith(FILE_SCHEME) and not node.startswith("file:///"):
+        return FILE_SCHEME + str((base_dir / node[len(FILE_SCHEME) :]).resolve())
+    return node
+
+
+def render_trainer_config(job: FineTuneJob, *, base_dir: Path | None = None) -> TrainerConfig:
+    """The trainer's input for ``job``.
+
+    ``base_dir`` is set by ``kubetune run``: relative ``file://`` URIs in the manifest
+    then mean "next to the manifest", which is what a user running a local file expects.
+    """
+    spec = job.spec
+    if base_dir is not None:
+        resolved = _resolve_file_uris(spec.model_dump(mode="json", exclude_none=True), base_dir)
+        spec = FineTuneJobSpec.model_validate(resolved)
+    return TrainerConfig(
+        job=JobIdentity(
+            name=job.metadata.name, namespace=job.metadata.namespace, uid=job.metadata.uid
+        ),
+        specDigest=spec_digest(spec),
+        spec=spec,
+    )
+
+
+def trainer_config_json(config: TrainerConfig) -> str:
+    """The config as the JSON document the trainer reads (stable key order)."""
+    return json.dumps(config.model_dump(mode="json", exclude_none=True), indent=2, sort_keys=True)
