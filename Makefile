@@ -1,0 +1,31 @@
+# kubetune developer commands. `make help` lists them.
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+
+.PHONY: help venv test test-unit lint crd
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[operator,trainer,dev]'
+	touch $@
+
+venv: $(VENV)/.installed  ## create the virtual environment with every extra
+
+test: venv  ## run the whole test suite (builds and starts the test control plane and S3)
+	$(PYTHON) -m pytest
+
+test-unit: venv  ## run the unit tests only (no cluster, no S3, no training)
+	$(PYTHON) -m pytest tests/unit
+
+lint: venv  ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+crd: venv  ## regenerate crds/ from the API models
+	$(VENV)/bin/kubetune crd > crds/finetunejob.yaml
