@@ -1,0 +1,116 @@
+"""Trainer callbacks: telemetry (Prometheus gauges + ``metrics.jsonl``) and checkpoint upload.
+
+Both run on the main process only (``state.is_world_process_zero``), so a multi-GPU job
+writes one metrics file and uploads each checkpoint once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from kubetune_trainer.checkpoints import CheckpointStore, RemoteCheckpoint
+from kubetune_trainer.metrics import TrainerMetrics
+
+log = logging.getLogger(__name__)
+
+#: Trainer log keys -> our gauge names (anything else is kept in metrics.jsonl only).
+GAUGES = {
+    "loss": "loss",
+    "eval_loss": "eval_loss",
+    "learning_rate": "learning_rate",
+    "grad_norm": "grad_norm",
+}
+
+
+class TelemetryCallback(TrainerCallback):
+    """Feeds the gauges and appends every log record to ``metrics.jsonl``."""
+
+    def __init__(self, metrics: TrainerMetrics, jsonl: Path, samples_per_step: int) -> None:
+        self.metrics = metrics
+        self.jsonl = jsonl
+        self.samples_per_step = samples_per_step
+        self.last: dict[str, float] = {}
+        self._mark: tuple[float, int, int] | None = None  # (time, step, tokens)
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any
+    ) -> None:
+        self.metrics.set("total_steps", state.max_steps)
+        self.metrics.set("step", state.global_step)
+        self._mark = (time.monotonic(), state.global_step, state.num_input_tokens_seen)
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any
+    ) -> None:
+        self.metrics.set("step", state.global_step)
+        self.metrics.set("epoch", state.epoch or 0.0)
+
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, Any] | None = None,
+        **_: Any,
+    ) -> None:
+        if not state.is_world_process_zero or not logs:
+            return
+        numbers = {k: float(v) for k, v in logs.items() if isinstance(v, int | float)}
+        now = time.monotonic()
+        if self._mark is not None and state.global_step > self._mark[1]:
+            elapsed = max(now - self._mark[0], 1e-9)
+            steps = state.global_step - self._mark[1]
+            numbers["samples_per_second"] = steps * self.samples_per_step / elapsed
+            tokens = state.num_input_tokens_seen - self._mark[2]
+            if tokens > 0:
+                numbers["tokens_per_second"] = tokens / elapsed
+            self._mark = (now, state.global_step, state.num_input_tokens_seen)
+        for key, gauge in GAUGES.items():
+            if key in numbers:
+                self.metrics.set(gauge, numbers[key])
+        for key in ("samples_per_second", "tokens_per_second"):
+            if key in numbers:
+                self.metrics.set(key, numbers[key])
+        self.metrics.set("step", state.global_step)
+        self.metrics.set("epoch", state.epoch or 0.0)
+        self._gpu_memory()
+        self.last.update(numbers)
+        record = {"step": state.global_step, "epoch": state.epoch, "time": time.time(), **numbers}
+        with self.jsonl.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(record) + "\n")
+
+    def _gpu_memory(self) -> None:
+        import torch
+
+        if torch.cuda.is_available():
+            self.metrics.set("gpu_memory_bytes", torch.cuda.max_memory_allocated())
+
+
+class CheckpointUploadCallback(TrainerCallback):
+    """Uploads each checkpoint the Trainer saves to the output store (marker last)."""
+
+    def __init__(self, store: CheckpointStore) -> None:
+        self.store = store
+        self.uploaded: list[RemoteCheckpoint] = []
+
+    def upload(self, output_dir: Path, state: TrainerState) -> None:
+        folder = output_dir / f"checkpoint-{state.global_step}"
+        if not folder.is_dir() or any(c.step == state.global_step for c in self.uploaded):
+            return
+        eval_losses = [float(e["eval_loss"]) for e in state.log_history if "eval_loss" in e]
+        latest = eval_losses[-1] if eval_losses else None
+        checkpoint = self.store.upload(folder, state.global_step, latest)
+        self.uploaded.append(checkpoint)
+        log.info("checkpoint %d uploaded to %s", checkpoint.step, checkpoint.uri)
+
+    def on_save(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any
+    ) -> None:
+        if state.is_world_process_zero:
+            self.upload(Path(args.output_dir or "."), state)

@@ -1,0 +1,20 @@
+"""Odds Ratio Preference Optimization (``trl.experimental.orpo``): SFT and preference in one
+loss, without a reference model."""
+
+from __future__ import annotations
+
+from transformers import Trainer
+from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+from kubetune.api.methods import OrpoSpec
+from kubetune_trainer.methods.common import MethodContext, training_arguments
+
+
+def build(ctx: MethodContext) -> Trainer:
+    settings = ctx.spec.orpo or OrpoSpec()
+    config = ORPOConfig(
+        **training_arguments(ctx),
+        beta=float(settings.beta),
+        max_length=ctx.dataset.maxLength,
+    )
+    return ORPOTrainer(args=config, **ctx.trainer_kwargs())

@@ -1,0 +1,22 @@
+"""Supervised fine-tuning (TRL ``SFTTrainer``) on conversations, prompt/completion or text."""
+
+from __future__ import annotations
+
+from transformers import Trainer
+from trl import SFTConfig, SFTTrainer
+
+from kubetune.api.methods import SftSpec
+from kubetune_trainer.methods.common import MethodContext, training_arguments
+
+
+def build(ctx: MethodContext) -> Trainer:
+    settings = ctx.spec.sft or SftSpec()
+    dataset = ctx.dataset
+    config = SFTConfig(
+        **training_arguments(ctx),
+        max_length=dataset.maxLength,
+        packing=dataset.packing,
+        completion_only_loss=settings.completionOnlyLoss,
+        assistant_only_loss=settings.assistantOnlyLoss,
+    )
+    return SFTTrainer(args=config, **ctx.trainer_kwargs())

@@ -1,0 +1,74 @@
+"""Prometheus metrics of a trainer run, served by prometheus-client.
+
+Served on ``$KUBETUNE_METRICS_PORT`` (default 9090; ``0`` disables the server, the
+gauges still update). All gauges, updated at every logging step:
+
+=====================================  ==============================================
+``kubetune_trainer_step``              optimizer steps done
+``kubetune_trainer_total_steps``       optimizer steps planned
+``kubetune_trainer_epoch``             epochs done (fractional)
+``kubetune_trainer_loss``              training loss of the last logging window
+``kubetune_trainer_eval_loss``         loss on the validation data, last evaluation
+``kubetune_trainer_learning_rate``     current learning rate
+``kubetune_trainer_grad_norm``         gradient norm before clipping
+``kubetune_trainer_tokens_per_second`` input tokens processed per second (this process)
+``kubetune_trainer_samples_per_second`` examples processed per second (this process)
+``kubetune_trainer_gpu_memory_bytes``  peak CUDA memory allocated (only with CUDA)
+=====================================  ==============================================
+
+A private registry keeps in-process runs (``kubetune run``, tests) from colliding with
+the global default registry or with each other.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+log = logging.getLogger(__name__)
+
+PORT_ENV = "KUBETUNE_METRICS_PORT"
+DEFAULT_PORT = 9090
+PREFIX = "kubetune_trainer_"
+
+DESCRIPTIONS = {
+    "step": "Optimizer steps done.",
+    "total_steps": "Optimizer steps planned.",
+    "epoch": "Epochs done (fractional).",
+    "loss": "Training loss of the last logging window.",
+    "eval_loss": "Loss on the validation data at the last evaluation.",
+    "learning_rate": "Current learning rate.",
+    "grad_norm": "Gradient norm before clipping.",
+    "tokens_per_second": "Input tokens processed per second by this process.",
+    "samples_per_second": "Examples processed per second by this process.",
+    "gpu_memory_bytes": "Peak CUDA memory allocated by this process.",
+}
+
+
+class TrainerMetrics:
+    """The gauges, and the HTTP server that exposes them when a port is set."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.gauges = {
+            name: Gauge(PREFIX + name, help_text, registry=self.registry)
+            for name, help_text in DESCRIPTIONS.items()
+        }
+
+    def set(self, name: str, value: float) -> None:
+        self.gauges[name].set(value)
+
+    def value(self, name: str) -> float:
+        return float(self.registry.get_sample_value(PREFIX + name) or 0.0)
+
+    def serve(self, port: int | None = None) -> int:
+        """Start the endpoint (port from the environment by default); return the port, 0 if off."""
+        if port is None:
+            port = int(os.environ.get(PORT_ENV, DEFAULT_PORT))
+        if port == 0:
+            return 0
+        start_http_server(port, registry=self.registry)
+        log.info("metrics on :%d/metrics", port)
+        return port

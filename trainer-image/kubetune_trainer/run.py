@@ -1,0 +1,201 @@
+"""One trainer run: config -> model -> data -> method -> train -> results.
+
+:func:`execute` is what both entry points call (the container's ``kubetune-trainer`` and
+``kubetune run``): it never raises for expected failures but returns a
+:class:`~kubetune_trainer.termination.Summary` whose ``exitCode`` says what happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kubetune_trainer import exit_codes
+from kubetune_trainer.errors import TrainerError
+from kubetune_trainer.termination import Summary
+
+if TYPE_CHECKING:
+    from transformers import TrainerCallback, TrainerState
+
+    from kubetune.api.spec import FineTuneJobSpec
+    from kubetune.api.trainer_config import TrainerConfig
+
+log = logging.getLogger(__name__)
+
+WORK_DIR_ENV = "KUBETUNE_WORK_DIR"
+
+
+@dataclass
+class RunOptions:
+    """How to run, beyond the config: where to work, extra callbacks, metrics port."""
+
+    work_dir: Path | None = None
+    callbacks: list[TrainerCallback] = field(default_factory=list)
+    metrics_port: int | None = None
+    """``None``: from ``$KUBETUNE_METRICS_PORT`` (default 9090); ``0``: no server."""
+    resume: bool = True
+    """Resume from the newest complete checkpoint in the output store (the pod default);
+    ``False`` discards those checkpoints and starts over."""
+    print_logs: bool = True
+    """Print each log record (pod logs); off when a progress bar shows them instead."""
+
+
+def execute(load_config: Callable[[], TrainerConfig], options: RunOptions) -> Summary:
+    """Load the config and run; map every failure to a summary with its exit code."""
+    try:
+        return train(load_config(), options)
+    except TrainerError as exc:
+        log.error("%s: %s", exc.reason, exc)
+        return Summary("Failed", exc.reason, str(exc), exc.exit_code)
+    except Exception as exc:  # a bug or an exhausted resource: report it, never hide it
+        log.error("unexpected error\n%s", traceback.format_exc())
+        reason, message = "InternalError", f"{type(exc).__name__}: {exc}"
+        if type(exc).__name__ == "OutOfMemoryError":
+            reason = "OutOfMemory"
+            message += (" (reduce training.batchSize or dataset.maxLength, enable "
+                        "training.gradientCheckpointing, or use adapter.type qlora)")
+        return Summary("Failed", reason, message, exit_codes.INTERNAL_ERROR)
+
+
+def _tracking_env(spec: FineTuneJobSpec, work: Path) -> None:
+    tracking = spec.tracking
+    if tracking is None:
+        return
+    if tracking.backend == "tensorboard":
+        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", tracking.uri or str(work / "tensorboard"))
+    elif tracking.backend == "wandb" and tracking.project:
+        os.environ.setdefault("WANDB_PROJECT", tracking.project)
+    elif tracking.backend == "mlflow":
+        if tracking.project:
+            os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", tracking.project)
+        if tracking.uri:
+            os.environ.setdefault("MLFLOW_TRACKING_URI", tracking.uri)
+
+
+#: Logged numbers reported in the summary and manifest, under their camelCase names.
+SUMMARY_METRICS = {
+    "loss": "loss", "eval_loss": "evalLoss", "epoch": "epoch", "train_loss": "trainLoss",
+    "train_runtime": "trainRuntimeSeconds", "learning_rate": "learningRate",
+    "grad_norm": "gradNorm", "train_samples_per_second": "samplesPerSecond",
+    "eval_mean_token_accuracy": "evalMeanTokenAccuracy", "eval_accuracy": "evalAccuracy",
+    "reward": "reward", "rewards/chosen": "rewardsChosen", "rewards/rejected": "rewardsRejected",
+}
+
+
+def _final_metrics(state: TrainerState) -> dict[str, float]:
+    """The last logged value of each of :data:`SUMMARY_METRICS`."""
+    out: dict[str, float] = {}
+    for entry in state.log_history:
+        for key, value in entry.items():
+            if key in SUMMARY_METRICS and isinstance(value, int | float):
+                out[SUMMARY_METRICS[key]] = float(value)
+    return out
+
+
+def train(config: TrainerConfig, options: RunOptions) -> Summary:
+    """The run itself; raises :class:`TrainerError` for expected failures."""
+    import datasets
+    from transformers import AutoTokenizer, PrinterCallback, set_seed
+
+    from kubetune_trainer import adapters, artifacts, data, methods
+    from kubetune_trainer.callbacks import CheckpointUploadCallback, TelemetryCallback
+    from kubetune_trainer.checkpoints import CheckpointStore
+    from kubetune_trainer.errors import InvalidConfigError
+    from kubetune_trainer.metrics import TrainerMetrics
+    from kubetune_trainer.sources import resolve_model
+
+    started = time.time()
+    spec = config.spec
+    datasets.disable_progress_bars()
+    if spec.dataset is None or spec.method not in methods.METHODS:
+        raise InvalidConfigError(
+            f"method {spec.method} is not supported by this trainer; supported: "
+            f"{', '.join(methods.METHODS)}"
+        )
+    work = options.work_dir or Path(
+        os.environ.get(WORK_DIR_ENV) or tempfile.mkdtemp(prefix="kubetune-")
+    )
+    work.mkdir(parents=True, exist_ok=True)
+    _tracking_env(spec, work)
+    telemetry_metrics = TrainerMetrics()
+    telemetry_metrics.serve(options.metrics_port)
+
+    classifier = spec.method in methods.CLASSIFIER_METHODS
+    model_dir = resolve_model(spec.model.uri, spec.model.revision, classifier=classifier)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    adapters.ensure_tokenizer_ready(tokenizer, model_dir)
+    prepared = data.prepare(spec.dataset, spec.method, spec.training.seed)
+    log.info("data: %d training rows, %d validation rows",
+             prepared.report.trainRows, prepared.report.evalRows)
+
+    set_seed(spec.training.seed)
+    loaded = adapters.load(model_dir, spec.adapter, spec.training, tokenizer, classifier=classifier)
+    metrics_file = work / artifacts.METRICS
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    telemetry = TelemetryCallback(
+        telemetry_metrics, metrics_file,
+        spec.training.batchSize * spec.training.gradientAccumulationSteps * world,
+    )
+    store = CheckpointStore(spec.output.uri, spec.checkpoints.keep)
+    uploader = CheckpointUploadCallback(store)
+    checkpoint_dir = work / "checkpoints"
+    ctx = methods.MethodContext(
+        spec=spec, model=loaded.model, tokenizer=tokenizer, peft_config=loaded.peft_config,
+        data=prepared, output_dir=checkpoint_dir,
+        callbacks=[telemetry, uploader, *options.callbacks],
+    )
+    trainer = methods.build(ctx)
+    if not options.print_logs:
+        trainer.remove_callback(PrinterCallback)
+    if not options.resume:
+        store.clear()
+    resume = store.fetch_latest(checkpoint_dir)
+    initial: dict[str, float] = {}
+    if prepared.eval is not None and resume is None:
+        initial = {"initialEvalLoss": float(trainer.evaluate()["eval_loss"])}
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    state = trainer.state
+    summary_base: dict[str, Any] = {"step": state.global_step, "totalSteps": state.max_steps}
+
+    if state.global_step < state.max_steps:
+        # Stopped early: the just-in-time checkpoint on SIGTERM was saved; upload it.
+        uploader.upload(checkpoint_dir, state)
+        return Summary(
+            "Interrupted", "Interrupted",
+            f"stopped by SIGTERM at step {state.global_step} of {state.max_steps}; "
+            "a checkpoint was saved and the next run resumes from it",
+            exit_codes.INTERRUPTED, metrics={**initial, **_final_metrics(state)},
+            checkpoints=[c.as_dict() for c in uploader.uploaded], **summary_base,
+        )
+    evaluated = any("eval_loss" in e and e.get("step") == state.global_step
+                    for e in state.log_history)
+    if prepared.eval is not None and not evaluated:
+        trainer.evaluate()
+    final_metrics = {**initial, **_final_metrics(trainer.state)}
+
+    final_dir = work / "final"
+    artifacts.save_final(trainer, tokenizer, final_dir)
+    merged_dir = None
+    if spec.output.merge and loaded.peft_config is not None:
+        merged_dir = work / artifacts.MERGED
+        artifacts.save_merged(model_dir, final_dir, tokenizer, merged_dir,
+                              adapters.compute_dtype(spec.training.precision))
+    parameters = adapters.trainable_parameters(loaded.model)
+    uris = artifacts.publish(
+        spec.output.uri, final_dir, merged_dir, metrics_file,
+        lambda files: artifacts.manifest(config, prepared.report, final_metrics, files,
+                                         parameters, started),
+    )
+    return Summary(
+        "Succeeded", "Succeeded",
+        f"trained {state.global_step} steps; result in {uris.adapterUri}",
+        exit_codes.SUCCESS, metrics=final_metrics, result=uris.as_dict(),
+        checkpoints=[c.as_dict() for c in store.complete()], **summary_base,
+    )

@@ -1,0 +1,70 @@
+"""Model sources: turn ``model.uri`` (or ``reward.modelUri``) into a local folder.
+
+* ``builtin://NAME``: built on the fly (:mod:`kubetune_trainer.builtin`).
+* ``hf://org/name[@revision]``: the Hugging Face hub client; ``HF_TOKEN`` and ``HF_HOME``
+  from the environment; with ``HF_HUB_OFFLINE=1`` it serves from the cache.
+* ``s3://``, ``gs://``, ``az://``: downloaded once into ``$KUBETUNE_CACHE_DIR/models/``;
+  each file's size is checked against the listing and the folder is renamed into place
+  only when complete, so a pod killed mid-download never leaves a half model behind.
+* ``pvc://``, ``file://`` and plain paths: used where they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from pathlib import Path
+
+from kubetune_trainer import builtin, storage
+from kubetune_trainer.errors import InfrastructureError, InvalidModelError
+
+
+def resolve_model(uri: str, revision: str | None = None, *, classifier: bool = False) -> Path:
+    """A local folder with the model's ``config.json`` (and weights, and tokenizer)."""
+    kind = storage.scheme(uri)
+    if kind == "builtin":
+        return builtin.materialize(uri[len("builtin://"):], sequence_classification=classifier)
+    if kind == "hf":
+        folder = _from_hub(uri, revision)
+    elif storage.is_remote(uri):
+        folder = _from_store(uri)
+    else:
+        folder = storage.local_path(uri)
+    if not (folder / "config.json").is_file():
+        raise InvalidModelError(f"{uri}: no config.json found in {folder}; not a model folder")
+    return folder
+
+
+def _from_hub(uri: str, revision: str | None) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    repo, _, pinned = uri[len("hf://"):].partition("@")
+    try:
+        return Path(snapshot_download(repo_id=repo, revision=revision or pinned or None))
+    except (RepositoryNotFoundError, RevisionNotFoundError, GatedRepoError) as exc:
+        raise InvalidModelError(f"{uri}: {exc}") from exc
+    except LocalEntryNotFoundError as exc:
+        raise InfrastructureError(
+            f"{uri}: not in the local cache and the hub is unreachable"
+        ) from exc
+
+
+def _from_store(uri: str) -> Path:
+    target = builtin.cache_root() / "models" / hashlib.sha256(uri.encode()).hexdigest()[:24]
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".download-", dir=target.parent))
+    try:
+        storage.download_dir(uri, staging)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
