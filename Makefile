@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: help venv test test-unit lint crd
+.PHONY: help venv quickstart test test-unit lint crd
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -15,6 +15,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 venv: $(VENV)/.installed  ## create the virtual environment with every extra
+
+quickstart: venv  ## train a LoRA adapter on CPU from examples/quickstart.yaml (no cluster, no GPU)
+	$(VENV)/bin/kubetune run examples/quickstart.yaml
 
 test: venv  ## run the whole test suite (builds and starts the test control plane and S3)
 	$(PYTHON) -m pytest

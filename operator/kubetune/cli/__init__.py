@@ -13,9 +13,9 @@ import sys
 from collections.abc import Sequence
 
 from kubetune import __version__
-from kubetune.cli import crd, validate
+from kubetune.cli import crd, run, validate
 
-SUBCOMMANDS = (crd, validate)
+SUBCOMMANDS = (crd, validate, run)
 
 
 def build_parser() -> argparse.ArgumentParser:
