@@ -1,0 +1,211 @@
+"""Child processes of the dev environment: start with a log file, wait, stop by pid.
+
+Why this exists: every server here (etcd, the Kubernetes components, KWOK, SeaweedFS,
+Prometheus) is a plain local process. Tests need three guarantees from them: a startup
+failure is reported with the component's own log (not a bare timeout), readiness is
+polled instead of slept for, and nothing outlives the test session, even when the
+Python process is killed (the children get SIGTERM through ``PR_SET_PDEATHSIG``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Self, TypeVar
+
+T = TypeVar("T")
+
+_PR_SET_PDEATHSIG = 1
+
+
+class ComponentError(RuntimeError):
+    """A component failed to start or become ready; the message has its log tail."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port that is free right now (the kernel picks it), so clusters coexist."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    """The last ``lines`` lines of a log file (or a note that there is none)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join(text.splitlines()[-lines:]) or "(log is empty)"
+
+
+class Process:
+    """One started component: its name, command, pid and log file."""
+
+    def __init__(
+        self,
+        name: str,
+        args: Sequence[str],
+        log_file: Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.args = [str(a) for a in args]
+        self.log_file = log_file
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with log_file.open("ab") as out:
+            out.write(f"$ {' '.join(self.args)}\n".encode())
+            out.flush()
+            self.popen = subprocess.Popen(
+                self.args,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=dict(env) if env is not None else None,
+                cwd=cwd,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+
+    @property
+    def pid(self) -> int:
+        """Process id of the component."""
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        """True while the process has not exited."""
+        return self.popen.poll() is None
+
+    def failure(self, what: str) -> ComponentError:
+        """An error naming the component, what went wrong and the tail of its log."""
+        code = self.popen.poll()
+        state = "still running" if code is None else f"exited with code {code}"
+        return ComponentError(
+            f"{self.name} {what} ({state}, pid {self.pid}).\n"
+            f"command: {' '.join(self.args)}\n"
+            f"--- last lines of {self.log_file} ---\n{log_tail(self.log_file)}"
+        )
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM the process (its session), then SIGKILL if it does not exit in time."""
+        if self.popen.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+            self.popen.wait(5)
+
+
+def wait_for(
+    proc: Process,
+    check: Callable[[], T | None],
+    *,
+    what: str,
+    timeout: float,
+    interval: float = 0.1,
+) -> T:
+    """Poll ``check`` until it returns a value other than None/False.
+
+    Fails fast with the component's log when the process exits, and with the log and
+    ``what`` on timeout. Exceptions from ``check`` count as "not yet".
+    """
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        if not proc.alive():
+            raise proc.failure(f"exited while waiting until {what}")
+        try:
+            value = check()
+        except Exception as e:  # not ready yet: connection refused, 5xx, ...
+            last_error = e
+            value = None
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() > deadline:
+            err = proc.failure(f"did not become ready within {timeout:.0f}s ({what})")
+            if last_error is not None:
+                err.args = (f"{err.args[0]}\nlast check error: {last_error!r}",)
+            raise err
+        time.sleep(interval)
+
+
+def poll(
+    check: Callable[[], T | None],
+    *,
+    what: str,
+    timeout: float = 30.0,
+    interval: float = 0.1,
+) -> T:
+    """Poll ``check`` until it returns a value other than None/False; return it.
+
+    For waiting on cluster state in tests (instead of sleeping): raises
+    :class:`TimeoutError` naming ``what`` and the last value or exception seen.
+    """
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            value = check()
+            last = value
+        except Exception as e:  # transient API errors count as "not yet"
+            value, last = None, e
+        if value is not None and value is not False:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"timed out after {timeout:.0f}s waiting until {what} (last: {last!r})"
+            )
+        time.sleep(interval)
+
+
+class LocalServer:
+    """Base of single-process servers (S3, Prometheus): workdir, context manager, stop.
+
+    Subclasses implement :meth:`start` and set ``self.proc``; :meth:`stop` kills the
+    process by pid and removes the work directory when it was created here.
+    """
+
+    def __init__(self, workdir: Path | None, prefix: str) -> None:
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix=prefix))
+        self.proc: Process | None = None
+
+    def start(self, timeout: float = 60.0) -> Self:
+        """Start the server and wait until it is ready."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop the server by pid and remove its data (when the directory is ours)."""
+        if self.proc is not None:
+            self.proc.stop()
+            self.proc = None
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)

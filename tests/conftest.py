@@ -1,0 +1,8 @@
+"""Shared pytest setup: the plugins that start real infrastructure on demand.
+
+Nothing starts unless a test asks for a fixture: ``control_plane``/``kube``/``kubectl``/
+``namespace`` (tests/plugins/cluster.py), ``s3`` (tests/plugins/s3.py), ``promtool``/
+``prometheus_server`` (tests/plugins/prometheus.py).
+"""
+
+pytest_plugins = ["tests.plugins.cluster", "tests.plugins.s3", "tests.plugins.prometheus"]

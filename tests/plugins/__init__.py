@@ -1,0 +1,1 @@
+"""pytest plugins that start the real test infrastructure (see ``tests/conftest.py``)."""
