@@ -13,9 +13,9 @@ import sys
 from collections.abc import Sequence
 
 from kubetune import __version__
-from kubetune.cli import crd, run, validate
+from kubetune.cli import crd, estimate, run, validate
 
-SUBCOMMANDS = (crd, validate, run)
+SUBCOMMANDS = (crd, validate, run, estimate)
 
 
 def build_parser() -> argparse.ArgumentParser:
