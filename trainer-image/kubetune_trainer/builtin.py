@@ -16,7 +16,7 @@ from pathlib import Path
 
 from kubetune_trainer.errors import InvalidModelError
 
-_VERSION = 1
+_VERSION = 2
 
 #: Chat template with ``{% generation %}`` markers so that TRL's ``assistant_only_loss``
 #: can mask everything but the assistant's turns.
@@ -150,6 +150,9 @@ def _build(name: str, folder: Path, *, sequence_classification: bool) -> None:
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         tie_word_embeddings=False,
+        # Wider than the 0.02 default: the frozen output head must be able to produce
+        # peaked distributions, or a LoRA on this random model cannot lower the loss much.
+        initializer_range=0.1,
     )
     config.num_labels = 1
     with torch.random.fork_rng(devices=[]):

@@ -36,14 +36,16 @@ class TelemetryCallback(TrainerCallback):
         self.jsonl = jsonl
         self.samples_per_step = samples_per_step
         self.last: dict[str, float] = {}
-        self._mark: tuple[float, int, int] | None = None  # (time, step, tokens)
+        # (time, step, tokens seen) at the previous log; tokens unknown until the first log,
+        # since a resumed run's token counter does not start at zero.
+        self._mark: tuple[float, int, float | None] | None = None
 
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any
     ) -> None:
         self.metrics.set("total_steps", state.max_steps)
         self.metrics.set("step", state.global_step)
-        self._mark = (time.monotonic(), state.global_step, state.num_input_tokens_seen)
+        self._mark = (time.monotonic(), state.global_step, None)
 
     def on_step_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any
@@ -67,10 +69,11 @@ class TelemetryCallback(TrainerCallback):
             elapsed = max(now - self._mark[0], 1e-9)
             steps = state.global_step - self._mark[1]
             numbers["samples_per_second"] = steps * self.samples_per_step / elapsed
-            tokens = state.num_input_tokens_seen - self._mark[2]
-            if tokens > 0:
-                numbers["tokens_per_second"] = tokens / elapsed
-            self._mark = (now, state.global_step, state.num_input_tokens_seen)
+            # TRL's trainers log the cumulative token count as ``num_tokens``.
+            tokens, before = numbers.get("num_tokens"), self._mark[2]
+            if tokens is not None and before is not None and tokens > before:
+                numbers["tokens_per_second"] = (tokens - before) / elapsed
+            self._mark = (now, state.global_step, tokens if tokens is not None else before)
         for key, gauge in GAUGES.items():
             if key in numbers:
                 self.metrics.set(gauge, numbers[key])

@@ -114,6 +114,5 @@ def training_arguments(ctx: MethodContext) -> dict[str, Any]:
         "enable_jit_checkpoint": True,
         "report_to": [spec.tracking.backend] if spec.tracking is not None else "none",
         "disable_tqdm": True,
-        "include_num_input_tokens_seen": True,
         "dataloader_num_workers": 0,
     }
