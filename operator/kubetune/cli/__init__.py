@@ -13,9 +13,9 @@ import sys
 from collections.abc import Sequence
 
 from kubetune import __version__
-from kubetune.cli import crd, estimate, run, validate
+from kubetune.cli import crd, estimate, get, logs, plot, run, validate, watch
 
-SUBCOMMANDS = (crd, validate, run, estimate)
+SUBCOMMANDS = (crd, validate, run, estimate, get, watch, logs, plot)
 
 
 def build_parser() -> argparse.ArgumentParser:
