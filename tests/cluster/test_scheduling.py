@@ -29,6 +29,15 @@ GPU_TOLERATION = client.V1Toleration(key="nvidia.com/gpu", operator="Exists")
 H100 = "NVIDIA-H100-80GB-HBM3"
 
 
+def _core(kube: Any) -> Any:
+    """CoreV1Api, untyped: the client's Optional-everywhere models add only noise here."""
+    return client.CoreV1Api(kube)
+
+
+def _batch(kube: Any) -> Any:
+    return client.BatchV1Api(kube)
+
+
 def _pod(
     name: str,
     *,
@@ -37,7 +46,7 @@ def _pod(
     annotations: dict[str, str] | None = None,
     node_selector: dict[str, str] | None = None,
     node_name: str | None = None,
-) -> client.V1Pod:
+) -> Any:
     limits = {"nvidia.com/gpu": str(gpus)} if gpus else None
     return client.V1Pod(
         metadata=client.V1ObjectMeta(name=name, annotations=annotations),
@@ -57,24 +66,24 @@ def _pod(
     )
 
 
-def _wait_phase(core: client.CoreV1Api, ns: str, name: str, phase: str) -> client.V1Pod:
-    def check() -> client.V1Pod | None:
+def _wait_phase(core: Any, ns: str, name: str, phase: str) -> Any:
+    def check() -> Any:
         pod = core.read_namespaced_pod(name, ns)
         return pod if pod.status.phase == phase else None
 
-    pod: client.V1Pod = poll(check, what=f"pod {ns}/{name} is {phase}", timeout=30)
+    pod: Any = poll(check, what=f"pod {ns}/{name} is {phase}", timeout=30)
     return pod
 
 
-def _wait_unschedulable(core: client.CoreV1Api, ns: str, name: str) -> client.V1PodCondition:
-    def check() -> client.V1PodCondition | None:
+def _wait_unschedulable(core: Any, ns: str, name: str) -> Any:
+    def check() -> Any:
         pod = core.read_namespaced_pod(name, ns)
         for cond in pod.status.conditions or []:
             if cond.type == "PodScheduled" and cond.status == "False":
                 return cond
         return None
 
-    cond: client.V1PodCondition = poll(check, what=f"{ns}/{name} is unschedulable", timeout=30)
+    cond: Any = poll(check, what=f"{ns}/{name} is unschedulable", timeout=30)
     return cond
 
 
@@ -84,7 +93,7 @@ def test_server_reports_the_pinned_version(kubectl: Any) -> None:
 
 
 def test_fake_nodes_are_ready_with_gpus_labels_and_taints(kube: Any) -> None:
-    nodes = {n.metadata.name: n for n in client.CoreV1Api(kube).list_node().items}
+    nodes = {n.metadata.name: n for n in _core(kube).list_node().items}
     assert {"gpu-h100-0", "gpu-h100-1", "gpu-a100-0", "cpu-0"} <= set(nodes)
     for name in ("gpu-h100-0", "gpu-h100-1"):
         node = nodes[name]
@@ -101,7 +110,7 @@ def test_fake_nodes_are_ready_with_gpus_labels_and_taints(kube: Any) -> None:
 
 
 def test_gpu_pod_with_toleration_lands_on_an_h100_node(kube: Any, namespace: str) -> None:
-    core = client.CoreV1Api(kube)
+    core = _core(kube)
     pod = _pod("one-gpu", gpus=1, node_selector={"nvidia.com/gpu.product": H100})
     core.create_namespaced_pod(namespace, pod)
     running = _wait_phase(core, namespace, "one-gpu", "Running")
@@ -110,7 +119,7 @@ def test_gpu_pod_with_toleration_lands_on_an_h100_node(kube: Any, namespace: str
 
 
 def test_sixteen_gpus_stay_pending_unschedulable(kube: Any, namespace: str) -> None:
-    core = client.CoreV1Api(kube)
+    core = _core(kube)
     core.create_namespaced_pod(namespace, _pod("sixteen", gpus=16))
     cond = _wait_unschedulable(core, namespace, "sixteen")
     assert cond.reason == "Unschedulable"
@@ -121,7 +130,7 @@ def test_sixteen_gpus_stay_pending_unschedulable(kube: Any, namespace: str) -> N
 
 
 def test_gpu_taint_keeps_pods_without_toleration_off_gpu_nodes(kube: Any, namespace: str) -> None:
-    core = client.CoreV1Api(kube)
+    core = _core(kube)
     core.create_namespaced_pod(namespace, _pod("untolerated-gpu", gpus=1, tolerate=False))
     cond = _wait_unschedulable(core, namespace, "untolerated-gpu")
     assert "untolerated taint" in cond.message
@@ -137,7 +146,7 @@ def _job(
     failure_policy: client.V1PodFailurePolicy | None = None,
 ) -> client.V1Job:
     template = _pod("unused", annotations=annotations)
-    template.metadata.name = None
+    template.metadata = client.V1ObjectMeta(annotations=annotations)
     return client.V1Job(
         metadata=client.V1ObjectMeta(name=name),
         spec=client.V1JobSpec(
@@ -150,7 +159,7 @@ def _job(
     )
 
 
-def _wait_job_condition(batch: client.BatchV1Api, ns: str, name: str, kind: str) -> Any:
+def _wait_job_condition(batch: Any, ns: str, name: str, kind: str) -> Any:
     def check() -> Any:
         job = batch.read_namespaced_job_status(name, ns)
         for cond in job.status.conditions or []:
@@ -162,7 +171,7 @@ def _wait_job_condition(batch: client.BatchV1Api, ns: str, name: str, kind: str)
 
 
 def test_job_pods_succeed_through_kwok_stages(kube: Any, namespace: str) -> None:
-    batch, core = client.BatchV1Api(kube), client.CoreV1Api(kube)
+    batch, core = _batch(kube), _core(kube)
     batch.create_namespaced_job(namespace, _job("two-pods", completions=2))
     job, _ = _wait_job_condition(batch, namespace, "two-pods", "Complete")
     assert job.status.succeeded == 2
@@ -174,7 +183,7 @@ def test_job_pods_succeed_through_kwok_stages(kube: Any, namespace: str) -> None
 
 
 def test_annotation_fails_a_pod_with_exit_code_and_message(kube: Any, namespace: str) -> None:
-    core = client.CoreV1Api(kube)
+    core = _core(kube)
     message = '{"adapterUri": "s3://models/demo"}\nsecond line'
     annotations = {
         TEST_PHASE_ANNOTATION: "Failed",
@@ -189,7 +198,7 @@ def test_annotation_fails_a_pod_with_exit_code_and_message(kube: Any, namespace:
 
 def test_pod_failure_policy_sees_the_exit_code(kube: Any, namespace: str) -> None:
     """What the operator's bad-config exit code relies on: FailJob on that exit code."""
-    batch = client.BatchV1Api(kube)
+    batch = _batch(kube)
     policy = client.V1PodFailurePolicy(
         rules=[
             client.V1PodFailurePolicyRule(
@@ -209,12 +218,12 @@ def test_pod_failure_policy_sees_the_exit_code(kube: Any, namespace: str) -> Non
 
 
 def test_running_annotation_keeps_a_job_pod_running(kube: Any, namespace: str) -> None:
-    batch, core = client.BatchV1Api(kube), client.CoreV1Api(kube)
+    batch, core = _batch(kube), _core(kube)
     batch.create_namespaced_job(
         namespace, _job("long", completions=1, annotations={TEST_PHASE_ANNOTATION: "Running"})
     )
 
-    def running_pod() -> client.V1Pod | None:
+    def running_pod() -> Any:
         pods = core.list_namespaced_pod(namespace, label_selector="job-name=long").items
         return pods[0] if pods and pods[0].status.phase == "Running" else None
 
@@ -229,7 +238,7 @@ def test_running_annotation_keeps_a_job_pod_running(kube: Any, namespace: str) -
 
 
 def test_pending_annotation_leaves_status_to_the_test(kube: Any, namespace: str) -> None:
-    core = client.CoreV1Api(kube)
+    core = _core(kube)
     pod = _pod("manual", annotations={TEST_PHASE_ANNOTATION: "Pending"}, node_name="cpu-0")
     core.create_namespaced_pod(namespace, pod)
     core.create_namespaced_pod(namespace, _pod("automatic", node_name="cpu-0"))
@@ -246,7 +255,7 @@ def test_pending_annotation_leaves_status_to_the_test(kube: Any, namespace: str)
 def test_local_exec_nodes_are_ready_but_their_pods_are_left_alone(
     control_plane: ControlPlane, kube: Any, namespace: str
 ) -> None:
-    core = client.CoreV1Api(kube)
+    core = _core(kube)
     taint = {"key": "kubetune.io/test-only", "effect": "NoSchedule"}
     node = FakeNode("local-exec-test", local_exec=True, taints=(taint,))
     control_plane.add_node(node)  # waits until KWOK reports it Ready
@@ -262,7 +271,7 @@ def test_local_exec_nodes_are_ready_but_their_pods_are_left_alone(
 
 
 def test_deleting_an_owner_deletes_owned_objects(kube: Any, namespace: str) -> None:
-    core = client.CoreV1Api(kube)
+    core = _core(kube)
     owner = core.create_namespaced_config_map(
         namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owner"))
     )

@@ -75,6 +75,7 @@ __all__ = [
     "ComponentError",
     "ControlPlane",
     "FakeNode",
+    "KubectlError",
     "pod_stages",
 ]
 
@@ -237,6 +238,13 @@ def pod_stages(pod_ready: Mapping[str, Any]) -> list[dict[str, Any]]:
             {"finalizers": {"empty": True}, "delete": True},
         ),
     ]
+
+
+class KubectlError(subprocess.CalledProcessError):
+    """kubectl failed; unlike its base class, the message includes kubectl's stderr."""
+
+    def __str__(self) -> str:
+        return f"{super().__str__()}\n{self.stderr}"
 
 
 def _default_log(msg: str) -> None:
@@ -652,12 +660,7 @@ class ControlPlane:
             cmd, input=input, capture_output=True, text=True, timeout=timeout, check=False
         )
         if check and proc.returncode != 0:
-            raise subprocess.CalledProcessError(
-                proc.returncode,
-                cmd,
-                proc.stdout,
-                proc.stderr + f"\n(kubectl {' '.join(args)} failed: {proc.stderr.strip()})",
-            )
+            raise KubectlError(proc.returncode, cmd, proc.stdout, proc.stderr)
         return proc
 
     def component_logs(self) -> dict[str, Path]:
