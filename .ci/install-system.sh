@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# System dependencies of the test suite, then the control-plane binaries.
+#
+# - Debian packages: prometheus (prometheus + promtool for the metrics tests), lua5.1
+#   (Argo CD health-check scripts run on gopher-lua, Lua 5.1 semantics).
+# - Go >= 1.26 must already be on PATH: kube-apiserver, kube-controller-manager,
+#   kube-scheduler, kubectl, etcd, kwok and helm are compiled from the Go module proxy and
+#   cached under ${XDG_CACHE_HOME:-~/.cache}/kubetune/bin (python -m kubetune.devenv build).
+#
+# Idempotent: installed packages and cached binaries are kept, so a second run takes
+# about a second. Quiet: only what it does and errors are printed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(prometheus lua5.1)
+missing=()
+for pkg in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$pkg")
+    fi
+done
+if ((${#missing[@]})); then
+    sudo=""
+    if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+    echo "install-system: apt-get install ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+else
+    echo "install-system: Debian packages present (${packages[*]})"
+fi
+
+if ! command -v go >/dev/null; then
+    echo "install-system: the Go toolchain (>= 1.26) is required to build the control plane" >&2
+    exit 1
+fi
+
+python="${PYTHON:-.venv/bin/python}"
+if [ ! -x "$python" ]; then python=python3; fi
+"$python" -m kubetune.devenv build
