@@ -14,7 +14,12 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from kubetune_trainer.checkpoints import CheckpointStore, RemoteCheckpoint
+from kubetune_trainer.checkpoints import (
+    INCOMPLETE_SENTINEL,
+    NAME,
+    CheckpointStore,
+    RemoteCheckpoint,
+)
 from kubetune_trainer.metrics import TrainerMetrics
 
 log = logging.getLogger(__name__)
@@ -103,12 +108,23 @@ class CheckpointUploadCallback(TrainerCallback):
         self.uploaded: list[RemoteCheckpoint] = []
 
     def upload(self, output_dir: Path, state: TrainerState) -> None:
-        folder = output_dir / f"checkpoint-{state.global_step}"
-        if not folder.is_dir() or any(c.step == state.global_step for c in self.uploaded):
+        """Upload the newest local checkpoint unless it is already uploaded.
+
+        The newest folder, not ``checkpoint-<global_step>``: a just-in-time checkpoint taken
+        before the optimizer step is named after the previous step.
+        """
+        local = sorted(
+            (int(match.group(1)), path)
+            for path in output_dir.glob("checkpoint-*")
+            if (match := NAME.match(path.name)) and not (path / INCOMPLETE_SENTINEL).exists()
+        )
+        if not local or any(c.step == local[-1][0] for c in self.uploaded):
             return
-        eval_losses = [float(e["eval_loss"]) for e in state.log_history if "eval_loss" in e]
+        step, folder = local[-1]
+        eval_losses = [float(e["eval_loss"]) for e in state.log_history
+                       if "eval_loss" in e and e.get("step", 0) <= step]
         latest = eval_losses[-1] if eval_losses else None
-        checkpoint = self.store.upload(folder, state.global_step, latest)
+        checkpoint = self.store.upload(folder, step, latest)
         self.uploaded.append(checkpoint)
         log.info("checkpoint %d uploaded to %s", checkpoint.step, checkpoint.uri)
 

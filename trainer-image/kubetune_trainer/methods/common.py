@@ -102,7 +102,7 @@ def training_arguments(ctx: MethodContext) -> dict[str, Any]:
         "bf16": precision == "bf16",
         "fp16": precision == "fp16",
         "use_cpu": not on_gpu,
-        "gradient_checkpointing": training.gradientCheckpointing,
+        "activation_checkpointing": training.gradientCheckpointing,
         "logging_steps": training.loggingSteps,
         "logging_first_step": True,
         "eval_strategy": ("steps" if training.evalSteps else "epoch") if has_eval else "no",

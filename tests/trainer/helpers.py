@@ -1,0 +1,80 @@
+"""Builders shared by the trainer tests: job configs over the builtin tiny model, data files."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from kubetune.api.loading import parse_finetunejob
+from kubetune.api.trainer_config import TrainerConfig
+from kubetune.render.trainer_config import render_trainer_config
+
+#: The smallest useful run: two optimizer steps of a rank-4 LoRA on the tiny Llama.
+BASE_SPEC: dict[str, Any] = {
+    "method": "sft",
+    "model": {"uri": "builtin://tiny-llama"},
+    "adapter": {"type": "lora", "lora": {"rank": 4, "alpha": 8}},
+    "training": {
+        "maxSteps": 2,
+        "batchSize": 2,
+        "loggingSteps": 1,
+        "learningRate": "1e-3",
+        "precision": "fp32",
+        "gradientCheckpointing": False,
+    },
+    "resources": {"gpus": 0},
+}
+
+CHAT_ROWS = [
+    {"messages": [{"role": "user", "content": f"What is {a} plus {b}?"},
+                  {"role": "assistant", "content": f"{a} plus {b} is {a + b}."}]}
+    for a in range(1, 5)
+    for b in range(1, 3)
+]
+PREFERENCE_ROWS = [
+    {"prompt": f"What is {a} plus 1?", "chosen": f" {a + 1}.", "rejected": f" {a + 7}."}
+    for a in range(8)
+]
+PROMPT_ROWS = [{"prompt": f"What is {a} plus 1?", "answer": str(a + 1)} for a in range(8)]
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge of spec dicts (override wins; ``None`` deletes a key)."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def job_document(spec: dict[str, Any], name: str = "test-job") -> dict[str, Any]:
+    return {
+        "apiVersion": "kubetune.io/v1alpha1",
+        "kind": "FineTuneJob",
+        "metadata": {"name": name, "namespace": "default", "uid": "uid-1"},
+        "spec": spec,
+    }
+
+
+def make_config(tmp_path: Path, rows: list[dict[str, Any]] | None = None,
+                **override: Any) -> TrainerConfig:
+    """A rendered TrainerConfig: BASE_SPEC + override, data in tmp_path, output in tmp_path."""
+    data = write_jsonl(tmp_path / "data" / "train.jsonl", rows or CHAT_ROWS)
+    spec = merge(BASE_SPEC, {
+        "dataset": {"train": {"uri": f"file://{data}"}},
+        "output": {"uri": f"file://{tmp_path / 'out'}"},
+    })
+    spec = merge(spec, override)
+    return render_trainer_config(parse_finetunejob(job_document(spec)))

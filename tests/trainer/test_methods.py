@@ -1,0 +1,52 @@
+"""Every training method runs for real (TRL on CPU) with a LoRA on the tiny Llama."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubetune_trainer.run import RunOptions, train
+from tests.trainer.helpers import CHAT_ROWS, PREFERENCE_ROWS, PROMPT_ROWS, make_config
+
+pytestmark = pytest.mark.trainer
+
+ONLINE = {"numGenerations": 2, "maxCompletionLength": 8}
+REWARD_FUNCTIONS = [
+    {"type": "exactMatch", "referenceColumn": "answer"},
+    {"type": "formatRegex", "pattern": "[0-9]+", "weight": "0.5"},
+    {"type": "lengthPenalty", "targetLength": 3},
+]
+
+CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any], str]] = {
+    "sft": (CHAT_ROWS, {}, "loss"),
+    "dpo": (PREFERENCE_ROWS, {"method": "dpo", "dpo": {"beta": "0.2"}}, "rewardsChosen"),
+    "kto": (PREFERENCE_ROWS, {"method": "kto"}, "loss"),
+    "orpo": (PREFERENCE_ROWS, {"method": "orpo"}, "loss"),
+    "reward": (PREFERENCE_ROWS, {"method": "reward"}, "loss"),
+    "grpo": (PROMPT_ROWS, {"method": "grpo", "grpo": ONLINE, "reward": {
+        "modelUri": "builtin://tiny-llama", "functions": REWARD_FUNCTIONS}}, "reward"),
+    "rloo": (PROMPT_ROWS, {"method": "rloo", "rloo": ONLINE, "reward": {
+        "functions": REWARD_FUNCTIONS}}, "reward"),
+}
+
+
+@pytest.mark.parametrize("method", list(CASES))
+def test_method_trains_and_publishes_an_adapter(tmp_path: Path, method: str) -> None:
+    rows, override, metric = CASES[method]
+    summary = train(make_config(tmp_path, rows, **override),
+                    RunOptions(work_dir=tmp_path / "work", print_logs=False))
+    assert (summary.outcome, summary.exitCode, summary.step) == ("Succeeded", 0, 2)
+    assert math.isfinite(summary.metrics[metric])
+    out = tmp_path / "out"
+    adapter = json.loads((out / "adapter_config.json").read_text())
+    assert adapter["peft_type"] == "LORA" and adapter["r"] == 4
+    assert adapter["task_type"] == ("SEQ_CLS" if method == "reward" else "CAUSAL_LM")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["method"] == method
+    assert 0 < manifest["parameters"]["trainable"] < manifest["parameters"]["total"]
+    logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in logged if "loss" in r] == [1, 2]

@@ -1,0 +1,143 @@
+"""The entry point end to end: manifest, termination message, exit codes, metrics, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from kubetune.render.trainer_config import trainer_config_json
+from kubetune_trainer import exit_codes
+from kubetune_trainer.__main__ import main
+from kubetune_trainer.checkpoints import MARKER
+from kubetune_trainer.run import RunOptions, train
+from tests.trainer.helpers import CHAT_ROWS, make_config
+
+pytestmark = pytest.mark.trainer
+
+
+def termination_message() -> dict[str, Any]:
+    message: dict[str, Any] = json.loads(
+        Path(os.environ["KUBETUNE_TERMINATION_PATH"]).read_text()
+    )
+    return message
+
+
+def run_main(tmp_path: Path, **override: Any) -> int:
+    config_file = tmp_path / "config.json"
+    config_file.write_text(trainer_config_json(make_config(tmp_path, **override)))
+    os.environ["KUBETUNE_WORK_DIR"] = str(tmp_path / "work")
+    try:
+        return main(["--config", str(config_file)])
+    finally:
+        del os.environ["KUBETUNE_WORK_DIR"]
+
+
+def test_success_writes_manifest_last_and_a_termination_summary(tmp_path: Path) -> None:
+    assert run_main(tmp_path, dataset={"validationSplit": "0.25"}) == exit_codes.SUCCESS
+    out = tmp_path / "out"
+    manifest = json.loads((out / "manifest.json").read_text())
+    config = make_config(tmp_path, dataset={"validationSplit": "0.25"})
+    assert manifest["specDigest"] == config.specDigest
+    assert manifest["config"]["spec"]["method"] == "sft"
+    assert manifest["job"] == {"name": "test-job", "namespace": "default", "uid": "uid-1"}
+    assert {"torch", "transformers", "trl", "peft", "python"} <= set(manifest["versions"])
+    [data_file] = manifest["data"]["files"]
+    train_bytes = (tmp_path / "data" / "train.jsonl").read_bytes()
+    import hashlib
+
+    assert data_file["sha256"] == hashlib.sha256(train_bytes).hexdigest()
+    assert (data_file["rows"], manifest["data"]["trainRows"], manifest["data"]["evalRows"]) == (
+        len(CHAT_ROWS), 6, 2)
+    assert {"loss", "evalLoss"} <= set(manifest["metrics"])
+    # Every uploaded file is older than the manifest: it was written last.
+    manifest_time = (out / "manifest.json").stat().st_mtime_ns
+    assert all(Path(f[len("file://"):]).stat().st_mtime_ns <= manifest_time
+               for f in manifest["files"])
+    assert str(out / "metrics.jsonl") in {f[len("file://"):] for f in manifest["files"]}
+
+    summary = termination_message()
+    assert (summary["outcome"], summary["exitCode"], summary["step"], summary["totalSteps"]) == (
+        "Succeeded", 0, 2, 2)
+    assert summary["result"]["manifestUri"] == f"file://{out}/manifest.json"
+    assert summary["metrics"]["evalLoss"] == manifest["metrics"]["evalLoss"]
+    assert len(json.dumps(summary)) < 4096
+
+
+def test_bad_data_exits_with_invalid_input_and_names_the_row(tmp_path: Path) -> None:
+    rows = [*CHAT_ROWS[:3], {"messages": [{"role": "user", "content": 5}]}]
+    assert run_main(tmp_path, rows=rows) == exit_codes.INVALID_INPUT
+    summary = termination_message()
+    assert (summary["outcome"], summary["reason"]) == ("Failed", "InvalidData")
+    assert "train.jsonl, row 4: messages[0] content must be a string" in summary["message"]
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_missing_config_is_an_invalid_input(tmp_path: Path) -> None:
+    assert main(["--config", str(tmp_path / "absent.json")]) == exit_codes.INVALID_INPUT
+    assert termination_message()["reason"] == "InvalidConfig"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_metrics_endpoint_serves_training_progress(tmp_path: Path) -> None:
+    port = free_port()
+    train(make_config(tmp_path, dataset={"validationSplit": "0.25"}),
+          RunOptions(work_dir=tmp_path / "work", metrics_port=port, print_logs=False))
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+    values = {line.split()[0]: float(line.split()[1])
+              for line in text.splitlines() if line.startswith("kubetune_trainer_")}
+    assert values["kubetune_trainer_step"] == 2
+    assert values["kubetune_trainer_total_steps"] == 2
+    assert values["kubetune_trainer_epoch"] > 0
+    assert values["kubetune_trainer_loss"] > 0 and values["kubetune_trainer_eval_loss"] > 0
+    assert values["kubetune_trainer_tokens_per_second"] > 0
+    assert values["kubetune_trainer_samples_per_second"] > 0
+    assert values["kubetune_trainer_learning_rate"] > 0
+
+
+class SigtermAt(TrainerCallback):
+    """Sends this process SIGTERM once, as the kubelet does on preemption."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState,
+                    control: TrainerControl, **_: Any) -> None:
+        if state.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_saves_a_checkpoint_and_the_next_run_resumes(tmp_path: Path) -> None:
+    # Many steps, so training is still running when the delayed checkpoint request lands.
+    config = make_config(tmp_path, training={"maxSteps": 100_000})
+    interrupted = train(config, RunOptions(work_dir=tmp_path / "work1", print_logs=False,
+                                           callbacks=[SigtermAt(1)]))
+    assert (interrupted.outcome, interrupted.exitCode) == ("Interrupted", exit_codes.INTERRUPTED)
+    [checkpoint] = interrupted.checkpoints
+    # Saved at the step boundary: the step done, or the one before when the request landed
+    # between backward and optimizer step (that step is then redone on resume).
+    step = checkpoint["step"]
+    assert 1 <= step <= interrupted.step < 100_000
+    remote = tmp_path / "out" / "checkpoints" / f"checkpoint-{step}"
+    assert checkpoint["uri"] == f"file://{remote}" and (remote / MARKER).is_file()
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+    resumed = train(make_config(tmp_path, training={"maxSteps": step + 2}),
+                    RunOptions(work_dir=tmp_path / "work2", print_logs=False))
+    assert (resumed.outcome, resumed.step) == ("Succeeded", step + 2)
+    logged = [json.loads(line) for line in (tmp_path / "work2" / "metrics.jsonl").read_text()
+              .splitlines()]
+    assert [r["step"] for r in logged if "loss" in r] == [step + 1, step + 2]
