@@ -13,9 +13,9 @@ import sys
 from collections.abc import Sequence
 
 from kubetune import __version__
-from kubetune.cli import crd, estimate, get, logs, plot, run, validate, watch
+from kubetune.cli import crd, data, estimate, get, logs, operator, plot, run, validate, watch
 
-SUBCOMMANDS = (crd, validate, run, estimate, get, watch, logs, plot)
+SUBCOMMANDS = (crd, validate, run, estimate, get, watch, logs, plot, data, operator)
 
 
 def build_parser() -> argparse.ArgumentParser:
