@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: help venv quickstart test test-unit lint crd
+.PHONY: help venv system quickstart test test-unit lint crd
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -19,7 +19,10 @@ venv: $(VENV)/.installed  ## create the virtual environment with every extra
 quickstart: venv  ## train a LoRA adapter on CPU from examples/quickstart.yaml (no cluster, no GPU)
 	$(VENV)/bin/kubetune run examples/quickstart.yaml
 
-test: venv  ## run the whole test suite (builds and starts the test control plane and S3)
+system: venv  ## Debian packages (prometheus, lua5.1) and the control-plane binaries (cached)
+	PYTHON=$(PYTHON) bash .ci/install-system.sh
+
+test: venv system  ## run the whole test suite (starts a real control plane and S3 on loopback)
 	$(PYTHON) -m pytest
 
 test-unit: venv  ## run the unit tests only (no cluster, no S3, no training)
