@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tomllib
 from importlib import metadata
 from pathlib import Path
 
@@ -37,10 +38,25 @@ HEADER = (
 )
 
 
+def _declared(dist: str) -> list[str]:
+    """Requirement strings of ``dist``: kubetune's from pyproject.toml (the source of
+    truth, even before the editable install's metadata is refreshed), others' installed."""
+    if dist != DISTRIBUTION:
+        return metadata.requires(dist) or []
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    texts = list(project["dependencies"])
+    for extra, extra_reqs in project["optional-dependencies"].items():
+        for text in extra_reqs:
+            req, _, marker = text.partition(";")
+            condition = f"({marker.strip()}) and " if marker.strip() else ""
+            texts.append(f"{req.strip()}; {condition}extra == '{extra}'")
+    return texts
+
+
 def _requirements(dist: str, extras: frozenset[str]) -> list[Requirement]:
     """Requirements of ``dist`` that apply here with ``extras`` selected."""
     reqs = []
-    for text in metadata.requires(dist) or []:
+    for text in _declared(dist):
         req = Requirement(text)
         if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in extras or {""}):
             reqs.append(req)
