@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from kubetune.api.loading import parse_finetunejob
 from kubetune.api.trainer_config import TrainerConfig
 from kubetune.render.trainer_config import render_trainer_config
+from tests.cases.manifests import merge
 
 #: The smallest useful run: two optimizer steps of a rank-4 LoRA on the tiny Llama.
 BASE_SPEC: dict[str, Any] = {
@@ -44,19 +44,6 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     return path
-
-
-def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Deep merge of spec dicts (override wins; ``None`` deletes a key)."""
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if value is None:
-            out.pop(key, None)
-        elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def job_document(spec: dict[str, Any], name: str = "test-job") -> dict[str, Any]:

@@ -16,6 +16,7 @@ from kubetune.api.training import TrainingSpec
 from kubetune_trainer import adapters, exit_codes
 from kubetune_trainer.builtin import materialize
 from kubetune_trainer.run import RunOptions, execute, train
+from tests.cases.manifests import DELETE
 from tests.trainer.helpers import make_config
 
 pytestmark = pytest.mark.trainer
@@ -59,7 +60,7 @@ def test_qlora_without_cuda_is_refused_unless_allowed(tmp_path: Path) -> None:
 
 
 def test_full_trains_every_weight_and_saves_a_whole_model(tmp_path: Path) -> None:
-    manifest = run_sft(tmp_path, adapter={"type": "full", "lora": None})
+    manifest = run_sft(tmp_path, adapter={"type": "full", "lora": DELETE})
     parameters = manifest["parameters"]
     assert isinstance(parameters, dict) and parameters["trainable"] == parameters["total"]
     out = tmp_path / "out"
@@ -76,7 +77,7 @@ def test_partial_unfreezes_only_the_named_layers_and_patterns() -> None:
 
 
 def test_partial_run_publishes_full_weights(tmp_path: Path) -> None:
-    manifest = run_sft(tmp_path, adapter={"type": "partial", "lora": None,
+    manifest = run_sft(tmp_path, adapter={"type": "partial", "lora": DELETE,
                                           "partial": {"layers": [0]}})
     parameters = manifest["parameters"]
     assert isinstance(parameters, dict)
@@ -85,7 +86,7 @@ def test_partial_run_publishes_full_weights(tmp_path: Path) -> None:
 
 
 def test_prompt_tuning_trains_virtual_tokens(tmp_path: Path) -> None:
-    run_sft(tmp_path, adapter={"type": "promptTuning", "lora": None,
+    run_sft(tmp_path, adapter={"type": "promptTuning", "lora": DELETE,
                                "promptTuning": {"virtualTokens": 5, "initText": "Answer:"}})
     config = json.loads((tmp_path / "out" / "adapter_config.json").read_text())
     assert (config["peft_type"], config["num_virtual_tokens"]) == ("PROMPT_TUNING", 5)

@@ -87,6 +87,12 @@ def _storage_options(kind: str) -> dict[str, Any]:
         options: dict[str, Any] = {"config_kwargs": {"retries": {"max_attempts": 1}}}
         if endpoint:
             options["endpoint_url"] = endpoint
+        # Passed explicitly (still only from the environment) so that fsspec's instance
+        # cache, keyed by these options, never serves a client built with older credentials.
+        for option, variable in (("key", "AWS_ACCESS_KEY_ID"), ("secret", "AWS_SECRET_ACCESS_KEY"),
+                                 ("token", "AWS_SESSION_TOKEN")):
+            if os.environ.get(variable):
+                options[option] = os.environ[variable]
         return options
     return {}
 
