@@ -1,0 +1,281 @@
+"""The training pod template: container, environment, volumes, security and placement.
+
+The template follows the restricted Pod Security Standard (non-root, no privilege
+escalation, no capabilities, RuntimeDefault seccomp) with a read-only root filesystem;
+everything the trainer writes goes to emptyDirs (``/tmp``, the model/hub caches, the
+work dir) or to a memory-backed ``/dev/shm`` (data loader workers and NCCL need more
+than the container runtime's 64 MiB default). Credentials reach the pod only as
+references to Secrets (``envFrom``/``secretKeyRef``), never as values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlparse
+
+from kubetune.api import FineTuneJob
+from kubetune.render import names
+from kubetune.render.labels import child_labels
+from kubetune.render.options import RenderOptions
+from kubetune_trainer.config import CONFIG_ENV
+from kubetune_trainer.metrics import PORT_ENV
+from kubetune_trainer.run import WORK_DIR_ENV
+from kubetune_trainer.termination import DEFAULT_PATH as TERMINATION_PATH
+from kubetune_trainer.termination import PATH_ENV as TERMINATION_PATH_ENV
+
+CONTAINER_NAME = "trainer"
+CONFIG_DIR = "/etc/kubetune"
+CONFIG_KEY = "config.json"
+CONFIG_PATH = f"{CONFIG_DIR}/{CONFIG_KEY}"
+CACHE_DIR = "/cache"
+WORK_DIR = "/work"
+PVC_ROOT = "/mnt/kubetune/pvc"
+#: torchrun's rendezvous port on rank 0 (its default).
+MASTER_PORT = 29500
+#: The annotation the Job controller sets on each pod of an Indexed Job.
+COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+#: A numeric non-root user (``runAsNonRoot`` can't verify a user name); the trainer
+#: image runs as this user.
+RUN_AS_USER = 1000
+
+_TRAINER_MODULE = "kubetune_trainer"
+
+
+def _command(job: FineTuneJob) -> list[str]:
+    """One process per GPU under torchrun when there is more than one; else plain Python.
+
+    torchrun reads its ``--nnodes`` etc. from the ``PET_*`` environment (see
+    :func:`_distributed_env`); ``--standalone`` gives a single node a local rendezvous.
+    """
+    resources = job.spec.resources
+    if resources.nodes > 1:
+        return ["torchrun", "--module", _TRAINER_MODULE]
+    if resources.gpus > 1:
+        return ["torchrun", "--standalone", "--module", _TRAINER_MODULE]
+    return ["python", "-m", _TRAINER_MODULE]
+
+
+def _distributed_env(job: FineTuneJob) -> list[dict[str, Any]]:
+    resources = job.spec.resources
+    if resources.nodes == 1 and resources.gpus <= 1:
+        return []
+    env: list[dict[str, Any]] = [
+        {"name": "PET_NNODES", "value": str(resources.nodes)},
+        {"name": "PET_NPROC_PER_NODE", "value": str(max(resources.gpus, 1))},
+    ]
+    if resources.nodes > 1:
+        index_path = f"metadata.annotations['{COMPLETION_INDEX_ANNOTATION}']"
+        env += [
+            {"name": "PET_NODE_RANK", "valueFrom": {"fieldRef": {"fieldPath": index_path}}},
+            {"name": "PET_MASTER_ADDR", "value": names.master_address(job.metadata.name)},
+            {"name": "PET_MASTER_PORT", "value": str(MASTER_PORT)},
+        ]
+    return env
+
+
+def credential_secrets(job: FineTuneJob) -> list[str]:
+    """Names of the Secrets whose keys become the trainer's environment, in spec order."""
+    spec = job.spec
+    candidates = [
+        spec.model.credentialsSecret,
+        spec.output.credentialsSecret,
+        spec.reward.credentialsSecret if spec.reward else None,
+        spec.tracking.credentialsSecret if spec.tracking else None,
+    ]
+    return list(dict.fromkeys(name for name in candidates if name))
+
+
+def pvc_claims(job: FineTuneJob) -> dict[str, bool]:
+    """Claims named by ``pvc://claim/path`` URIs anywhere in the spec -> writable?
+
+    Only the output claim is mounted read-write: a typo in a dataset URI must not let
+    the trainer write into someone's data volume.
+    """
+    output = urlparse(job.spec.output.uri)
+    output_claim = output.netloc if output.scheme == "pvc" else None
+    claims: dict[str, bool] = {}
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+        elif isinstance(node, str) and node.startswith("pvc://"):
+            claim = urlparse(node).netloc
+            claims[claim] = claims.get(claim, False) or claim == output_claim
+
+    visit(job.spec.model_dump(mode="json", exclude_none=True))
+    return claims
+
+
+def _env(job: FineTuneJob, options: RenderOptions) -> list[dict[str, Any]]:
+    fixed = [
+        {"name": CONFIG_ENV, "value": CONFIG_PATH},
+        {"name": PORT_ENV, "value": str(options.metrics_port)},
+        {"name": TERMINATION_PATH_ENV, "value": TERMINATION_PATH},
+        {"name": WORK_DIR_ENV, "value": WORK_DIR},
+        {"name": "KUBETUNE_PVC_ROOT", "value": PVC_ROOT},
+        {"name": "HOME", "value": WORK_DIR},
+        {"name": "XDG_CACHE_HOME", "value": CACHE_DIR},
+        {"name": "HF_HOME", "value": f"{CACHE_DIR}/huggingface"},
+        {"name": "TRITON_CACHE_DIR", "value": f"{CACHE_DIR}/triton"},
+    ]
+    user = [variable.to_wire() for variable in job.spec.env]
+    return fixed + _distributed_env(job) + user
+
+
+def _resources(job: FineTuneJob) -> dict[str, dict[str, str]]:
+    """Requests as asked; limits only where exceeding the request hurts others.
+
+    GPUs must have equal requests and limits. Memory is limited to the request so that
+    a leak OOM-kills this pod instead of putting the node under pressure (the memory
+    of ``/dev/shm`` counts against it). CPU stays unlimited: throttling a data loader
+    slows the GPUs down for nothing.
+    """
+    spec = job.spec.resources
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    if spec.cpu:
+        requests["cpu"] = spec.cpu
+    if spec.memory:
+        requests["memory"] = limits["memory"] = spec.memory
+    if spec.ephemeralStorage:
+        requests["ephemeral-storage"] = spec.ephemeralStorage
+    if spec.gpus:
+        requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(spec.gpus)
+    return {key: value for key, value in (("requests", requests), ("limits", limits)) if value}
+
+
+def _volumes(job: FineTuneJob) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(volumes, volumeMounts): config file, scratch emptyDirs, /dev/shm, pvc:// claims."""
+    volumes: list[dict[str, Any]] = [
+        {
+            "name": "config",
+            "configMap": {
+                "name": names.configmap_name(job.metadata.name),
+                "items": [{"key": CONFIG_KEY, "path": CONFIG_KEY}],
+            },
+        },
+        {"name": "tmp", "emptyDir": {}},
+        {"name": "cache", "emptyDir": {}},
+        {"name": "work", "emptyDir": {}},
+        {
+            "name": "dshm",
+            "emptyDir": {"medium": "Memory", "sizeLimit": job.spec.resources.sharedMemory},
+        },
+    ]
+    mounts: list[dict[str, Any]] = [
+        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "cache", "mountPath": CACHE_DIR},
+        {"name": "work", "mountPath": WORK_DIR},
+        {"name": "dshm", "mountPath": "/dev/shm"},
+    ]
+    for index, (claim, writable) in enumerate(sorted(pvc_claims(job).items())):
+        volume = f"pvc-{index}"
+        volumes.append(
+            {
+                "name": volume,
+                "persistentVolumeClaim": {"claimName": claim, "readOnly": not writable},
+            }
+        )
+        mounts.append(
+            {"name": volume, "mountPath": f"{PVC_ROOT}/{claim}", "readOnly": not writable}
+        )
+    return volumes, mounts
+
+
+def _ports(job: FineTuneJob, options: RenderOptions) -> list[dict[str, Any]]:
+    ports: list[dict[str, Any]] = [
+        {"name": "metrics", "containerPort": options.metrics_port, "protocol": "TCP"}
+    ]
+    if job.spec.resources.nodes > 1:
+        ports.append({"name": "rendezvous", "containerPort": MASTER_PORT, "protocol": "TCP"})
+    return ports
+
+
+def _container(job: FineTuneJob, options: RenderOptions) -> dict[str, Any]:
+    _, mounts = _volumes(job)
+    container: dict[str, Any] = {
+        "name": CONTAINER_NAME,
+        "image": job.spec.image or options.trainer_image,
+        "command": _command(job),
+        "env": _env(job, options),
+        "ports": _ports(job, options),
+        "resources": _resources(job),
+        "volumeMounts": mounts,
+        "terminationMessagePath": TERMINATION_PATH,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    secrets = credential_secrets(job)
+    if secrets:
+        container["envFrom"] = [{"secretRef": {"name": name}} for name in secrets]
+    return container
+
+
+def _placement(job: FineTuneJob) -> dict[str, Any]:
+    """nodeSelector, tolerations, affinity and priority from the spec plus GPU defaults."""
+    spec = job.spec
+    scheduling = spec.scheduling
+    node_selector = dict(scheduling.nodeSelector) if scheduling else {}
+    if spec.resources.gpuType:
+        node_selector[GPU_PRODUCT_LABEL] = spec.resources.gpuType
+    tolerations = [t.to_wire() for t in scheduling.tolerations] if scheduling else []
+    if spec.resources.gpus:
+        tolerations.append({"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"})
+    placement: dict[str, Any] = {}
+    if node_selector:
+        placement["nodeSelector"] = node_selector
+    if tolerations:
+        placement["tolerations"] = tolerations
+    if scheduling and scheduling.affinity:
+        placement["affinity"] = scheduling.affinity
+    if scheduling and scheduling.priorityClassName:
+        placement["priorityClassName"] = scheduling.priorityClassName
+    return placement
+
+
+def render_pod_template(job: FineTuneJob, options: RenderOptions) -> dict[str, Any]:
+    """The Job's ``spec.template`` for ``job``."""
+    name = job.metadata.name
+    volumes, _ = _volumes(job)
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": (
+            job.spec.terminationGracePeriodSeconds or options.grace_period_seconds
+        ),
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS_USER,
+            "runAsGroup": RUN_AS_USER,
+            "fsGroup": RUN_AS_USER,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [_container(job, options)],
+        "volumes": volumes,
+        **_placement(job),
+    }
+    if job.spec.serviceAccountName:
+        pod_spec["serviceAccountName"] = job.spec.serviceAccountName
+    if job.spec.resources.nodes > 1:
+        pod_spec["subdomain"] = names.service_name(name)
+    return {
+        "metadata": {
+            "labels": child_labels(name, "trainer"),
+            "annotations": dict(options.pod_annotations),
+        },
+        "spec": pod_spec,
+    }
