@@ -1,0 +1,1 @@
+"""The kopf controller: handlers (thin), status derivation and progress (pure), settings."""

@@ -1,0 +1,392 @@
+"""FineTuneJob status from the observed world: a pure function, recomputed every time.
+
+Level-based: the conditions are derived from the Job and pods as they are now, not from
+a count of events, so a missed or repeated event, or an operator restart, changes
+nothing. The previous status is consulted only for what the world forgets:
+``lastTransitionTime`` (kept while a condition's status is unchanged), ``startTime``,
+``completionTime``, the monotonic ``restarts`` count (pods are deleted after they
+end), the last progress, and the terminal outcome once the Job is deleted by its TTL.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from kubetune.api.spec import FineTuneJobSpec
+from kubetune.api.status import (
+    CONDITION_TYPES,
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    FineTuneJobStatus,
+    Progress,
+    State,
+)
+from kubetune.controller.summary import checkpoints_of, parse_summary, result_of
+from kubetune.controller.views import JobView, PodView
+from kubetune_trainer.termination import Summary
+
+#: Container waiting reasons that need the user (a wrong image, a missing Secret).
+STUCK_REASONS = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+    }
+)
+#: Job failure reasons where the Job's own account beats the trainer's last words
+#: (the trainer only saw a SIGTERM).
+_JOB_DECIDED = frozenset({"DeadlineExceeded"})
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything the status is derived from."""
+
+    generation: int
+    spec: FineTuneJobSpec | None
+    """The parsed spec; ``None`` when the spec is invalid (see ``problems``)."""
+    problems: Sequence[str]
+    job: JobView | None
+    pods: Sequence[PodView]
+    previous: FineTuneJobStatus
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One condition's status, reason and message before bookkeeping."""
+
+    status: ConditionStatus
+    reason: str
+    message: str = ""
+
+
+@dataclass
+class _Draft:
+    verdicts: dict[ConditionType, Verdict] = field(default_factory=dict)
+    summary: Summary | None = None
+
+    def set(self, kind: ConditionType, status: ConditionStatus, reason: str, msg: str = "") -> None:
+        self.verdicts[kind] = Verdict(status, reason, msg)
+
+
+def _own_pods(obs: Observation) -> list[PodView]:
+    """Pods of the current Job (a re-created Job's old pods may still be terminating)."""
+    if obs.job is None:
+        return []
+    return [pod for pod in obs.pods if pod.job_uid == obs.job.uid]
+
+
+def _last_summary(pods: Sequence[PodView], phase: str) -> tuple[Summary | None, str]:
+    """Summary (and raw message) of the newest terminated pod in ``phase``, rank 0 first."""
+    ended = [p for p in pods if p.phase == phase and p.terminated is not None]
+    if not ended:
+        return None, ""
+
+    def newest(pod: PodView) -> tuple[bool, float]:
+        finished = pod.terminated.finished_at if pod.terminated else None
+        return pod.index == 0, (finished.timestamp() if finished else 0.0)
+
+    pod = max(ended, key=newest)
+    message = pod.terminated.message if pod.terminated else ""
+    return parse_summary(message), message.strip()
+
+
+def _invalid(draft: _Draft, obs: Observation) -> None:
+    problems = "; ".join(obs.problems)
+    draft.set("Accepted", "False", "InvalidSpec", problems)
+    for kind in CONDITION_TYPES[1:]:
+        draft.set(kind, "False", "InvalidSpec", "not started: the spec is invalid")
+
+
+def _succeeded(draft: _Draft, pods: Sequence[PodView]) -> None:
+    summary, _ = _last_summary(pods, "Succeeded")
+    draft.summary = summary
+    message = "training finished"
+    if summary is not None:
+        adapter = (summary.result or {}).get("adapterUri")
+        message = f"training finished at step {summary.step}" + (
+            f"; adapter at {adapter}" if adapter else ""
+        )
+    draft.set("Succeeded", "True", "Succeeded", message)
+    draft.set("Failed", "False", "Succeeded")
+    for kind in ("Queued", "Running", "Suspended"):
+        draft.set(kind, "False", "Finished", "the job has finished")
+
+
+def _failed(draft: _Draft, job: JobView, pods: Sequence[PodView]) -> None:
+    job_failure = job.condition("Failed")
+    job_reason = job_failure.reason if job_failure else "Failed"
+    job_message = job_failure.message if job_failure else ""
+    summary, raw = _last_summary(pods, "Failed")
+    draft.summary = summary
+    if job_reason in _JOB_DECIDED:
+        reason, message = job_reason, job_message
+    elif summary is not None:
+        reason = summary.reason or job_reason
+        message = summary.message + (f" ({job_reason}: {job_message})" if job_message else "")
+    else:
+        reason = job_reason
+        message = job_message + (f"; last output: {raw}" if raw else "")
+    draft.set("Failed", "True", reason, message)
+    draft.set("Succeeded", "False", "Failed")
+    for kind in ("Queued", "Running", "Suspended"):
+        draft.set(kind, "False", "Finished", "the job has finished")
+
+
+def _not_finished(draft: _Draft) -> None:
+    draft.set("Succeeded", "False", "NotFinished")
+    draft.set("Failed", "False", "NotFinished")
+
+
+def _suspended(draft: _Draft, pods: Sequence[PodView]) -> None:
+    stopping = [p for p in pods if p.phase in ("Pending", "Running")]
+    message = (
+        f"stopping {len(stopping)} pod(s); the trainer checkpoints before it exits"
+        if stopping
+        else "suspended by spec.suspend; set it to false to resume from the newest checkpoint"
+    )
+    draft.set("Suspended", "True", "Suspended", message)
+    draft.set("Queued", "False", "Suspended")
+    draft.set("Running", "False", "Suspended", message)
+
+
+def _active(draft: _Draft, spec: FineTuneJobSpec, pods: Sequence[PodView]) -> None:
+    """The Job runs (not suspended): place the pods between queued and running."""
+    draft.set("Suspended", "False", "NotSuspended")
+    nodes = spec.resources.nodes
+    live = [p for p in pods if not p.deleting and p.phase in ("Pending", "Running")]
+    running = [p for p in live if p.phase == "Running"]
+    unschedulable = [p for p in live if p.unschedulable]
+    stuck = [p for p in live if p.waiting_reason in STUCK_REASONS]
+    unscheduled = [p for p in live if p.scheduled is None or p.scheduled.status != "True"]
+    if len(running) >= nodes:
+        draft.set("Queued", "False", "Scheduled", "every pod is on a node")
+        draft.set("Running", "True", "Running", f"{len(running)}/{nodes} node(s) training")
+    elif unschedulable:
+        message = unschedulable[0].scheduled.message if unschedulable[0].scheduled else ""
+        draft.set("Queued", "True", "Unschedulable", message)
+        draft.set("Running", "False", "Unschedulable", message)
+    elif stuck:
+        pod = stuck[0]
+        draft.set("Queued", "False", "Scheduled", "every pod is on a node")
+        draft.set(
+            "Running", "False", pod.waiting_reason or "", f"{pod.name}: {pod.waiting_message}"
+        )
+    elif unscheduled or not live:
+        draft.set("Queued", "True", "Pending", "waiting for the pods to be created and scheduled")
+        draft.set("Running", "False", "Pending", f"{len(running)}/{nodes} node(s) training")
+    else:
+        draft.set("Queued", "False", "Scheduled", "every pod is on a node")
+        draft.set("Running", "False", "Starting", f"{len(running)}/{nodes} node(s) training")
+
+
+def _lifecycle(draft: _Draft, obs: Observation, spec: FineTuneJobSpec) -> None:
+    job = obs.job
+    pods = _own_pods(obs)
+    queue = spec.scheduling.queueName if spec.scheduling else None
+    if job is not None and job.condition("Complete"):
+        _succeeded(draft, pods)
+        return
+    if job is not None and job.condition("Failed"):
+        _failed(draft, job, pods)
+        return
+    _not_finished(draft)
+    if spec.suspend:
+        _suspended(draft, pods)
+    elif job is None:
+        draft.set("Suspended", "False", "NotSuspended")
+        draft.set("Queued", "Unknown", "Creating", "creating the Job")
+        draft.set("Running", "False", "Pending")
+    elif job.suspended and queue:
+        draft.set("Suspended", "False", "NotSuspended")
+        draft.set(
+            "Queued", "True", "WaitingForAdmission", f"waiting for Kueue to admit it ({queue})"
+        )
+        draft.set("Running", "False", "Queued", f"queued in LocalQueue {queue}")
+    elif job.suspended:
+        draft.set("Suspended", "False", "Resuming", "resuming the Job")
+        draft.set("Queued", "True", "Resuming", "resuming the Job")
+        draft.set("Running", "False", "Resuming")
+    else:
+        _active(draft, spec, pods)
+
+
+def _conditions(draft: _Draft, obs: Observation) -> list[Condition]:
+    """Conditions with ``lastTransitionTime`` kept while a status is unchanged."""
+    before = {c.type: c for c in obs.previous.conditions}
+    conditions = []
+    for kind in CONDITION_TYPES:
+        verdict = draft.verdicts[kind]
+        old = before.get(kind)
+        unchanged = old is not None and old.status == verdict.status
+        conditions.append(
+            Condition(
+                type=kind,
+                status=verdict.status,
+                reason=verdict.reason,
+                message=verdict.message[:32768],
+                lastTransitionTime=old.lastTransitionTime if old and unchanged else obs.now,
+                observedGeneration=obs.generation,
+            )
+        )
+    return conditions
+
+
+def state_of(conditions: Sequence[Condition]) -> State:
+    """The one-word summary: the first True condition in lifecycle order."""
+    by_type = {c.type: c.status for c in conditions}
+    if by_type.get("Accepted") == "False":
+        return "Invalid"
+    order: tuple[tuple[ConditionType, State], ...] = (
+        ("Failed", "Failed"),
+        ("Succeeded", "Succeeded"),
+        ("Suspended", "Suspended"),
+        ("Running", "Running"),
+        ("Queued", "Queued"),
+    )
+    return next((state for kind, state in order if by_type.get(kind) == "True"), "Pending")
+
+
+def _restarts(obs: Observation) -> int:
+    """Replacement pods so far: per completion index, every pod after the first.
+
+    Ended pods disappear (TTL, garbage collection, a re-created Job), so the count
+    never goes below what was reported before.
+    """
+    per_index: dict[int, int] = defaultdict(int)
+    for pod in _own_pods(obs):
+        per_index[pod.index] += 1
+    seen = sum(count - 1 for count in per_index.values())
+    return max(obs.previous.restarts, seen)
+
+
+def _start_time(obs: Observation, running: bool) -> datetime | None:
+    if obs.previous.startTime is not None:
+        return obs.previous.startTime
+    started = [p.started for p in _own_pods(obs) if p.started and p.phase != "Pending"]
+    if started:
+        return min(started)
+    return obs.now if running else None
+
+
+def _completion_time(obs: Observation, state: State) -> datetime | None:
+    if state not in ("Succeeded", "Failed"):
+        return None
+    if obs.previous.completionTime is not None:
+        return obs.previous.completionTime
+    job = obs.job
+    if job is not None and job.completion_time is not None:
+        return job.completion_time
+    failure = job.condition("Failed") if job is not None else None
+    if failure is not None and failure.last_transition is not None:
+        return failure.last_transition
+    return obs.now
+
+
+def _final_progress(previous: Progress | None, summary: Summary, now: datetime) -> Progress:
+    """Progress as the trainer reported it when it ended."""
+    metrics = summary.metrics or {}
+    total = summary.totalSteps or (previous.totalSteps if previous else None)
+    percent = min(100, summary.step * 100 // total) if total else None
+    return Progress(
+        step=summary.step,
+        totalSteps=total or None,
+        percent=percent,
+        epoch=metrics.get("epoch", previous.epoch if previous else None),
+        loss=metrics.get("loss", previous.loss if previous else None),
+        evalLoss=metrics.get("evalLoss", previous.evalLoss if previous else None),
+        tokensPerSecond=previous.tokensPerSecond if previous else None,
+        etaSeconds=0 if summary.outcome == "Succeeded" else None,
+        updatedAt=now,
+    )
+
+
+def _is_terminal(status: FineTuneJobStatus) -> bool:
+    return status.state in ("Succeeded", "Failed")
+
+
+def derive_status(obs: Observation) -> FineTuneJobStatus:
+    """The FineTuneJob status for what is observed in ``obs``."""
+    previous = obs.previous
+    if obs.spec is not None and obs.job is None and _is_terminal(previous):
+        # The Job went with its TTL; the outcome is history only the status keeps.
+        return previous.model_copy(update={"observedGeneration": obs.generation})
+    draft = _Draft()
+    if obs.spec is None:
+        _invalid(draft, obs)
+    else:
+        draft.set("Accepted", "True", "Accepted", "the spec is valid")
+        _lifecycle(draft, obs, obs.spec)
+    conditions = _conditions(draft, obs)
+    state = state_of(conditions)
+    status = FineTuneJobStatus(
+        observedGeneration=obs.generation,
+        conditions=conditions,
+        state=state,
+        progress=previous.progress,
+        startTime=_start_time(obs, state == "Running"),
+        completionTime=_completion_time(obs, state),
+        restarts=_restarts(obs),
+        checkpoints=previous.checkpoints,
+        result=previous.result,
+    )
+    summary = draft.summary
+    if summary is not None:
+        status.progress = _final_progress(previous.progress, summary, obs.now)
+        status.checkpoints = checkpoints_of(summary) or previous.checkpoints
+        if state == "Succeeded":
+            status.result = result_of(summary)
+    return status
+
+
+Severity = Literal["Normal", "Warning"]
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A change worth a Kubernetes Event: the state or its headline reason moved."""
+
+    type: Severity
+    reason: str
+    message: str
+
+
+_HEADLINE: dict[State, ConditionType] = {
+    "Invalid": "Accepted",
+    "Pending": "Queued",
+    "Queued": "Queued",
+    "Running": "Running",
+    "Suspended": "Suspended",
+    "Succeeded": "Succeeded",
+    "Failed": "Failed",
+}
+_WARNING_REASONS = frozenset({"InvalidSpec", "Unschedulable", *STUCK_REASONS})
+
+
+def headline(status: FineTuneJobStatus) -> Condition | None:
+    """The condition that explains the current state."""
+    if status.state is None:
+        return None
+    kind = _HEADLINE[status.state]
+    return next((c for c in status.conditions if c.type == kind), None)
+
+
+def transition(previous: FineTuneJobStatus, current: FineTuneJobStatus) -> Transition | None:
+    """The event for going from ``previous`` to ``current``, ``None`` if nothing moved."""
+    new = headline(current)
+    if new is None:
+        return None
+    old = headline(previous)
+    if old is not None and (previous.state, old.reason) == (current.state, new.reason):
+        return None
+    warning = current.state == "Failed" or new.reason in _WARNING_REASONS
+    message = f"{current.state}: {new.message}" if new.message else str(current.state)
+    return Transition("Warning" if warning else "Normal", new.reason, message[:1024])
