@@ -1,0 +1,26 @@
+"""A stand-in for the kubelet, for kubetune's TEST AND DEV CLUSTER ONLY.
+
+NEVER USE THIS IN A REAL CLUSTER. It runs a pod's command as a plain local process with
+the permissions of whoever started it: no container image, no isolation (no
+namespaces, cgroups, seccomp, user switch, read-only root), no resource limits, no
+probes, no image pulls, one container per pod. It exists because the machines that
+run kubetune's end-to-end tests and ``kubetune dev`` have no container engine, and the
+trainer pods must really train for those tests to mean anything.
+
+Which pods: those bound to nodes labelled ``kubetune.io/local-exec=true`` (see
+:mod:`kubetune.devenv.cluster`: a KWOK instance keeps such nodes Ready but leaves their
+pods alone). How a pod becomes a process (environment, volumes as directories, the
+path mapping that replaces mounts, one loopback IP per pod) is in :mod:`.plan`; the
+status it reports is in :mod:`.status`; watching, running, signalling and deleting
+in :mod:`.runner`.
+
+Not served: the kubelet API (``kubectl logs/exec/port-forward``, and so the
+``pods/log`` API behind ``kubetune logs``). Each pod's output is in
+``<workdir>/pods/<namespace>_<name>_<uid8>/container.log``.
+
+    python -m kubetune.devenv.podrunner --kubeconfig KUBECONFIG --workdir DIR
+"""
+
+from kubetune.devenv.podrunner.runner import LOCAL_EXEC_LABEL, LocalPod, PodRunner
+
+__all__ = ["LOCAL_EXEC_LABEL", "LocalPod", "PodRunner"]
