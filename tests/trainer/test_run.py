@@ -17,7 +17,7 @@ from kubetune.render.trainer_config import trainer_config_json
 from kubetune_trainer import exit_codes
 from kubetune_trainer.__main__ import main
 from kubetune_trainer.checkpoints import MARKER
-from kubetune_trainer.run import RunOptions, train
+from kubetune_trainer.run import RunOptions, execute, train
 from tests.trainer.helpers import CHAT_ROWS, make_config
 
 pytestmark = pytest.mark.trainer
@@ -141,3 +141,17 @@ def test_sigterm_saves_a_checkpoint_and_the_next_run_resumes(tmp_path: Path) -> 
     logged = [json.loads(line) for line in (tmp_path / "work2" / "metrics.jsonl").read_text()
               .splitlines()]
     assert [r["step"] for r in logged if "loss" in r] == [step + 1, step + 2]
+
+
+@pytest.mark.parametrize(("override", "fragment"), [
+    ({"dataset": {"quality": {"length": {"max": 100}}}}, "dataset.quality"),
+    ({"tracking": {"backend": "wandb", "project": "p"}}, "needs the wandb package"),
+], ids=["quality-rules", "missing-tracking-package"])
+def test_unsupported_options_are_refused_before_any_work(
+    tmp_path: Path, override: dict[str, Any], fragment: str
+) -> None:
+    config = make_config(tmp_path, **override)
+    summary = execute(lambda: config, RunOptions(work_dir=tmp_path / "work"))
+    assert (summary.exitCode, summary.reason) == (exit_codes.INVALID_INPUT, "InvalidConfig")
+    assert fragment in summary.message
+    assert not (tmp_path / "work").exists()

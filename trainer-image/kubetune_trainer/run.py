@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import tempfile
@@ -24,6 +25,7 @@ from kubetune_trainer.termination import Summary
 if TYPE_CHECKING:
     from transformers import TrainerCallback, TrainerState
 
+    from kubetune.api.dataset import DatasetSpec
     from kubetune.api.spec import FineTuneJobSpec
     from kubetune.api.trainer_config import TrainerConfig
 
@@ -62,6 +64,36 @@ def execute(load_config: Callable[[], TrainerConfig], options: RunOptions) -> Su
             message += (" (reduce training.batchSize or dataset.maxLength, enable "
                         "training.gradientCheckpointing, or use adapter.type qlora)")
         return Summary("Failed", reason, message, exit_codes.INTERNAL_ERROR)
+
+
+#: The package each ``tracking.backend`` needs in the image.
+TRACKING_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
+
+
+def _supported_dataset(spec: FineTuneJobSpec) -> DatasetSpec:
+    """The spec's dataset, after refusing up front what this trainer cannot do (rather
+    than ignoring it silently)."""
+    from kubetune_trainer import methods
+    from kubetune_trainer.errors import InvalidConfigError
+
+    if spec.dataset is None or spec.method not in methods.METHODS:
+        raise InvalidConfigError(
+            f"method {spec.method} is not supported by this trainer; supported: "
+            f"{', '.join(methods.METHODS)}"
+        )
+    if spec.dataset.quality is not None:
+        raise InvalidConfigError(
+            "dataset.quality rules are not supported by this trainer version; remove "
+            "dataset.quality or use a trainer image that supports it"
+        )
+    tracking = spec.tracking
+    package = TRACKING_PACKAGES[tracking.backend] if tracking is not None else None
+    if package is not None and importlib.util.find_spec(package) is None:
+        raise InvalidConfigError(
+            f"tracking.backend {package} needs the {package} package, which this trainer "
+            "image lacks"
+        )
+    return spec.dataset
 
 
 def _tracking_env(spec: FineTuneJobSpec, work: Path) -> None:
@@ -107,18 +139,13 @@ def train(config: TrainerConfig, options: RunOptions) -> Summary:
     from kubetune_trainer import adapters, artifacts, data, methods
     from kubetune_trainer.callbacks import CheckpointUploadCallback, TelemetryCallback
     from kubetune_trainer.checkpoints import CheckpointStore
-    from kubetune_trainer.errors import InvalidConfigError
     from kubetune_trainer.metrics import TrainerMetrics
     from kubetune_trainer.sources import resolve_model
 
     started = time.time()
     spec = config.spec
     datasets.disable_progress_bars()
-    if spec.dataset is None or spec.method not in methods.METHODS:
-        raise InvalidConfigError(
-            f"method {spec.method} is not supported by this trainer; supported: "
-            f"{', '.join(methods.METHODS)}"
-        )
+    dataset = _supported_dataset(spec)
     work = options.work_dir or Path(
         os.environ.get(WORK_DIR_ENV) or tempfile.mkdtemp(prefix="kubetune-")
     )
@@ -131,7 +158,7 @@ def train(config: TrainerConfig, options: RunOptions) -> Summary:
     model_dir = resolve_model(spec.model.uri, spec.model.revision, classifier=classifier)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     adapters.ensure_tokenizer_ready(tokenizer, model_dir)
-    prepared = data.prepare(spec.dataset, spec.method, spec.training.seed)
+    prepared = data.prepare(dataset, spec.method, spec.training.seed)
     log.info("data: %d training rows, %d validation rows",
              prepared.report.trainRows, prepared.report.evalRows)
 

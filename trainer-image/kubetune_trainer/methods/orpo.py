@@ -16,5 +16,7 @@ def build(ctx: MethodContext) -> Trainer:
         **training_arguments(ctx),
         beta=float(settings.beta),
         max_length=ctx.dataset.maxLength,
+        # ORPO's collator needs the raw columns; TRL would otherwise override and warn.
+        remove_unused_columns=False,
     )
     return ORPOTrainer(args=config, **ctx.trainer_kwargs())
