@@ -397,3 +397,26 @@ def test_no_event_when_neither_state_nor_reason_moves() -> None:
     assert transition(first, observe(job(active=1), [pod()], previous=first)) is None
     event = transition(FineTuneJobStatus(), first)
     assert event is not None and (event.type, event.reason) == ("Normal", "Running")
+
+
+def test_success_criteria_and_failure_target_are_terminal_before_the_final_condition() -> None:
+    done = pod(phase="Succeeded", terminated={"exitCode": 0, "message": json.dumps(SUMMARY_OK)})
+    assert observe(job(conditions=[{"type": "SuccessCriteriaMet"}]), [done]).state == "Succeeded"
+    target = {"type": "FailureTarget", "reason": "BackoffLimitExceeded", "message": "x"}
+    assert observe(job(conditions=[target]), []).state == "Failed"
+
+
+def test_between_pod_exit_and_job_condition_the_state_holds() -> None:
+    done = pod(phase="Succeeded", terminated={"exitCode": 0, "message": "{}"})
+    status = observe(job(), [done])
+    assert (status.state, conditions(status)["Running"]) == ("Running", ("True", "Finishing"))
+    summary = {
+        "outcome": "Failed",
+        "reason": "InfrastructureError",
+        "message": "S3 503",
+        "exitCode": 4,
+    }
+    crashed = pod(phase="Failed", terminated={"exitCode": 4, "message": json.dumps(summary)})
+    retrying = observe(job(failed=1), [crashed])
+    assert conditions(retrying)["Queued"] == ("True", "Restarting")
+    assert "S3 503" in message(retrying, "Running")

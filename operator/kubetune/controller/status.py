@@ -122,7 +122,7 @@ def _succeeded(draft: _Draft, pods: Sequence[PodView]) -> None:
 
 
 def _failed(draft: _Draft, job: JobView, pods: Sequence[PodView]) -> None:
-    job_failure = job.condition("Failed")
+    job_failure = job.failure
     job_reason = job_failure.reason if job_failure else "Failed"
     job_message = job_failure.message if job_failure else ""
     summary, raw = _last_summary(pods, "Failed")
@@ -180,6 +180,14 @@ def _active(draft: _Draft, spec: FineTuneJobSpec, pods: Sequence[PodView]) -> No
         draft.set(
             "Running", "False", pod.waiting_reason or "", f"{pod.name}: {pod.waiting_message}"
         )
+    elif not live and any(p.phase == "Succeeded" for p in pods):
+        draft.set("Queued", "False", "Scheduled", "every pod is on a node")
+        draft.set("Running", "True", "Finishing", "the trainer exited; the Job is completing")
+    elif not live and any(p.phase == "Failed" for p in pods):
+        summary, raw = _last_summary(pods, "Failed")
+        why = f"{summary.reason}: {summary.message}" if summary else raw or "pod failed"
+        draft.set("Queued", "True", "Restarting", f"the trainer exited ({why}); retrying")
+        draft.set("Running", "False", "Restarting", why)
     elif unscheduled or not live:
         draft.set("Queued", "True", "Pending", "waiting for the pods to be created and scheduled")
         draft.set("Running", "False", "Pending", f"{len(running)}/{nodes} node(s) training")
@@ -192,10 +200,10 @@ def _lifecycle(draft: _Draft, obs: Observation, spec: FineTuneJobSpec) -> None:
     job = obs.job
     pods = _own_pods(obs)
     queue = spec.scheduling.queueName if spec.scheduling else None
-    if job is not None and job.condition("Complete"):
+    if job is not None and job.success:
         _succeeded(draft, pods)
         return
-    if job is not None and job.condition("Failed"):
+    if job is not None and job.failure:
         _failed(draft, job, pods)
         return
     _not_finished(draft)
@@ -256,16 +264,19 @@ def state_of(conditions: Sequence[Condition]) -> State:
 
 
 def _restarts(obs: Observation) -> int:
-    """Replacement pods so far: per completion index, every pod after the first.
+    """Trainer pods that failed or were disrupted (preempted, evicted) and were replaced.
 
-    Ended pods disappear (TTL, garbage collection, a re-created Job), so the count
-    never goes below what was reported before.
+    Pods stopped by a user's suspend are not restarts. Ended pods disappear (garbage
+    collection, a re-created Job), so the count never goes below the one reported.
     """
-    per_index: dict[int, int] = defaultdict(int)
+    per_index: dict[int, list[PodView]] = defaultdict(list)
     for pod in _own_pods(obs):
-        per_index[pod.index] += 1
-    seen = sum(count - 1 for count in per_index.values())
-    return max(obs.previous.restarts, seen)
+        per_index[pod.index].append(pod)
+    replaced = 0
+    for pods in per_index.values():
+        pods.sort(key=lambda p: (p.created.timestamp() if p.created else 0.0, p.name))
+        replaced += sum(1 for p in pods[:-1] if p.phase == "Failed" or p.disrupted)
+    return max(obs.previous.restarts, replaced)
 
 
 def _start_time(obs: Observation, running: bool) -> datetime | None:
@@ -285,7 +296,7 @@ def _completion_time(obs: Observation, state: State) -> datetime | None:
     job = obs.job
     if job is not None and job.completion_time is not None:
         return job.completion_time
-    failure = job.condition("Failed") if job is not None else None
+    failure = job.failure if job is not None else None
     if failure is not None and failure.last_transition is not None:
         return failure.last_transition
     return obs.now

@@ -142,6 +142,17 @@ class JobView:
         found = self.conditions.get(kind)
         return found if found is not None and found.status == "True" else None
 
+    @property
+    def success(self) -> ConditionView | None:
+        """Set once the Job succeeded: ``SuccessCriteriaMet`` comes before ``Complete``."""
+        return self.condition("Complete") or self.condition("SuccessCriteriaMet")
+
+    @property
+    def failure(self) -> ConditionView | None:
+        """Set once the Job failed: ``FailureTarget`` comes before ``Failed`` (which
+        waits for the pods to terminate)."""
+        return self.condition("Failed") or self.condition("FailureTarget")
+
     @classmethod
     def from_manifest(cls, job: Mapping[str, Any]) -> JobView:
         meta = job.get("metadata") or {}

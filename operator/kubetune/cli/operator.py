@@ -1,0 +1,178 @@
+"""``kubetune operator``: run the FineTuneJob operator (kopf) against the current cluster.
+
+    kubetune operator --all-namespaces --metrics-port 8080
+    kubetune operator --namespace ml-team --standalone   # one replica, no peering objects
+
+Credentials: the in-cluster service account, else ``$KUBECONFIG`` / ``~/.kube/config``.
+With peering (the default), replicas pause except the one with the highest
+``--peering-priority`` (random by default), so a Deployment may run two for
+availability; the peering object named by ``--peering`` must exist (the Helm chart
+creates it): a ``ClusterKopfPeering`` with ``--all-namespaces``, else a ``KopfPeering``
+in every watched namespace. Replicas with equal priorities would all pause, hence the
+random default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+from typing import Any
+
+from kubetune.render.options import (
+    DEFAULT_GRACE_PERIOD_SECONDS,
+    DEFAULT_METRICS_PORT,
+    DEFAULT_TRAINER_IMAGE,
+)
+
+DEFAULT_OPERATOR_METRICS_PORT = 8080
+DEFAULT_PEERING_NAME = "kubetune"
+
+
+def _annotation(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+class _QuietWatchHandlers(logging.Filter):
+    """kopf logs every successful handler call at INFO; for the handlers that run on
+    every Job/pod event that is noise: keep those lines for ``--log-level debug``."""
+
+    NOISY = ("Handler 'child_changed' succeeded", "Handler 'finetunejob_event' succeeded")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.NOISY)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("operator", help="run the FineTuneJob operator")
+    scope = parser.add_mutually_exclusive_group(required=True)
+    scope.add_argument(
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        metavar="NS",
+        help="watch this namespace (repeatable; glob patterns allowed)",
+    )
+    scope.add_argument("--all-namespaces", action="store_true", help="watch every namespace")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=DEFAULT_OPERATOR_METRICS_PORT,
+        help="port of the operator's /metrics (0: off; default %(default)s)",
+    )
+    parser.add_argument(
+        "--liveness",
+        metavar="URL",
+        help="serve a liveness probe here, e.g. http://0.0.0.0:8081/healthz (default: off)",
+    )
+    parser.add_argument(
+        "--trainer-image",
+        default=DEFAULT_TRAINER_IMAGE,
+        help="trainer image of jobs without spec.image (default %(default)s)",
+    )
+    parser.add_argument(
+        "--grace-period-seconds",
+        type=int,
+        default=DEFAULT_GRACE_PERIOD_SECONDS,
+        help="terminationGracePeriodSeconds of jobs that don't set one: time for the "
+        "final checkpoint on preemption (default %(default)s)",
+    )
+    parser.add_argument(
+        "--trainer-metrics-port",
+        type=int,
+        default=DEFAULT_METRICS_PORT,
+        help="port the trainer serves its metrics on (default %(default)s)",
+    )
+    parser.add_argument(
+        "--pod-annotation",
+        action="append",
+        type=_annotation,
+        default=[],
+        metavar="KEY=VALUE",
+        help="annotation for every training pod, e.g. karpenter.sh/do-not-disrupt=true "
+        "(repeatable)",
+    )
+    parser.add_argument(
+        "--progress-interval",
+        type=float,
+        default=30.0,
+        help="seconds between reads of a running trainer's metrics (default %(default)s)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=8,
+        help="threads for API calls of handlers (default %(default)s)",
+    )
+    parser.add_argument(
+        "--peering",
+        default=DEFAULT_PEERING_NAME,
+        help="ClusterKopfPeering shared by the replicas (default %(default)s)",
+    )
+    parser.add_argument(
+        "--peering-priority",
+        type=int,
+        default=None,
+        help="this replica's priority; the highest live one acts (default: random)",
+    )
+    parser.add_argument(
+        "--standalone",
+        action="store_true",
+        help="run without peering (a single replica; no peering objects needed)",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default="info",
+        help="log level (default %(default)s)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import kopf
+
+    from kubetune import metrics
+    from kubetune.controller import handlers, settings  # noqa: F401 (registers the handlers)
+    from kubetune.controller.kube import Kube, new_api_client
+    from kubetune.controller.runtime import Runtime
+    from kubetune.render.options import RenderOptions
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.log_level != "debug":
+        logging.getLogger("kopf.objects").addFilter(_QuietWatchHandlers())
+    runtime = Runtime(
+        kube=Kube(new_api_client()),
+        options=RenderOptions(
+            trainer_image=args.trainer_image,
+            grace_period_seconds=args.grace_period_seconds,
+            metrics_port=args.trainer_metrics_port,
+            pod_annotations=dict(args.pod_annotation),
+        ),
+        progress_interval=args.progress_interval,
+    )
+    metrics.serve(args.metrics_port, runtime.states)
+    priority = args.peering_priority
+    if priority is None:
+        priority = random.randint(1, 2**31 - 1)
+    logging.getLogger("kubetune.operator").info(
+        "starting: %s, peering %s",
+        "all namespaces" if args.all_namespaces else ", ".join(args.namespaces),
+        "off" if args.standalone else f"{args.peering} (priority {priority})",
+    )
+    kopf.run(
+        clusterwide=args.all_namespaces,
+        namespaces=args.namespaces or (),
+        standalone=args.standalone,
+        priority=priority,
+        peering_name=args.peering,
+        liveness_endpoint=args.liveness,
+        memo=kopf.Memo(runtime=runtime, workers=args.workers, standalone=args.standalone),
+    )
+    return 0

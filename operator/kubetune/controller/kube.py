@@ -1,0 +1,114 @@
+"""The few Kubernetes API calls the controller makes, on plain dicts.
+
+Responses are read as JSON (``_preload_content=False``) instead of the client's
+generated models: the controller works with manifests as dicts everywhere, and
+skipping model deserialisation keeps the operator's CPU and memory low.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from kubetune.api import GROUP, PLURAL, VERSION
+
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def new_api_client() -> client.ApiClient:
+    """A client for the in-cluster service account, else the local kubeconfig."""
+    try:
+        config.load_incluster_config()
+        return client.ApiClient()
+    except config.ConfigException:
+        return config.new_client_from_config()
+
+
+def _json(call: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    response = call(*args, _preload_content=False, **kwargs)
+    data = response.data
+    return dict(json.loads(data)) if data else {}
+
+
+@dataclass
+class Kube:
+    """Typed entry points for ConfigMaps, Services, Jobs and FineTuneJob status."""
+
+    api: client.ApiClient
+
+    def __post_init__(self) -> None:
+        self.core = client.CoreV1Api(self.api)
+        self.batch = client.BatchV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+
+    def create(self, namespace: str, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        """Create ``manifest``; ``None`` when an object of that name already exists."""
+        kind = manifest["kind"]
+        creators: dict[str, Callable[..., Any]] = {
+            "ConfigMap": self.core.create_namespaced_config_map,
+            "Service": self.core.create_namespaced_service,
+            "Job": self.batch.create_namespaced_job,
+        }
+        try:
+            return _json(creators[kind], namespace, manifest)
+        except ApiException as error:
+            if error.status == 409:
+                return None
+            raise
+
+    def patch_configmap(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        _json(
+            self.core.patch_namespaced_config_map, name, namespace, patch, _content_type=MERGE_PATCH
+        )
+
+    def read_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return _json(self.batch.read_namespaced_job, name, namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def patch_job(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return _json(
+            self.batch.patch_namespaced_job, name, namespace, patch, _content_type=MERGE_PATCH
+        )
+
+    def delete_job(self, namespace: str, name: str, uid: str) -> None:
+        """Delete the Job ``name`` if it is still the one with ``uid`` (pods go with it)."""
+        body = client.V1DeleteOptions(
+            propagation_policy="Background", preconditions=client.V1Preconditions(uid=uid)
+        )
+        try:
+            self.batch.delete_namespaced_job(name, namespace, body=body)
+        except ApiException as error:
+            if error.status not in (404, 409):
+                raise
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Merge-patch ``status`` of the FineTuneJob (nulls remove fields)."""
+        _json(
+            self.custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            {"status": status},
+            _content_type=MERGE_PATCH,
+        )
+
+    def delete_finetunejob(self, namespace: str, name: str, uid: str) -> None:
+        body = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
+        try:
+            self.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name, body=body
+            )
+        except ApiException as error:
+            if error.status not in (404, 409):
+                raise
