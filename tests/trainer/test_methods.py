@@ -27,8 +27,10 @@ CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any], str]] = {
     "kto": (PREFERENCE_ROWS, {"method": "kto"}, "loss"),
     "orpo": (PREFERENCE_ROWS, {"method": "orpo"}, "loss"),
     "reward": (PREFERENCE_ROWS, {"method": "reward"}, "loss"),
+    # With validation rows too: online methods evaluate rewards, not a loss.
     "grpo": (PROMPT_ROWS, {"method": "grpo", "grpo": ONLINE, "reward": {
-        "modelUri": "builtin://tiny-llama", "functions": REWARD_FUNCTIONS}}, "reward"),
+        "modelUri": "builtin://tiny-llama", "functions": REWARD_FUNCTIONS},
+        "dataset": {"validationSplit": "0.25"}}, "reward"),
     "rloo": (PROMPT_ROWS, {"method": "rloo", "rloo": ONLINE, "reward": {
         "functions": REWARD_FUNCTIONS}}, "reward"),
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import urllib.request
@@ -16,6 +17,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 from kubetune.render.trainer_config import trainer_config_json
 from kubetune_trainer import exit_codes
 from kubetune_trainer.__main__ import main
+from kubetune_trainer.builtin import materialize
 from kubetune_trainer.checkpoints import MARKER
 from kubetune_trainer.run import RunOptions, execute, train
 from tests.trainer.helpers import CHAT_ROWS, make_config
@@ -155,3 +157,13 @@ def test_unsupported_options_are_refused_before_any_work(
     assert (summary.exitCode, summary.reason) == (exit_codes.INVALID_INPUT, "InvalidConfig")
     assert fragment in summary.message
     assert not (tmp_path / "work").exists()
+
+
+def test_conversational_data_needs_a_chat_template(tmp_path: Path) -> None:
+    model = tmp_path / "base-model"
+    shutil.copytree(materialize("tiny-llama"), model)
+    (model / "chat_template.jinja").unlink()
+    config = make_config(tmp_path, model={"uri": f"file://{model}"})
+    summary = execute(lambda: config, RunOptions(work_dir=tmp_path / "work"))
+    assert (summary.exitCode, summary.reason) == (exit_codes.INVALID_INPUT, "InvalidConfig")
+    assert "has no chat template" in summary.message

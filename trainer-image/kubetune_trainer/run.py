@@ -135,10 +135,12 @@ def train(config: TrainerConfig, options: RunOptions) -> Summary:
     """The run itself; raises :class:`TrainerError` for expected failures."""
     import datasets
     from transformers import AutoTokenizer, PrinterCallback, set_seed
+    from trl.data_utils import is_conversational
 
     from kubetune_trainer import adapters, artifacts, data, methods
     from kubetune_trainer.callbacks import CheckpointUploadCallback, TelemetryCallback
     from kubetune_trainer.checkpoints import CheckpointStore
+    from kubetune_trainer.errors import InvalidConfigError
     from kubetune_trainer.metrics import TrainerMetrics
     from kubetune_trainer.sources import resolve_model
 
@@ -159,6 +161,12 @@ def train(config: TrainerConfig, options: RunOptions) -> Summary:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     adapters.ensure_tokenizer_ready(tokenizer, model_dir)
     prepared = data.prepare(dataset, spec.method, spec.training.seed)
+    if is_conversational(prepared.train[0]) and tokenizer.chat_template is None:
+        raise InvalidConfigError(
+            f"the data is conversational but the model {spec.model.uri} has no chat template; "
+            "use a chat (instruct) model or plain-text data (format text, or promptCompletion "
+            "with string prompts)"
+        )
     log.info("data: %d training rows, %d validation rows",
              prepared.report.trainRows, prepared.report.evalRows)
 
@@ -186,7 +194,8 @@ def train(config: TrainerConfig, options: RunOptions) -> Summary:
     resume = store.fetch_latest(checkpoint_dir)
     initial: dict[str, float] = {}
     if prepared.eval is not None and resume is None:
-        initial = {"initialEvalLoss": float(trainer.evaluate()["eval_loss"])}
+        before = trainer.evaluate().get("eval_loss")  # online RL methods report no loss
+        initial = {"initialEvalLoss": float(before)} if before is not None else {}
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     state = trainer.state
     summary_base: dict[str, Any] = {"step": state.global_step, "totalSteps": state.max_steps}
@@ -209,6 +218,10 @@ def train(config: TrainerConfig, options: RunOptions) -> Summary:
 
     final_dir = work / "final"
     artifacts.save_final(trainer, tokenizer, final_dir)
+    if not trainer.is_world_process_zero():
+        # Under torchrun every rank takes part in saving; only rank 0 publishes.
+        return Summary("Succeeded", "Succeeded", f"rank finished {state.global_step} steps",
+                       exit_codes.SUCCESS, metrics=final_metrics, **summary_base)
     merged_dir = None
     if spec.output.merge and loaded.peft_config is not None:
         merged_dir = work / artifacts.MERGED
