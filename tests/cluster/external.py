@@ -1,0 +1,96 @@
+"""Third-party CRDs and the Kueue binary for the cluster tests, from the Go module proxy.
+
+Why from Go modules: the only registries reachable are package registries; the
+Prometheus Operator and Kueue are Go modules whose source ships their CRD manifests, so
+``go mod download`` of a pinned version yields exactly the CRDs a user installs, and
+Kueue's manager builds with ``go install`` (no replace lines). Results are cached under
+``~/.cache/kubetune`` like the control-plane binaries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kubetune.devenv import build
+
+PROMETHEUS_OPERATOR = ("github.com/prometheus-operator/prometheus-operator", "v0.85.0")
+KUEUE = ("sigs.k8s.io/kueue", "v0.17.0")
+
+
+def _go_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod -buildvcs=false", **extra}
+
+
+def module_dir(module: str, version: str) -> Path:
+    """Download ``module@version`` into the Go module cache; return its source dir."""
+    proc = subprocess.run(
+        ["go", "mod", "download", "-json", f"{module}@{version}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env=_go_env(),
+    )
+    info = json.loads(proc.stdout or "{}")
+    if proc.returncode != 0 or "Error" in info:
+        raise RuntimeError(
+            f"go mod download {module}@{version} failed: {info.get('Error') or proc.stderr}"
+        )
+    return Path(info["Dir"])
+
+
+def _load(paths: list[Path]) -> list[dict[str, Any]]:
+    return [doc for p in paths for doc in yaml.safe_load_all(p.read_text()) if doc]
+
+
+def monitoring_crds() -> list[dict[str, Any]]:
+    """The ServiceMonitor and PodMonitor CRDs of the pinned Prometheus Operator."""
+    crds = module_dir(*PROMETHEUS_OPERATOR) / "example" / "prometheus-operator-crd"
+    return _load(
+        [
+            crds / "monitoring.coreos.com_servicemonitors.yaml",
+            crds / "monitoring.coreos.com_podmonitors.yaml",
+        ]
+    )
+
+
+def kueue_source() -> Path:
+    """Kueue's module source (CRDs under config/components/crd/bases)."""
+    return module_dir(*KUEUE)
+
+
+def kueue_crds() -> list[dict[str, Any]]:
+    """Every CRD of the pinned Kueue release."""
+    bases = kueue_source() / "config" / "components" / "crd" / "bases"
+    return _load(sorted(bases.glob("*.yaml")))
+
+
+def kueue_binary() -> Path:
+    """The Kueue manager binary, built once (about 7 minutes on 2 cores) and cached.
+
+    ``go install`` of the pinned version into ``<cache>/bin/kueue-<version>/``; a
+    ``.built`` stamp marks a finished build (an interrupted one is rebuilt).
+    """
+    out = build.cache_root() / "bin" / f"kueue-{KUEUE[1]}"
+    binary = out / "kueue"
+    if (out / ".built").is_file() and binary.is_file():
+        return binary
+    out.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        ["go", "install", "-ldflags", "-s -w", f"{KUEUE[0]}/cmd/kueue@{KUEUE[1]}"],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+        env=_go_env(GOBIN=str(out)),
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"building kueue {KUEUE[1]} failed:\n{proc.stderr[-4000:]}")
+    (out / ".built").write_text(KUEUE[1] + "\n")
+    return binary

@@ -1,0 +1,248 @@
+"""A FineTuneJob's whole life, run by the operator under the Helm chart's identity.
+
+No container runs here, so the operator runs as a local process — with the exact
+command line of the chart's Deployment and a kubeconfig holding a token of the chart's
+ServiceAccount (``kubectl create token``). Every API call it makes is therefore
+authorized by the chart's RBAC alone: a missing rule shows up as a Forbidden error in
+its log or a job that never finishes. Both RBAC modes are run (ClusterRole for the
+whole cluster; a Role in the one watched namespace).
+
+Along the way it checks what GitOps relies on: the Argo CD health check (evaluated in
+Lua 5.1 on every status the operator wrote) moves from Progressing to Healthy, and the
+FineTuneJob's spec, labels and user annotations stay exactly as applied — only status
+and ``kubetune.io/`` bookkeeping change, so an Argo CD Application stays Synced.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kubetune.devenv.cluster import ControlPlane
+from kubetune.devenv.process import Process, free_port, poll, wait_for
+from tests.argocd_health import evaluate
+from tests.cases.manifests import valid_manifest
+from tests.chart import CHART, helm
+
+#: Field manager of the "GitOps tool" that applies the manifest (as Argo CD's
+#: server-side apply does).
+GITOPS_MANAGER = "argocd-controller"
+BOOKKEEPING_PREFIX = "kubetune.io/"
+
+
+@dataclass
+class Installed:
+    """A chart release and the operator process running as its ServiceAccount."""
+
+    release: str
+    namespace: str
+    watched: str
+    operator: Process
+    log: Path
+
+
+def _sa_kubeconfig(control_plane: ControlPlane, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as ``namespace/account`` with a bound token."""
+    token = control_plane.kubectl(
+        "create", "token", account, "-n", namespace, "--duration=1h"
+    ).stdout.strip()
+    admin = yaml.safe_load(control_plane.kubeconfig.read_text())
+    cluster = admin["clusters"][0]["cluster"]
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "test", "cluster": cluster}],
+                "users": [{"name": account, "user": {"token": token}}],
+                "contexts": [{"name": "sa", "context": {"cluster": "test", "user": account}}],
+                "current-context": "sa",
+            }
+        )
+    )
+    path.chmod(0o600)
+    return path
+
+
+def _local_args(deployment: dict[str, Any], liveness_port: int, metrics_port: int) -> list[str]:
+    """The Deployment's arguments, with the two listening ports moved to free loopback
+    ports (everything that decides behaviour and permissions stays as rendered)."""
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args = []
+    for arg in container["args"]:
+        if arg.startswith("--liveness="):
+            arg = f"--liveness=http://127.0.0.1:{liveness_port}/healthz"
+        elif arg.startswith("--metrics-port="):
+            arg = f"--metrics-port={metrics_port}"
+        args.append(arg)
+    return args
+
+
+def _healthy(port: int) -> bool:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+        return bool(r.status == 200)
+
+
+@pytest.fixture(params=["cluster-wide", "namespaced"])
+def installed(
+    request: pytest.FixtureRequest,
+    control_plane: ControlPlane,
+    namespace: str,
+    tmp_path: Path,
+) -> Iterator[Installed]:
+    """``helm install`` (CRDs included) and the operator started with its identity."""
+    mode = request.param
+    release = f"kt{secrets.token_hex(3)}"
+    env = control_plane.env()
+    watched = f"t-ftj-{secrets.token_hex(3)}"
+    control_plane.kubectl("create", "namespace", watched)
+    args = ["--set", f"watch.namespaces={{{watched}}}"] if mode == "namespaced" else []
+    helm("install", release, str(CHART), "--namespace", namespace, *args, env=env, timeout=180)
+    log = tmp_path / "operator.log"
+    operator: Process | None = None
+    try:
+        manifest = helm("get", "manifest", release, "-n", namespace, env=env).stdout
+        deployment = next(
+            d for d in yaml.safe_load_all(manifest) if d and d["kind"] == "Deployment"
+        )
+        account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+        kubeconfig = _sa_kubeconfig(control_plane, namespace, account, tmp_path / "sa.kubeconfig")
+        liveness, metrics = free_port(), free_port()
+        operator = Process(
+            # The console script the operator image's ENTRYPOINT runs.
+            "operator",
+            [
+                str(Path(sys.executable).parent / "kubetune"),
+                *_local_args(deployment, liveness, metrics),
+            ],
+            log,
+            env={"PATH": env["PATH"], "HOME": str(tmp_path), "KUBECONFIG": str(kubeconfig)},
+        )
+        wait_for(operator, lambda: _healthy(liveness), what="kopf's /healthz answers", timeout=60)
+        yield Installed(release, namespace, watched, operator, log)
+    finally:
+        if operator is not None:
+            operator.stop()
+        helm("uninstall", release, "--namespace", namespace, env=env, timeout=180)
+        control_plane.kubectl("delete", "namespace", watched, "--wait=false")
+
+
+def _get(control_plane: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
+    return control_plane.request(
+        "GET", f"/apis/kubetune.io/v1alpha1/namespaces/{namespace}/finetunejobs/{name}"
+    )
+
+
+def _ours_only(fields: dict[str, Any]) -> bool:
+    """True when a managedFields entry touches only status and kubetune.io/ bookkeeping."""
+    for key, value in fields.items():
+        if key in ("f:status", "."):
+            continue
+        if key != "f:metadata":
+            return False
+        for meta_key, meta_value in value.items():
+            items = [k for k in meta_value if k != "."]  # "." is the map/list itself
+            if meta_key == "f:annotations":
+                if not all(k.startswith(f"f:{BOOKKEEPING_PREFIX}") for k in items):
+                    return False
+            elif meta_key != "f:finalizers" or not all(
+                k.startswith(f'v:"{BOOKKEEPING_PREFIX}') for k in items
+            ):
+                return False
+    return True
+
+
+def test_lifecycle_under_the_chart_identity_keeps_gitops_clean(
+    installed: Installed,
+    control_plane: ControlPlane,
+) -> None:
+    name = "gitops-demo"
+    manifest = valid_manifest(name)
+    manifest["metadata"].update(
+        {
+            "namespace": installed.watched,
+            "labels": {"team": "search", "app.kubernetes.io/instance": "ranker"},
+            "annotations": {"example.com/ticket": "ML-1234", "argocd.argoproj.io/sync-wave": "2"},
+        }
+    )
+    manifest["spec"]["resources"] = {"gpus": 1}
+    applied = control_plane.kubectl(
+        "apply",
+        "--server-side",
+        f"--field-manager={GITOPS_MANAGER}",
+        "-o",
+        "json",
+        "-f",
+        "-",
+        input=json.dumps(manifest),
+    ).stdout
+    before = json.loads(applied)
+
+    seen: list[tuple[str | None, str]] = []
+
+    def finished() -> dict[str, Any] | None:
+        obj = _get(control_plane, installed.watched, name)
+        state = obj.get("status", {}).get("state")
+        health = evaluate(obj)[0]
+        if not seen or seen[-1] != (state, health):
+            seen.append((state, health))
+        return obj if state in ("Succeeded", "Failed", "Invalid") else None
+
+    try:
+        after = poll(finished, what=f"{name} finishes", timeout=120, interval=0.2)
+    except TimeoutError as e:
+        raise AssertionError(
+            f"{e}\nstates seen: {seen}\noperator log:\n{installed.log.read_text()[-4000:]}"
+        ) from e
+    log = installed.log.read_text()
+    assert after["status"]["state"] == "Succeeded", (seen, log[-4000:])
+    assert "Forbidden" not in log and " 403" not in log, log[-4000:]
+
+    # Argo CD: Progressing while it ran, Healthy at the end (the real operator's status).
+    healths = [h for _, h in seen]
+    assert healths[-1] == "Healthy"
+    assert set(healths[:-1]) <= {"Progressing"} and "Degraded" not in healths
+
+    # GitOps: what the user applied is untouched.
+    assert after["spec"] == before["spec"]
+    assert after["metadata"]["generation"] == before["metadata"]["generation"]
+    assert after["metadata"]["labels"] == before["metadata"]["labels"]
+    user = {
+        k: v
+        for k, v in after["metadata"].get("annotations", {}).items()
+        if not k.startswith(BOOKKEEPING_PREFIX)
+    }
+    assert user == before["metadata"]["annotations"]
+    for entry in after["metadata"]["managedFields"]:
+        if entry["manager"] != GITOPS_MANAGER:
+            assert _ours_only(entry.get("fieldsV1", {})), entry
+    diff = control_plane.kubectl(
+        "diff",
+        "--server-side",
+        f"--field-manager={GITOPS_MANAGER}",
+        "-f",
+        "-",
+        input=json.dumps(manifest),
+        check=False,
+    )
+    assert diff.returncode == 0, f"a re-sync would change the object:\n{diff.stdout}"
+
+    # The operator's own work under the same identity: children and events exist.
+    job = control_plane.request("GET", f"/apis/batch/v1/namespaces/{installed.watched}/jobs/{name}")
+    assert job["metadata"]["ownerReferences"][0]["uid"] == after["metadata"]["uid"]
+    events = control_plane.request(
+        "GET",
+        f"/api/v1/namespaces/{installed.watched}/events?fieldSelector=involvedObject.name={name}",
+    )["items"]
+    assert events, "the operator posted no events"
+    assert installed.operator.alive(), log[-4000:]
