@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 import yaml
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.utils.logging import disable_progress_bar
 
 from kubetune.api.errors import InvalidManifest
 from kubetune.api.loading import parse_finetunejob, read_documents
@@ -96,6 +97,9 @@ def run_manifest(
     twice should train twice, not find the first run's last checkpoint and stop at once.
     """
     callbacks: list[TrainerCallback] = [ProgressBar()] if progress else []
+    if progress:
+        # One bar, ours: not one per weight-loading or dataset-mapping pass as well.
+        disable_progress_bar()
     return execute(
         lambda: load_manifest(path),
         RunOptions(
