@@ -284,6 +284,48 @@ INVALID_CASES: tuple[InvalidCase, ...] = (
         "unique",
     ),
     InvalidCase(
+        "self-critique-with-grpo",
+        {
+            "method": "grpo",
+            "dataset": DELETE,
+            "reward": {"functions": [{"type": "lengthPenalty", "targetLength": 10}]},
+            "selfCritique": {"prompts": {"uri": "s3://d/p.jsonl"}, "principles": ["Be kind."]},
+        },
+        "spec.selfCritique",
+        "sft or dpo",
+    ),
+    InvalidCase(
+        "self-critique-and-dataset",
+        {"selfCritique": {"prompts": {"uri": "s3://d/p.jsonl"}, "principles": ["Be kind."]}},
+        "spec.dataset",
+        "selfCritique",
+    ),
+    InvalidCase(
+        "critique-template-without-principle",
+        {
+            "dataset": DELETE,
+            "selfCritique": {
+                "prompts": {"uri": "s3://d/p.jsonl"},
+                "principles": ["Be kind."],
+                "critiqueTemplate": "Critique {response}",
+            },
+        },
+        "spec.selfCritique.critiqueTemplate",
+        "{principle}",
+    ),
+    InvalidCase(
+        "early-stopping-without-validation",
+        {"training": {"earlyStopping": {"patience": 2}}},
+        "spec.training.earlyStopping",
+        "validation",
+    ),
+    InvalidCase(
+        "ewc-without-reference",
+        {"training": {"ewc": {"samples": 8}}},
+        "spec.training.ewc.referenceDataset",
+        "required",
+    ),
+    InvalidCase(
         "bad-regex",
         {"adapter": {"type": "partial", "partial": {"patterns": ["(unclosed"]}}},
         "spec.adapter.partial.patterns",
@@ -339,6 +381,18 @@ VALID_SPEC_PATCHES: dict[str, dict[str, Any]] = {
         },
     },
     "bf16-on-cpu": {"resources": {"gpus": 0}, "training": {"precision": "bf16"}},
+    "self-critique-dpo": {
+        "method": "dpo",
+        "dataset": DELETE,
+        "selfCritique": {"prompts": {"uri": "s3://d/p.jsonl"}, "principles": ["Be honest."]},
+    },
+    "early-stopping-and-ewc": {
+        "dataset": {"validationSplit": "0.1"},
+        "training": {
+            "earlyStopping": {"metric": "eval_loss", "patience": 2, "minDelta": "0.01"},
+            "ewc": {"referenceDataset": {"uri": "s3://d/old.jsonl"}, "strength": "50"},
+        },
+    },
 }
 
 

@@ -108,6 +108,68 @@ class MultitaskSpec(ApiModel):
     )
 
 
+class SamplingSpec(ApiModel):
+    """How the model samples text while generating data."""
+
+    maxNewTokens: Annotated[int, Field(ge=1, le=8192)] = Field(
+        default=128, description="Longest generated text per step, in tokens."
+    )
+    temperature: Decimal = Field(default="0.7", description='Sampling temperature ("0": greedy).')
+    topP: Decimal = Field(default="0.95", description="Nucleus sampling probability mass.")
+
+
+class SelfCritiqueSpec(ApiModel):
+    """Constitutional self-critique: draft, critique against each principle, revise.
+
+    The generated SFT rows (prompt -> revised answer) and preference rows (revised
+    preferred over draft) are written to output.uri/self-critique/; the job then trains
+    on them with its method (sft on the revisions, dpo on the pairs) unless generateOnly.
+    """
+
+    prompts: DataSource = Field(description="Prompts to answer (a prompt or messages column).")
+    principles: list[Annotated[str, Field(min_length=1, max_length=1024)]] = Field(
+        min_length=1, max_length=32, description="The principles every answer is critiqued against."
+    )
+    critiqueTemplate: Annotated[str, Field(min_length=1, max_length=4096)] = Field(
+        default="Principle: {principle}\nQuestion: {prompt}\nAnswer: {response}\n"
+        "Critique the answer against the principle in one or two sentences.",
+        description="Critique request; placeholders {principle}, {prompt}, {response}.",
+    )
+    revisionTemplate: Annotated[str, Field(min_length=1, max_length=4096)] = Field(
+        default="Question: {prompt}\nAnswer: {response}\nCritique: {critique}\n"
+        "Rewrite the answer so that it addresses the critique.",
+        description="Revision request; placeholders {prompt}, {response}, {critique}, {principle}.",
+    )
+    sampling: SamplingSpec = Field(default_factory=SamplingSpec, description="Sampling settings.")
+    maxPrompts: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
+        default=None, description="Use at most this many prompts (default: all)."
+    )
+    generateOnly: bool = Field(
+        default=False, description="Stop after writing the generated datasets; train nothing."
+    )
+
+    rules = (
+        Rule(
+            field="critiqueTemplate",
+            message="critiqueTemplate must contain {principle} and {response}",
+            check=lambda s: (
+                "{principle}" in s.critiqueTemplate and "{response}" in s.critiqueTemplate
+            ),
+            cel="self.critiqueTemplate.contains('{principle}') && "
+            "self.critiqueTemplate.contains('{response}')",
+        ),
+        Rule(
+            field="revisionTemplate",
+            message="revisionTemplate must contain {critique} and {response}",
+            check=lambda s: (
+                "{critique}" in s.revisionTemplate and "{response}" in s.revisionTemplate
+            ),
+            cel="self.revisionTemplate.contains('{critique}') && "
+            "self.revisionTemplate.contains('{response}')",
+        ),
+    )
+
+
 RewardFunctionType = Literal["exactMatch", "formatRegex", "lengthPenalty"]
 
 

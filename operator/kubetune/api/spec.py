@@ -26,6 +26,7 @@ from kubetune.api.methods import (
     OnlineRlSpec,
     OrpoSpec,
     RewardSpec,
+    SelfCritiqueSpec,
     SftSpec,
 )
 from kubetune.api.rules import Rule
@@ -48,6 +49,7 @@ IMMUTABLE_WHILE_RUNNING: tuple[str, ...] = (
     "training",
     "resources",
     "reward",
+    "selfCritique",
     "output",
     *METHOD_BLOCKS,
 )
@@ -194,6 +196,11 @@ class FineTuneJobSpec(ApiModel):
     reward: RewardSpec | None = Field(
         default=None, description="Reward model and/or functions (grpo and rloo only)."
     )
+    selfCritique: SelfCritiqueSpec | None = Field(
+        default=None,
+        description="Generate the training data first by constitutional self-critique "
+        "(sft trains on the revisions, dpo on revision-over-draft pairs).",
+    )
     resources: ResourcesSpec = Field(
         default_factory=ResourcesSpec, description="GPUs, nodes, cpu, memory, storage per node."
     )
@@ -253,10 +260,36 @@ class FineTuneJobSpec(ApiModel):
         ),
         Rule(
             field="dataset",
-            message="dataset is required for every method except multitask",
-            check=lambda s: s.method == "multitask" or s.dataset is not None,
-            cel="self.method == 'multitask' || has(self.dataset)",
+            message="dataset is required, except with method multitask (tasks carry datasets) "
+            "or selfCritique (it generates the data)",
+            check=lambda s: (
+                s.method == "multitask" or (s.dataset is None) == (s.selfCritique is not None)
+            ),
+            cel="self.method == 'multitask' || has(self.dataset) != has(self.selfCritique)",
             reason="FieldValueRequired",
+        ),
+        Rule(
+            field="selfCritique",
+            message="selfCritique needs method sft or dpo (it trains on what it generates)",
+            check=lambda s: s.selfCritique is None or s.method in ("sft", "dpo"),
+            cel="!has(self.selfCritique) || self.method in ['sft', 'dpo']",
+            reason="FieldValueForbidden",
+        ),
+        Rule(
+            field="training.earlyStopping",
+            message="training.earlyStopping needs evaluation data: dataset.validation or "
+            "dataset.validationSplit",
+            check=lambda s: (
+                s.training.earlyStopping is None
+                or s.method == "multitask"
+                or (
+                    s.dataset is not None
+                    and (s.dataset.validation is not None or s.dataset.validationSplit is not None)
+                )
+            ),
+            cel="!has(self.training.earlyStopping) || self.method == 'multitask' || "
+            "(has(self.dataset) && (has(self.dataset.validation) || "
+            "has(self.dataset.validationSplit)))",
         ),
         Rule(
             field="multitask",

@@ -6,14 +6,51 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from kubetune.api.base import ApiModel, Decimal
+from kubetune.api.base import ApiModel, Decimal, ShortString
 from kubetune.api.rules import Rule, exclusive, fraction_below_one
+from kubetune.api.sources import DataSource
 
 Scheduler = Literal[
     "linear", "cosine", "cosineWithRestarts", "polynomial", "constant", "constantWithWarmup"
 ]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 Optimizer = Literal["adamw", "adamwFused", "adamw8bit", "pagedAdamw8bit", "adafactor", "sgd"]
+
+
+class EwcSpec(ApiModel):
+    """Elastic weight consolidation: keep weights that mattered for earlier data close to
+    their starting values, so fine-tuning on new data forgets less of the old."""
+
+    referenceDataset: DataSource = Field(
+        description="Data of what must not be forgotten (e.g. the previous task's training "
+        "set); the diagonal Fisher information is estimated on it before training."
+    )
+    samples: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=64, description="Reference examples used to estimate the Fisher information."
+    )
+    strength: Decimal = Field(
+        default="100",
+        description='Penalty weight lambda of sum_i F_i (theta_i - theta*_i)^2, e.g. "100".',
+    )
+
+
+class EarlyStoppingSpec(ApiModel):
+    """Stop when an evaluation metric stops improving (overfitting detection)."""
+
+    metric: ShortString = Field(
+        default="eval_loss",
+        description="Evaluation metric to watch, as the trainer logs it (eval_loss, "
+        "eval_accuracy, ...).",
+    )
+    mode: Literal["min", "max"] = Field(
+        default="min", description="Whether lower (min) or higher (max) is better."
+    )
+    patience: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=3, description="Evaluations without improvement before stopping."
+    )
+    minDelta: Decimal = Field(
+        default="0", description="Smallest change that counts as an improvement."
+    )
 
 
 class TrainingSpec(ApiModel):
@@ -72,6 +109,14 @@ class TrainingSpec(ApiModel):
     evalSteps: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
         default=None,
         description="Evaluate every this many steps (default: once per epoch, and at the end).",
+    )
+    earlyStopping: EarlyStoppingSpec | None = Field(
+        default=None,
+        description="Stop when the evaluation metric stops improving (needs validation data).",
+    )
+    ewc: EwcSpec | None = Field(
+        default=None,
+        description="Catastrophic-forgetting control with elastic weight consolidation.",
     )
 
     rules = (
