@@ -13,9 +13,21 @@ import sys
 from collections.abc import Sequence
 
 from kubetune import __version__
-from kubetune.cli import crd, data, estimate, get, logs, operator, plot, run, validate, watch
+from kubetune.cli import (
+    crd,
+    data,
+    dev,
+    estimate,
+    get,
+    logs,
+    operator,
+    plot,
+    run,
+    validate,
+    watch,
+)
 
-SUBCOMMANDS = (crd, validate, run, estimate, get, watch, logs, plot, data, operator)
+SUBCOMMANDS = (crd, validate, run, estimate, get, watch, logs, plot, data, operator, dev)
 
 
 def build_parser() -> argparse.ArgumentParser:
