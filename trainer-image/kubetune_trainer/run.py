@@ -23,11 +23,15 @@ from kubetune_trainer.errors import TrainerError
 from kubetune_trainer.termination import Summary
 
 if TYPE_CHECKING:
-    from transformers import TrainerCallback, TrainerState
+    from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback, TrainerState
 
     from kubetune.api.dataset import DatasetSpec
     from kubetune.api.spec import FineTuneJobSpec
     from kubetune.api.trainer_config import TrainerConfig
+    from kubetune_trainer.adapters import LoadedModel
+    from kubetune_trainer.callbacks import CheckpointUploadCallback
+    from kubetune_trainer.checkpoints import CheckpointStore
+    from kubetune_trainer.data import PreparedData
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +135,24 @@ def _final_metrics(state: TrainerState) -> dict[str, float]:
     return out
 
 
-def train(config: TrainerConfig, options: RunOptions) -> Summary:
-    """The run itself; raises :class:`TrainerError` for expected failures."""
+@dataclass
+class _Session:
+    """What the phases of a run share once the trainer is built."""
+
+    config: TrainerConfig
+    work: Path
+    model_dir: Path
+    tokenizer: PreTrainedTokenizerBase
+    prepared: PreparedData
+    loaded: LoadedModel
+    trainer: Trainer
+    store: CheckpointStore
+    uploader: CheckpointUploadCallback
+    started: float = field(default_factory=time.time)
+
+
+def _build(config: TrainerConfig, options: RunOptions) -> _Session:
+    """Model, data, adapter, callbacks and the method's TRL trainer."""
     import datasets
     from transformers import AutoTokenizer, PrinterCallback, set_seed
     from trl.data_utils import is_conversational
@@ -144,7 +164,6 @@ def train(config: TrainerConfig, options: RunOptions) -> Summary:
     from kubetune_trainer.metrics import TrainerMetrics
     from kubetune_trainer.sources import resolve_model
 
-    started = time.time()
     spec = config.spec
     datasets.disable_progress_bars()
     dataset = _supported_dataset(spec)
@@ -172,70 +191,84 @@ def train(config: TrainerConfig, options: RunOptions) -> Summary:
 
     set_seed(spec.training.seed)
     loaded = adapters.load(model_dir, spec.adapter, spec.training, tokenizer, classifier=classifier)
-    metrics_file = work / artifacts.METRICS
     world = int(os.environ.get("WORLD_SIZE", "1"))
     telemetry = TelemetryCallback(
-        telemetry_metrics, metrics_file,
+        telemetry_metrics, work / artifacts.METRICS,
         spec.training.batchSize * spec.training.gradientAccumulationSteps * world,
     )
     store = CheckpointStore(spec.output.uri, spec.checkpoints.keep)
     uploader = CheckpointUploadCallback(store)
-    checkpoint_dir = work / "checkpoints"
     ctx = methods.MethodContext(
         spec=spec, model=loaded.model, tokenizer=tokenizer, peft_config=loaded.peft_config,
-        data=prepared, output_dir=checkpoint_dir,
+        data=prepared, output_dir=work / "checkpoints",
         callbacks=[telemetry, uploader, *options.callbacks],
     )
     trainer = methods.build(ctx)
     if not options.print_logs:
         trainer.remove_callback(PrinterCallback)
+    return _Session(config, work, model_dir, tokenizer, prepared, loaded, trainer, store, uploader)
+
+
+def _publish(session: _Session, metrics: dict[str, float]) -> Summary:
+    """Save the result, optionally merge, upload it with the manifest last."""
+    from kubetune_trainer import adapters, artifacts
+
+    spec, trainer, state = session.config.spec, session.trainer, session.trainer.state
+    base: dict[str, Any] = {"step": state.global_step, "totalSteps": state.max_steps,
+                            "metrics": metrics}
+    final_dir = session.work / "final"
+    artifacts.save_final(trainer, session.tokenizer, final_dir)
+    if not trainer.is_world_process_zero():
+        # Under torchrun every rank takes part in saving; only rank 0 publishes.
+        return Summary("Succeeded", "Succeeded", f"rank finished {state.global_step} steps",
+                       exit_codes.SUCCESS, **base)
+    merged_dir = None
+    if spec.output.merge and session.loaded.peft_config is not None:
+        merged_dir = session.work / artifacts.MERGED
+        artifacts.save_merged(session.model_dir, final_dir, session.tokenizer, merged_dir,
+                              adapters.compute_dtype(spec.training.precision))
+    # The model object TRL trained: PEFT injects its layers into it in place.
+    parameters = adapters.trainable_parameters(session.loaded.model)
+    uris = artifacts.publish(
+        spec.output.uri, final_dir, merged_dir, session.work / artifacts.METRICS,
+        lambda files: artifacts.manifest(session.config, session.prepared.report, metrics,
+                                         files, parameters, session.started),
+    )
+    return Summary(
+        "Succeeded", "Succeeded", f"trained {state.global_step} steps; result in {uris.adapterUri}",
+        exit_codes.SUCCESS, result=uris.as_dict(),
+        checkpoints=[c.as_dict() for c in session.store.complete()], **base,
+    )
+
+
+def train(config: TrainerConfig, options: RunOptions) -> Summary:
+    """The run itself; raises :class:`TrainerError` for expected failures."""
+    session = _build(config, options)
+    trainer, has_eval = session.trainer, session.prepared.eval is not None
+    checkpoint_dir = session.work / "checkpoints"
     if not options.resume:
-        store.clear()
-    resume = store.fetch_latest(checkpoint_dir)
+        session.store.clear()
+    resume = session.store.fetch_latest(checkpoint_dir)
     initial: dict[str, float] = {}
-    if prepared.eval is not None and resume is None:
+    if has_eval and resume is None:
         before = trainer.evaluate().get("eval_loss")  # online RL methods report no loss
         initial = {"initialEvalLoss": float(before)} if before is not None else {}
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     state = trainer.state
-    summary_base: dict[str, Any] = {"step": state.global_step, "totalSteps": state.max_steps}
 
     if state.global_step < state.max_steps:
         # Stopped early: the just-in-time checkpoint on SIGTERM was saved; upload it.
-        uploader.upload(checkpoint_dir, state)
+        session.uploader.upload(checkpoint_dir, state)
         return Summary(
             "Interrupted", "Interrupted",
             f"stopped by SIGTERM at step {state.global_step} of {state.max_steps}; "
             "a checkpoint was saved and the next run resumes from it",
-            exit_codes.INTERRUPTED, metrics={**initial, **_final_metrics(state)},
-            checkpoints=[c.as_dict() for c in uploader.uploaded], **summary_base,
+            exit_codes.INTERRUPTED, step=state.global_step, totalSteps=state.max_steps,
+            metrics={**initial, **_final_metrics(state)},
+            checkpoints=[c.as_dict() for c in session.uploader.uploaded],
         )
     evaluated = any("eval_loss" in e and e.get("step") == state.global_step
                     for e in state.log_history)
-    if prepared.eval is not None and not evaluated:
+    if has_eval and not evaluated:
         trainer.evaluate()
-    final_metrics = {**initial, **_final_metrics(trainer.state)}
-
-    final_dir = work / "final"
-    artifacts.save_final(trainer, tokenizer, final_dir)
-    if not trainer.is_world_process_zero():
-        # Under torchrun every rank takes part in saving; only rank 0 publishes.
-        return Summary("Succeeded", "Succeeded", f"rank finished {state.global_step} steps",
-                       exit_codes.SUCCESS, metrics=final_metrics, **summary_base)
-    merged_dir = None
-    if spec.output.merge and loaded.peft_config is not None:
-        merged_dir = work / artifacts.MERGED
-        artifacts.save_merged(model_dir, final_dir, tokenizer, merged_dir,
-                              adapters.compute_dtype(spec.training.precision))
-    parameters = adapters.trainable_parameters(loaded.model)
-    uris = artifacts.publish(
-        spec.output.uri, final_dir, merged_dir, metrics_file,
-        lambda files: artifacts.manifest(config, prepared.report, final_metrics, files,
-                                         parameters, started),
-    )
-    return Summary(
-        "Succeeded", "Succeeded",
-        f"trained {state.global_step} steps; result in {uris.adapterUri}",
-        exit_codes.SUCCESS, metrics=final_metrics, result=uris.as_dict(),
-        checkpoints=[c.as_dict() for c in store.complete()], **summary_base,
-    )
+    return _publish(session, {**initial, **_final_metrics(trainer.state)})
