@@ -48,6 +48,7 @@ def test_staging_version_follows_the_release() -> None:
         versions.staging_version("v2.0.0")
 
 
+@pytest.mark.cluster  # builds the binaries when the cache is cold
 def test_warm_build_only_checks_the_cache() -> None:
     build.ensure_built()  # the control_plane fixture may not have run yet
     said: list[str] = []
@@ -76,6 +77,7 @@ def test_a_second_cluster_coexists_and_is_torn_down(control_plane: ControlPlane)
     control_plane.check_alive()
 
 
+@pytest.mark.cluster
 def test_a_component_that_fails_to_start_reports_its_log(tmp_path: Path) -> None:
     fake_etcd = tmp_path / "etcd"
     fake_etcd.write_text(
