@@ -90,6 +90,16 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
 }
 
 
+def crd_documents() -> list[dict[str, Any]]:
+    """The CRDs the chart installs (its crds/ directory)."""
+    return [
+        d
+        for f in sorted((CHART / "crds").glob("*.yaml"))
+        for d in yaml.safe_load_all(f.read_text())
+        if d
+    ]
+
+
 def helm_binary() -> Path:
     """The pinned helm, built from the Go module proxy into the cache when missing."""
     return build.build_component(build.HELM) / "helm"

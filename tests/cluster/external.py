@@ -94,3 +94,36 @@ def kueue_binary() -> Path:
         raise RuntimeError(f"building kueue {KUEUE[1]} failed:\n{proc.stderr[-4000:]}")
     (out / ".built").write_text(KUEUE[1] + "\n")
     return binary
+
+
+#: Kueue reads its metrics serving certificate from this fixed path when its internal
+#: certificate management is off (cmd/kueue/main.go); it exits if the files are missing.
+KUEUE_METRICS_CERT_DIR = Path("/etc/kueue/metrics/certs")
+
+
+def kueue_config(workdir: Path, *, webhook_port: int, health_port: int) -> Path:
+    """A Kueue Configuration for a manager running as a local process on loopback.
+
+    Leader election and internal certificate management are off (one process, our own
+    certificates), only ``batch/job`` is integrated, and jobs without the queue-name
+    label are left alone (the operator's jobs opt in with the label).
+    """
+    config = {
+        "apiVersion": "config.kueue.x-k8s.io/v1beta2",
+        "kind": "Configuration",
+        "namespace": "kueue-system",
+        "health": {"healthProbeBindAddress": f"127.0.0.1:{health_port}"},
+        "metrics": {"bindAddress": "0"},
+        "webhook": {
+            "port": webhook_port,
+            "host": "127.0.0.1",
+            "certDir": str(workdir / "webhook-certs"),
+        },
+        "leaderElection": {"leaderElect": False},
+        "internalCertManagement": {"enable": False},
+        "manageJobsWithoutQueueName": False,
+        "integrations": {"frameworks": ["batch/job"]},
+    }
+    path = workdir / "kueue-config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
