@@ -38,7 +38,7 @@ class Image:
 IMAGES = {
     "operator": Image(
         ROOT / "deploy" / "operator-constraints.txt",
-        (("kubetune", "--version"), ("kubetune", "validate", "--help")),
+        (("kubetune", "--version"), ("kubetune", "operator", "--help")),
     ),
     "trainer": Image(
         ROOT / "trainer-image" / "constraints.txt",
