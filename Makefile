@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: help venv system quickstart test test-unit lint crd
+.PHONY: help venv system quickstart test test-unit test-cluster cluster lint crd
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -27,6 +27,12 @@ test: venv system  ## run the whole test suite (starts a real control plane and 
 
 test-unit: venv  ## run the unit tests only (no cluster, no S3, no training)
 	$(PYTHON) -m pytest tests/unit
+
+test-cluster: venv system  ## cluster, S3 and Prometheus tests only
+	$(PYTHON) -m pytest tests/cluster
+
+cluster: venv system  ## a control plane with fake GPU nodes until Ctrl-C (prints the KUBECONFIG export)
+	$(PYTHON) -m kubetune.devenv cluster
 
 lint: venv  ## ruff and mypy
 	$(VENV)/bin/ruff check .

@@ -31,7 +31,12 @@ CRD_NAME = "finetunejobs.kubetune.io"
 GROUP, VERSION, PLURAL = "kubetune.io", "v1alpha1", "finetunejobs"
 SERVER_CASES = [c for c in INVALID_CASES if c.server]
 #: The API server words OpenAPI schema failures its own way; CEL messages are ours.
-SERVER_WORDING = {"pattern": "should match", "unknown": "unknown field", "required": "required"}
+SERVER_WORDING = {
+    "pattern": "should match",
+    "unknown": "unknown field",
+    "required": "required",
+    "unique": "duplicate value",
+}
 
 
 @pytest.fixture(scope="module")

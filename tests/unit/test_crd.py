@@ -63,7 +63,7 @@ def test_cel_rules_and_immutability_are_in_the_schema() -> None:
     assert {r["fieldPath"].lstrip(".") for r in transition} == set(IMMUTABLE_WHILE_RUNNING)
     assert all(r["message"] and r["fieldPath"].startswith(".") for r in rules)
     adapter = spec["properties"]["adapter"]
-    assert adapter["default"] == {}
+    assert adapter["default"] == {"type": "qlora"}  # nested defaults spelled out
     assert any("qlora" in r["rule"] for r in rules)
 
 

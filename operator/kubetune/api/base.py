@@ -14,14 +14,13 @@ from typing import Annotated, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
-from kubetune.api.rules import Rule
+from kubetune.api.rules import DECIMAL_PATTERN, Rule
 
 #: The error type raised for rule violations; :mod:`kubetune.api.errors` expands it.
 RULE_ERROR_TYPE = "kubetune_rule"
 
 #: A fraction or small real number, written as a string because the Kubernetes API
 #: conventions forbid floats in spec (``"2e-4"``, ``"0.1"``, ``"1.5"``).
-DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
 Decimal = Annotated[str, StringConstraints(pattern=DECIMAL_PATTERN, max_length=32)]
 
 #: A Kubernetes resource quantity such as ``"16Gi"``, ``"500m"`` or ``"4"``.
@@ -89,7 +88,8 @@ class ApiModel(BaseModel):
             {
                 "rule": rule.cel,
                 "message": rule.message,
-                "fieldPath": "." + rule.field,
+                # The API server owns metadata's schema, so a path into it is not allowed.
+                **({} if rule.field.startswith("metadata.") else {"fieldPath": "." + rule.field}),
                 "reason": rule.reason,
             }
             for rule in cls.rules

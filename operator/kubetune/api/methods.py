@@ -95,7 +95,10 @@ class MultitaskSpec(ApiModel):
     """A shared backbone with one classification head per task."""
 
     tasks: list[TaskSpec] = Field(
-        min_length=1, max_length=32, description="The tasks trained together."
+        min_length=1,
+        max_length=32,
+        description="The tasks trained together (names unique).",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
 
     rules = (
@@ -103,7 +106,7 @@ class MultitaskSpec(ApiModel):
             field="tasks",
             message="task names must be unique",
             check=lambda m: len({t.name for t in m.tasks}) == len(m.tasks),
-            cel="self.tasks.all(t, self.tasks.exists_one(u, u.name == t.name))",
+            # No CEL: the list is a map keyed by name, so the API server refuses duplicates.
         ),
     )
 

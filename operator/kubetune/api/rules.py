@@ -20,6 +20,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+#: The shape of decimal strings (``kubetune.api.base.Decimal``).
+DECIMAL_PATTERN = r"^[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
+
+
+def cel_decimal(field: str, condition: str) -> str:
+    """CEL for "``condition`` holds for the decimal string ``field``" (``condition`` uses
+    ``{x}`` for the value). A malformed string passes here: the schema's pattern already
+    refuses it with a clearer message than CEL's failed ``double()`` conversion."""
+    value = f"double(self.{field})"
+    return f"!self.{field}.matches(r'{DECIMAL_PATTERN}') || ({condition.format(x=value)})"
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -60,7 +71,7 @@ def fraction_below_one(field: str, *, allow_zero: bool, optional: bool = False) 
         number = float(value)
         return (number >= 0 if allow_zero else number > 0) and number < 1
 
-    cel = f"double(self.{field}) {op} 0.0 && double(self.{field}) < 1.0"
+    cel = cel_decimal(field, f"{{x}} {op} 0.0 && {{x}} < 1.0")
     if optional:
         cel = f"!has(self.{field}) || ({cel})"
     return Rule(field=field, message=f"{field} must be a fraction in {lower}", check=check, cel=cel)

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from kubetune.api.base import ApiModel, Decimal, ShortString
-from kubetune.api.rules import Rule, exclusive, fraction_below_one
+from kubetune.api.rules import Rule, cel_decimal, exclusive, fraction_below_one
 from kubetune.api.sources import DataSource
 
 Scheduler = Literal[
@@ -127,6 +127,6 @@ class TrainingSpec(ApiModel):
             field="learningRate",
             message='learningRate must be in (0, 1], e.g. "2e-4"',
             check=lambda t: 0 < float(t.learningRate) <= 1,
-            cel="double(self.learningRate) > 0.0 && double(self.learningRate) <= 1.0",
+            cel=cel_decimal("learningRate", "{x} > 0.0 && {x} <= 1.0"),
         ),
     )
