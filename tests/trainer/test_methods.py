@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kubetune_trainer.run import RunOptions, train
+from kubetune_trainer.run import RunOptions, execute, train
 from tests.trainer.helpers import CHAT_ROWS, PREFERENCE_ROWS, PROMPT_ROWS, make_config
 
 pytestmark = pytest.mark.trainer
@@ -52,3 +52,30 @@ def test_method_trains_and_publishes_an_adapter(tmp_path: Path, method: str) -> 
     assert 0 < manifest["parameters"]["trainable"] < manifest["parameters"]["total"]
     logged = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in logged if "loss" in r] == [1, 2]
+
+
+def test_a_merged_reward_job_scores_grpo_completions(tmp_path: Path) -> None:
+    """RLHF stages 2 and 3: a reward job's merged/ output is a grpo reward model."""
+    reward_dir = tmp_path / "reward"
+    reward = train(make_config(reward_dir, PREFERENCE_ROWS, method="reward",
+                               output={"merge": True}),
+                   RunOptions(work_dir=reward_dir / "work", print_logs=False))
+    merged = reward_dir / "out" / "merged"
+    assert reward.result["mergedUri"] == f"file://{merged}"
+    merged_config = json.loads((merged / "config.json").read_text())
+    assert merged_config["architectures"] == ["LlamaForSequenceClassification"]
+    assert len(merged_config["id2label"]) == 1  # one score: a reward
+
+    grpo_dir = tmp_path / "grpo"
+    adapter_only = execute(
+        lambda: make_config(grpo_dir, PROMPT_ROWS, method="grpo", grpo=ONLINE,
+                            reward={"modelUri": f"file://{reward_dir / 'out'}"}),
+        RunOptions(work_dir=grpo_dir / "work"),
+    )
+    assert adapter_only.reason == "InvalidModel"
+    assert "use the merged/ folder" in adapter_only.message
+
+    grpo = train(make_config(grpo_dir, PROMPT_ROWS, method="grpo", grpo=ONLINE,
+                             reward={"modelUri": f"file://{merged}"}),
+                 RunOptions(work_dir=grpo_dir / "work", print_logs=False))
+    assert grpo.outcome == "Succeeded" and math.isfinite(grpo.metrics["reward"])

@@ -61,13 +61,23 @@ def save_final(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, folder: Pat
 
 def save_merged(
     model_dir: Path, adapter_dir: Path, tokenizer: PreTrainedTokenizerBase, folder: Path,
-    dtype: Any,
+    dtype: Any, *, classifier: bool = False,
 ) -> None:
-    """Base model + adapter merged into plain weights, loaded unquantized so qlora merges too."""
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
+    """Base model + adapter merged into plain weights, loaded unquantized so qlora merges too.
 
-    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    ``classifier``: the reward method's sequence classifier (its trained score head is
+    part of the adapter and is merged with it).
+    """
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    if classifier:
+        base = AutoModelForSequenceClassification.from_pretrained(
+            model_dir, dtype=dtype, num_labels=1
+        )
+        base.config.pad_token_id = tokenizer.pad_token_id
+    else:
+        base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
     if base.get_input_embeddings().num_embeddings != len(tokenizer):
         base.resize_token_embeddings(len(tokenizer))
     merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()

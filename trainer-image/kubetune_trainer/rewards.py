@@ -115,7 +115,7 @@ def build(spec: RewardSpec | None, training: TrainingSpec) -> Rewards:
 
 
 def _reward_model(uri: str, training: TrainingSpec) -> tuple[Any, Any]:
-    """A sequence classifier with one label; a reward job's output (adapter) works too."""
+    """A sequence classifier with one label, such as a reward job's ``merged/`` output."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from kubetune_trainer.adapters import compute_dtype, ensure_tokenizer_ready
@@ -124,17 +124,9 @@ def _reward_model(uri: str, training: TrainingSpec) -> tuple[Any, Any]:
     folder = resolve_model(uri, classifier=True)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     ensure_tokenizer_ready(tokenizer, folder)
-    dtype = compute_dtype(training.precision)
-    if (folder / "adapter_config.json").is_file():
-        from peft import AutoPeftModelForSequenceClassification
-
-        model = AutoPeftModelForSequenceClassification.from_pretrained(
-            folder, num_labels=1, dtype=dtype
-        ).merge_and_unload()
-    else:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            folder, num_labels=1, dtype=dtype
-        )
+    model = AutoModelForSequenceClassification.from_pretrained(
+        folder, num_labels=1, dtype=compute_dtype(training.precision)
+    )
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer

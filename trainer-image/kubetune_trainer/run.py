@@ -212,6 +212,7 @@ def _build(config: TrainerConfig, options: RunOptions) -> _Session:
 def _publish(session: _Session, metrics: dict[str, float]) -> Summary:
     """Save the result, optionally merge, upload it with the manifest last."""
     from kubetune_trainer import adapters, artifacts
+    from kubetune_trainer.methods import CLASSIFIER_METHODS
 
     spec, trainer, state = session.config.spec, session.trainer, session.trainer.state
     base: dict[str, Any] = {"step": state.global_step, "totalSteps": state.max_steps,
@@ -226,7 +227,8 @@ def _publish(session: _Session, metrics: dict[str, float]) -> Summary:
     if spec.output.merge and session.loaded.peft_config is not None:
         merged_dir = session.work / artifacts.MERGED
         artifacts.save_merged(session.model_dir, final_dir, session.tokenizer, merged_dir,
-                              adapters.compute_dtype(spec.training.precision))
+                              adapters.compute_dtype(spec.training.precision),
+                              classifier=spec.method in CLASSIFIER_METHODS)
     # The model object TRL trained: PEFT injects its layers into it in place.
     parameters = adapters.trainable_parameters(session.loaded.model)
     uris = artifacts.publish(

@@ -32,7 +32,13 @@ def resolve_model(uri: str, revision: str | None = None, *, classifier: bool = F
     else:
         folder = storage.local_path(uri)
     if not (folder / "config.json").is_file():
-        raise InvalidModelError(f"{uri}: no config.json found in {folder}; not a model folder")
+        hint = ""
+        if (folder / "adapter_config.json").is_file():
+            hint = (" (it holds an adapter: use the merged/ folder of a job run with "
+                    "output.merge: true)")
+        raise InvalidModelError(
+            f"{uri}: no config.json found in {folder}; not a model folder{hint}"
+        )
     return folder
 
 
