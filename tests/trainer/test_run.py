@@ -82,9 +82,17 @@ def test_bad_data_exits_with_invalid_input_and_names_the_row(tmp_path: Path) -> 
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 
-def test_missing_config_is_an_invalid_input(tmp_path: Path) -> None:
+def test_missing_or_invalid_config_is_an_invalid_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert main(["--config", str(tmp_path / "absent.json")]) == exit_codes.INVALID_INPUT
     assert termination_message()["reason"] == "InvalidConfig"
+    config = json.loads(trainer_config_json(make_config(tmp_path)))
+    config["spec"]["training"]["learningRate"] = "fast"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    monkeypatch.setenv("KUBETUNE_CONFIG", str(tmp_path / "config.json"))  # no --config
+    assert main([]) == exit_codes.INVALID_INPUT
+    assert "spec.training.learningRate" in termination_message()["message"]
 
 
 def free_port() -> int:
