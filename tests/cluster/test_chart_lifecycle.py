@@ -15,6 +15,7 @@ and ``kubetune.io/`` bookkeeping change, so an Argo CD Application stays Synced.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import sys
@@ -93,23 +94,39 @@ def _healthy(port: int) -> bool:
         return bool(r.status == 200)
 
 
-@pytest.fixture(params=["cluster-wide", "namespaced"])
-def installed(
-    request: pytest.FixtureRequest,
-    control_plane: ControlPlane,
-    namespace: str,
-    tmp_path: Path,
-) -> Iterator[Installed]:
-    """``helm install`` (CRDs included) and the operator started with its identity."""
-    mode = request.param
+def _start_operator(
+    deployment: dict[str, Any], kubeconfig: Path, workdir: Path, name: str = "operator"
+) -> tuple[Process, Path]:
+    """The Deployment's command line as a local process authenticated by ``kubeconfig``;
+    returns once kopf's /healthz answers."""
+    log = workdir / f"{name}.log"
+    liveness, metrics = free_port(), free_port()
+    operator = Process(
+        name,
+        # The console script the operator image's ENTRYPOINT runs.
+        [
+            str(Path(sys.executable).parent / "kubetune"),
+            *_local_args(deployment, liveness, metrics),
+        ],
+        log,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(workdir), "KUBECONFIG": str(kubeconfig)},
+    )
+    try:
+        wait_for(operator, lambda: _healthy(liveness), what="kopf's /healthz answers", timeout=60)
+    except BaseException:
+        operator.stop()
+        raise
+    return operator, log
+
+
+@contextlib.contextmanager
+def _release(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path, *set_args: str
+) -> Iterator[tuple[str, dict[str, Any], Path]]:
+    """``helm install`` (CRDs included); yields (release, Deployment, SA kubeconfig)."""
     release = f"kt{secrets.token_hex(3)}"
     env = control_plane.env()
-    watched = f"t-ftj-{secrets.token_hex(3)}"
-    control_plane.kubectl("create", "namespace", watched)
-    args = ["--set", f"watch.namespaces={{{watched}}}"] if mode == "namespaced" else []
-    helm("install", release, str(CHART), "--namespace", namespace, *args, env=env, timeout=180)
-    log = tmp_path / "operator.log"
-    operator: Process | None = None
+    helm("install", release, str(CHART), "--namespace", namespace, *set_args, env=env, timeout=180)
     try:
         manifest = helm("get", "manifest", release, "-n", namespace, env=env).stdout
         deployment = next(
@@ -117,24 +134,36 @@ def installed(
         )
         account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
         kubeconfig = _sa_kubeconfig(control_plane, namespace, account, tmp_path / "sa.kubeconfig")
-        liveness, metrics = free_port(), free_port()
-        operator = Process(
-            # The console script the operator image's ENTRYPOINT runs.
-            "operator",
-            [
-                str(Path(sys.executable).parent / "kubetune"),
-                *_local_args(deployment, liveness, metrics),
-            ],
-            log,
-            env={"PATH": env["PATH"], "HOME": str(tmp_path), "KUBECONFIG": str(kubeconfig)},
-        )
-        wait_for(operator, lambda: _healthy(liveness), what="kopf's /healthz answers", timeout=60)
-        yield Installed(release, namespace, watched, operator, log)
+        yield release, deployment, kubeconfig
     finally:
-        if operator is not None:
-            operator.stop()
         helm("uninstall", release, "--namespace", namespace, env=env, timeout=180)
-        control_plane.kubectl("delete", "namespace", watched, "--wait=false")
+
+
+@pytest.fixture
+def watched(control_plane: ControlPlane) -> Iterator[str]:
+    """The namespace the FineTuneJobs go to (distinct from the release namespace)."""
+    name = f"t-ftj-{secrets.token_hex(3)}"
+    control_plane.kubectl("create", "namespace", name)
+    yield name
+    control_plane.kubectl("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture(params=["cluster-wide", "namespaced"])
+def installed(
+    request: pytest.FixtureRequest,
+    control_plane: ControlPlane,
+    namespace: str,
+    watched: str,
+    tmp_path: Path,
+) -> Iterator[Installed]:
+    """The chart installed and the operator started with its identity."""
+    args = ["--set", f"watch.namespaces={{{watched}}}"] if request.param == "namespaced" else []
+    with _release(control_plane, namespace, tmp_path, *args) as (release, deployment, kubeconfig):
+        operator, log = _start_operator(deployment, kubeconfig, tmp_path)
+        try:
+            yield Installed(release, namespace, watched, operator, log)
+        finally:
+            operator.stop()
 
 
 def _get(control_plane: ControlPlane, namespace: str, name: str) -> dict[str, Any]:
@@ -246,3 +275,54 @@ def test_lifecycle_under_the_chart_identity_keeps_gitops_clean(
     )["items"]
     assert events, "the operator posted no events"
     assert installed.operator.alive(), log[-4000:]
+
+
+def _submit(control_plane: ControlPlane, namespace: str, name: str) -> None:
+    manifest = valid_manifest(name)
+    manifest["metadata"]["namespace"] = namespace
+    control_plane.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(manifest))
+
+
+def _state(control_plane: ControlPlane, namespace: str, name: str) -> str | None:
+    state = _get(control_plane, namespace, name).get("status", {}).get("state")
+    return str(state) if state else None
+
+
+def test_two_replicas_with_peering_act_once_and_fail_over(
+    control_plane: ControlPlane, namespace: str, watched: str, tmp_path: Path
+) -> None:
+    """replicaCount: 2 — kopf peering through the chart's ClusterKopfPeering keeps one
+    replica active; when it stops, the standby takes over."""
+    with _release(control_plane, namespace, tmp_path, "--set", "replicaCount=2") as (
+        _,
+        deployment,
+        kubeconfig,
+    ):
+        assert deployment["spec"]["replicas"] == 2
+        first, first_log = _start_operator(deployment, kubeconfig, tmp_path, "replica-a")
+        second, second_log = _start_operator(deployment, kubeconfig, tmp_path, "replica-b")
+        try:
+            logs = (first_log, second_log)
+            _submit(control_plane, watched, "one")
+            poll(
+                lambda: _state(control_plane, watched, "one") == "Succeeded",
+                what="the first job succeeds",
+                timeout=90,
+            )
+            created = [p.read_text().count("created Job one") for p in logs]
+            assert sorted(created) == [0, 1], created  # one replica acted, the other waited
+            active, standby = (first, second) if created[0] else (second, first)
+            standby_log = second_log if created[0] else first_log
+
+            active.stop()
+            _submit(control_plane, watched, "two")
+            poll(
+                lambda: _state(control_plane, watched, "two") == "Succeeded",
+                what="the standby takes over and runs the second job",
+                timeout=120,
+            )
+            assert standby.alive()
+            assert "created Job two" in standby_log.read_text()
+        finally:
+            first.stop()
+            second.stop()
