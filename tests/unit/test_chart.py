@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +140,9 @@ def test_namespaced_mode_grants_nothing_namespaced_cluster_wide(tmp_path: Path) 
     docs = render(VALUE_SETS["everything-namespaced"], tmp_path)
     (cluster_role,) = by_kind(docs, "ClusterRole")
     assert [r["resources"] for r in cluster_role["rules"]] == [
-        ["customresourcedefinitions"], ["namespaces"]]
+        ["customresourcedefinitions"],
+        ["namespaces"],
+    ]
     assert all(set(r["verbs"]) <= {"get", "list", "watch"} for r in cluster_role["rules"])
     roles = by_kind(docs, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
@@ -310,3 +314,42 @@ def test_dashboard_configmap_carries_the_dashboard(tmp_path: Path) -> None:
     assert json.loads(configmap["data"]["kubetune.json"]) == json.loads(
         (CHART / "dashboards" / "kubetune.json").read_text()
     )
+
+
+def test_dashboard_queries_are_valid_promql(promtool: Path, tmp_path: Path) -> None:
+    """Every panel query parses as PromQL (promtool), with Grafana's variables filled in."""
+    dashboard = json.loads((CHART / "dashboards" / "kubetune.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    grafana = {"$__rate_interval": "5m", "$namespace": ".*", "$finetunejob": ".*"}
+    rules = []
+    for index, expr in enumerate(exprs):
+        for variable, value in grafana.items():
+            expr = expr.replace(variable, value)
+        rules.append({"record": f"kubetune:panel_{index}", "expr": expr})
+    path = tmp_path / "rules.yaml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    proc = subprocess.run(
+        [str(promtool), "check", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"{len(exprs)} rules found" in proc.stdout
+
+
+def test_packaged_chart_ships_the_argocd_health_check_and_no_test_data(
+    tmp_path: Path,
+) -> None:
+    helm("package", str(CHART), "--destination", str(tmp_path))
+    (archive,) = tmp_path.glob("kubetune-*.tgz")
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+    for shipped in (
+        "argocd/health.lua",
+        "argocd/argocd-cm.yaml",
+        "crds/finetunejob.yaml",
+        "crds/kopf-peering.yaml",
+        "dashboards/kubetune.json",
+        "values.schema.json",
+        "templates/NOTES.txt",
+    ):
+        assert f"kubetune/{shipped}" in names
+    assert not [n for n in names if "testdata" in n or n.endswith("health_test.yaml")]
