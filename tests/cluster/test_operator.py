@@ -242,6 +242,10 @@ def test_job_runs_on_a_gpu_node_and_succeeds_with_a_result(
     assert done["result"]["metrics"] == {"loss": 0.42, "evalLoss": 0.51}
     assert done["checkpoints"][0]["step"] == 10
     assert done["progress"]["step"] == 20 and done["completionTime"]
+    poll(
+        lambda: not cluster.ftj("llama")["metadata"].get("finalizers"),
+        what="the progress daemon's finalizer is gone once the job finished",
+    )
     reasons = {reason for _, reason, _ in cluster.events("llama")}
     assert {"JobCreated", "Running", "Succeeded"} <= reasons
     printed = kubectl("get", "ftj", "llama", "-n", cluster.namespace).stdout

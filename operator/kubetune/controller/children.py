@@ -19,20 +19,17 @@ interrupted. What an existing Job may be changed into follows from Kubernetes' r
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubetune.api import FineTuneJob
 from kubetune.controller.kube import Kube
-from kubetune.controller.views import JobView
+from kubetune.controller.views import SYNCED_FIELDS, JobView
 from kubetune.render.children import Children
 from kubetune.render.job import CONFIG_DIGEST_ANNOTATION as CONFIG_DIGEST
 from kubetune.render.job import TEMPLATE_HASH_ANNOTATION as TEMPLATE_HASH
 from kubetune.render.job import desired_suspend, queue_name
-
-#: Job spec fields that can change on a live Job and follow the FineTuneJob spec.
-_SYNCED_FIELDS = ("activeDeadlineSeconds", "backoffLimit", "ttlSecondsAfterFinished")
 
 
 class JobReplaced(RuntimeError):
@@ -49,13 +46,32 @@ class Outcome:
 
 
 def _job_patch(
-    desired: dict[str, Any], current: dict[str, Any], job: FineTuneJob
+    desired: dict[str, Any], have: Mapping[str, Any], job: FineTuneJob
 ) -> dict[str, Any]:
-    want, have = desired["spec"], current.get("spec") or {}
-    patch = {name: want.get(name) for name in _SYNCED_FIELDS if want.get(name) != have.get(name)}
+    """Changes of the synced fields; ``suspend`` only when Kueue doesn't own it."""
+    want = desired["spec"]
+    patch = {
+        name: want.get(name)
+        for name in SYNCED_FIELDS
+        if name != "suspend" and want.get(name) != have.get(name)
+    }
     if queue_name(job) is None and bool(have.get("suspend")) != desired_suspend(job):
         patch["suspend"] = desired_suspend(job)
     return patch
+
+
+def up_to_date(view: JobView, children: Children, job: FineTuneJob) -> bool:
+    """Whether the Job as last seen needs nothing: finished, or rendered from the same
+    template and config with the same settings. Spares a restarted operator (which
+    resumes every job) all API calls for jobs that didn't change."""
+    if view.success or view.failure:
+        return True
+    wanted = children.job["metadata"]["annotations"]
+    return (
+        view.template_hash == wanted[TEMPLATE_HASH]
+        and view.config_digest == wanted[CONFIG_DIGEST]
+        and not _job_patch(children.job, view.settings, job)
+    )
 
 
 def _update_config(kube: Kube, namespace: str, children: Children) -> None:
@@ -115,7 +131,7 @@ def ensure_children(
             _update_config(kube, namespace, children)
             patch["metadata"] = {"annotations": {CONFIG_DIGEST: wanted[CONFIG_DIGEST]}}
             outcome.actions.append(f"updated ConfigMap {children.configmap['metadata']['name']}")
-        if spec_patch := _job_patch(desired, current, job):
+        if spec_patch := _job_patch(desired, current.get("spec") or {}, job):
             patch["spec"] = spec_patch
             outcome.actions.append(f"patched Job {name}: {', '.join(sorted(spec_patch))}")
         outcome.job = kube.patch_job(namespace, name, patch) if patch else current

@@ -4,9 +4,10 @@
   cluster hold them (:mod:`kubetune.controller.children`) and publishes the status.
 * Events of its Job and pods (watched by label ``kubetune.io/job`` only, see
   :mod:`kubetune.controller.settings`) re-derive and publish the status.
-* A timer re-derives the status of unfinished jobs now and then (a lost write or a
-  missed event heals without a trigger); a daemon per running job reads progress;
-  a daemon per finished job with ``ttlSecondsAfterFinished`` deletes it on time.
+* A daemon per running job reads progress; a daemon per finished job with
+  ``ttlSecondsAfterFinished`` deletes it on time. kopf guards each daemon with a
+  finalizer, present only while the daemon applies (the job runs, or waits for its
+  TTL): deleting such a job waits for the operator to stop its daemon.
 
 Indexes hold compact views of the FineTuneJobs, Jobs and pods, so no trigger has to
 read anything from the API server to derive a status.
@@ -27,7 +28,7 @@ from kubernetes.client.exceptions import ApiException
 from kubetune import metrics
 from kubetune.api import GROUP, PLURAL, VERSION
 from kubetune.api.status import FineTuneJobStatus, Progress
-from kubetune.controller.children import JobReplaced, ensure_children
+from kubetune.controller.children import JobReplaced, ensure_children, up_to_date
 from kubetune.controller.progress import progress_from_samples, scrape
 from kubetune.controller.runtime import Key, Runtime, Snapshot, now
 from kubetune.controller.status import Transition
@@ -37,7 +38,6 @@ from kubetune.render.labels import JOB_LABEL
 
 FTJ = (GROUP, VERSION, PLURAL)
 OWNED = {JOB_LABEL: kopf.PRESENT}
-RESYNC_SECONDS = 60.0
 _TERMINAL = ("Succeeded", "Failed")
 
 T = TypeVar("T")
@@ -144,6 +144,10 @@ def reconcile(
             logger.info("finished; children left as they are")
             return
         children = render_children(job, runtime.options)
+        known = indexes.job(snapshot.key)
+        if known is not None and up_to_date(known, children, job):
+            runtime.publish(snapshot, known, indexes.pods(snapshot.key), _emit)
+            return
         try:
             outcome = ensure_children(
                 runtime.kube, job, children, lambda m: kopf.adopt(m, owner=body)
@@ -201,26 +205,6 @@ def finetunejob_event(*, namespace: str | None, name: str, type: str, memo: Any,
     """Forget a deleted FineTuneJob (its children are garbage-collected by owner)."""
     if type == "DELETED":
         _runtime(memo).forget(_key(namespace, name))
-
-
-def _unfinished(status: kopf.Status, **_: Any) -> bool:
-    return status.get("state") not in _TERMINAL
-
-
-@kopf.timer(*FTJ, interval=RESYNC_SECONDS, idle=RESYNC_SECONDS, when=_unfinished)
-def resync(
-    *,
-    namespace: str | None,
-    name: str,
-    memo: Any,
-    **kwargs: Any,
-) -> None:
-    """Re-derive the status from the indexes; writes only if something changed."""
-    runtime = _runtime(memo)
-    _timed(
-        "timer",
-        lambda: _refresh(runtime, _key(namespace, name), Indexes.of(kwargs)),
-    )
 
 
 def _running(status: kopf.Status, **_: Any) -> bool:

@@ -2,16 +2,16 @@
 
 * Finalizer, handler progress and the last-handled spec live in annotations under
   ``kubetune.io`` (not kopf's own domain), so ``kubectl get -o yaml`` shows whose they
-  are and ``status`` holds only the API's fields. kopf adds a finalizer only for
-  deletion handlers; there are none: children are removed by owner references, so
-  deleting a FineTuneJob never waits for the operator.
+  are and ``status`` holds only the API's fields. There are no deletion handlers:
+  children are removed by owner references. kopf's finalizer appears only while a
+  daemon runs for the job (progress of a running job, the TTL of a finished one).
 * Jobs and pods are watched with a server-side label selector (``kubetune.io/job``):
   the operator never receives, let alone keeps, pods that aren't its own.
 * Peering is mandatory unless ``--standalone``: a replica that can't find its peering
   object stops instead of silently acting next to another one (see
   :mod:`kubetune.controller.peering`).
 * Watches are renewed every few minutes and a stalled stream is detected quickly;
-  API calls time out instead of hanging a worker.
+  API calls time out instead of hanging a worker; concurrency is bounded (see below).
 """
 
 from __future__ import annotations
@@ -46,3 +46,8 @@ def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
     settings.execution.max_workers = memo.workers
+    # Every concurrent API call of kopf holds its own TLS connection (~130 KiB of
+    # buffers); unbounded, a burst of 500 new jobs costs >100 MB. Bounded, the burst
+    # queues and memory stays flat while throughput is set by the API server anyway.
+    settings.queueing.worker_limit = memo.workers * 8
+    settings.posting.worker_limit = memo.workers

@@ -16,6 +16,9 @@ from typing import Any
 from kubetune.render.job import CONFIG_DIGEST_ANNOTATION, TEMPLATE_HASH_ANNOTATION
 from kubetune.render.pod import COMPLETION_INDEX_ANNOTATION, CONTAINER_NAME
 
+#: Job spec fields that can change on a live Job and follow the FineTuneJob spec.
+SYNCED_FIELDS = ("activeDeadlineSeconds", "backoffLimit", "ttlSecondsAfterFinished", "suspend")
+
 
 def parse_time(value: Any) -> datetime | None:
     """A Kubernetes timestamp (RFC 3339) as an aware datetime; ``None`` when absent."""
@@ -136,6 +139,8 @@ class JobView:
     start_time: datetime | None
     completion_time: datetime | None
     conditions: Mapping[str, ConditionView]
+    settings: Mapping[str, Any]
+    """The Job's spec fields the controller keeps in sync (see :data:`SYNCED_FIELDS`)."""
 
     def condition(self, kind: str) -> ConditionView | None:
         """The condition ``kind`` when it is True, else ``None``."""
@@ -171,4 +176,5 @@ class JobView:
             start_time=parse_time(status.get("startTime")),
             completion_time=parse_time(status.get("completionTime")),
             conditions=_conditions(status),
+            settings={name: spec.get(name) for name in SYNCED_FIELDS},
         )
