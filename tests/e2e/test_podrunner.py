@@ -214,14 +214,14 @@ def test_missing_secret_waits_then_starts(kube: Any, namespace: str, pod_runner:
 
 SERVE_AND_TRAP = """
     import http.server, os, pathlib, signal, sys, threading, time
-    server = http.server.HTTPServer(("0.0.0.0", 9090), http.server.SimpleHTTPRequestHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     def stop(*_):
         if os.environ.get("IGNORE_TERM"):
             return
         pathlib.Path(os.environ["MSG"]).write_text("saved checkpoint on SIGTERM")
         sys.exit(5)
-    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGTERM, stop)  # before serving: an answer means it is trapped
+    server = http.server.HTTPServer(("0.0.0.0", 9090), http.server.SimpleHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     print("serving", flush=True)
     while True:
         time.sleep(0.1)
@@ -289,7 +289,8 @@ def test_pods_serve_on_their_own_ip_and_sigterm_on_delete(
 def test_grace_period_ends_with_sigkill(kube: Any, namespace: str, pod_runner: PodRunner) -> None:
     core: Any = client.CoreV1Api(kube)
     core.create_namespaced_pod(namespace, _serving_pod("stubborn", ignore_term=True, grace=1))
-    _wait_phase(core, namespace, "stubborn", "Running")
+    ip = _wait_phase(core, namespace, "stubborn", "Running")["status"]["podIP"]
+    poll(partial(_http_ok, f"http://{ip}:9090/"), what="stubborn serves", timeout=20)
     core.delete_namespaced_pod("stubborn", namespace)
     terminated = _terminated(_finally_deleted(core, namespace, "stubborn"))
     assert (terminated["exitCode"], terminated["signal"]) == (137, 9)

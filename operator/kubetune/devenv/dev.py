@@ -56,7 +56,7 @@ def install_crd(cp: ControlPlane, path: Path | None = None) -> None:
 
     manifest = path.read_text() if path else render_crd_yaml()
     cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=manifest)
-    cp.kubectl("wait", "--for=condition=Established", "crd/finetunejobs.kubetune.io")
+    # Polled rather than `kubectl wait`, which fails while the new CRD has no conditions.
     poll(
         lambda: cp.kubectl("get", "finetunejobs", "-A", check=False).returncode == 0,
         what="finetunejobs are served",

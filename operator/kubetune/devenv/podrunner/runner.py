@@ -386,6 +386,7 @@ class PodRunner:
         self.lookup = ApiLookup(self.core)
         self.fixed_nodes = list(nodes) if nodes is not None else None
         self.pods: dict[str, LocalPod] = {}
+        self._logs: dict[tuple[str, str], Path] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watched: dict[str, threading.Thread] = {}
@@ -429,10 +430,10 @@ class PodRunner:
         return None
 
     def log_file(self, namespace: str, name: str) -> Path | None:
-        """The log file of the newest local pod with this name (for tests and ``dev``)."""
+        """The log file of the newest local pod with this name, also after the pod was
+        deleted (for tests and ``kubetune dev``)."""
         with self._lock:
-            found = [p for p in self.pods.values() if (p.namespace, p.name) == (namespace, name)]
-        return found[-1].log_file if found else None
+            return self._logs.get((namespace, name))
 
     # -- watches ---------------------------------------------------------------------
 
@@ -525,6 +526,7 @@ class PodRunner:
                 return
             local = LocalPod(self, pod, next(self._addresses))
             self.pods[uid] = local
+            self._logs[(local.namespace, local.name)] = local.log_file
             local.update(pod)
         log.info("%r: new pod, pod IP %s", local, local.pod_ip)
         local.thread.start()
