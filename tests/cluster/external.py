@@ -127,3 +127,40 @@ def kueue_config(workdir: Path, *, webhook_port: int, health_port: int) -> Path:
     path = workdir / "kueue-config.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+#: Label that opts a namespace into the Job webhooks registered by :func:`kueue_webhooks`,
+#: so that Kueue's fail-closed Job webhooks never touch other tests' namespaces.
+KUEUE_TEST_NAMESPACE_LABEL = {"kubetune.io/kueue-test": "true"}
+
+
+def kueue_webhooks(port: int, ca_pem: bytes) -> list[dict[str, Any]]:
+    """Kueue's webhook configurations for batch Jobs and Kueue's own kinds, pointed at
+    the manager on ``https://127.0.0.1:<port>`` (the API server calls loopback URLs
+    directly; no Service is needed) and trusting ``ca_pem``.
+
+    The other integrations' webhooks (pods, deployments, ...) are left out: they are
+    not enabled in :func:`kueue_config`, and a fail-closed webhook for Pods would refuse
+    every pod in the cluster. Job webhooks only apply to namespaces carrying
+    :data:`KUEUE_TEST_NAMESPACE_LABEL`.
+    """
+    import base64
+
+    manifests = kueue_source() / "config" / "components" / "webhook" / "manifests.yaml"
+    ca = base64.b64encode(ca_pem).decode()
+    configs = []
+    for doc in _load([manifests]):
+        kept = []
+        for hook in doc["webhooks"]:
+            groups = {g for rule in hook["rules"] for g in rule["apiGroups"]}
+            if not groups & {"batch", "kueue.x-k8s.io"}:
+                continue
+            path = hook["clientConfig"]["service"]["path"]
+            hook["clientConfig"] = {"url": f"https://127.0.0.1:{port}{path}", "caBundle": ca}
+            if "batch" in groups:
+                hook["namespaceSelector"] = {"matchLabels": dict(KUEUE_TEST_NAMESPACE_LABEL)}
+            kept.append(hook)
+        doc["metadata"] = {"name": f"kubetune-test-kueue-{doc['metadata']['name']}"}
+        doc["webhooks"] = kept
+        configs.append(doc)
+    return configs

@@ -235,7 +235,12 @@ def test_lifecycle_under_the_chart_identity_keeps_gitops_clean(
         ) from e
     log = installed.log.read_text()
     assert after["status"]["state"] == "Succeeded", (seen, log[-4000:])
-    assert "Forbidden" not in log and " 403" not in log, log[-4000:]
+    # RBAC denials read 'User "system:serviceaccount:..." cannot <verb> resource ...'
+    # (a 403 for a namespace being deleted by another test is not about permissions).
+    denied = [
+        line for line in log.splitlines() if "system:serviceaccount:" in line and " cannot " in line
+    ]
+    assert not denied, "\n".join(denied[:5])
 
     # Argo CD: Progressing while it ran, Healthy at the end (the real operator's status).
     healths = [h for _, h in seen]

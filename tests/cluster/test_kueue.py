@@ -60,8 +60,8 @@ def kueue(
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "tls.crt").write_bytes(serving.cert.read_bytes())
         (directory / "tls.key").write_bytes(serving.key.read_bytes())
-    health = free_port()
-    config = external.kueue_config(workdir, webhook_port=free_port(), health_port=health)
+    health, webhook = free_port(), free_port()
+    config = external.kueue_config(workdir, webhook_port=webhook, health_port=health)
     proc = Process(
         "kueue",
         [
@@ -81,11 +81,28 @@ def kueue(
         with urllib.request.urlopen(f"http://127.0.0.1:{health}/readyz", timeout=2) as r:
             return bool(r.status == 200)
 
+    webhooks = external.kueue_webhooks(webhook, ca.cert.read_bytes())
     try:
         wait_for(proc, ready, what="kueue /readyz", timeout=90)
+        _apply(control_plane, webhooks)
         yield proc
     finally:
+        for hook_config in webhooks:  # fail-closed webhooks must not outlive their server
+            control_plane.kubectl(
+                "delete",
+                hook_config["kind"],
+                hook_config["metadata"]["name"],
+                "--ignore-not-found",
+            )
         proc.stop()
+
+
+@pytest.fixture
+def queue_namespace(namespace: str, control_plane: ControlPlane) -> str:
+    """The test namespace, opted into Kueue's Job webhooks."""
+    labels = [f"{k}={v}" for k, v in external.KUEUE_TEST_NAMESPACE_LABEL.items()]
+    control_plane.kubectl("label", "namespace", namespace, *labels)
+    return namespace
 
 
 @pytest.fixture
@@ -140,6 +157,7 @@ def _kueue_reason(
 
 def test_gpu_quota_admits_one_job_and_queues_the_other(
     kueue: Process,
+    queue_namespace: str,
     operator: Process,
     control_plane: ControlPlane,
     namespace: str,
@@ -248,3 +266,34 @@ def test_gpu_quota_admits_one_job_and_queues_the_other(
         timeout=90,
         interval=0.5,
     )
+
+
+def test_kueue_webhooks_are_live_and_accept_the_operators_jobs(
+    kueue: Process, queue_namespace: str, control_plane: ControlPlane
+) -> None:
+    """The API server calls Kueue's webhooks on loopback: a Job that names a queue but
+    was created unsuspended is suspended by Kueue's mutating webhook (the operator does
+    not rely on it: it creates queued Jobs suspended, and those pass the validating
+    webhook in the test above)."""
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": "plain",
+            "namespace": queue_namespace,
+            "labels": {"kueue.x-k8s.io/queue-name": "gpu-team"},
+        },
+        "spec": {
+            "suspend": False,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "c", "image": "busybox"}],
+                }
+            },
+        },
+    }
+    created = control_plane.request(
+        "POST", f"/apis/batch/v1/namespaces/{queue_namespace}/jobs", job
+    )
+    assert created["spec"]["suspend"] is True
