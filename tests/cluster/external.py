@@ -5,6 +5,8 @@ Prometheus Operator and Kueue are Go modules whose source ships their CRD manife
 ``go mod download`` of a pinned version yields exactly the CRDs a user installs, and
 Kueue's manager builds with ``go install`` (no replace lines). Results are cached under
 ``~/.cache/kubetune`` like the control-plane binaries.
+
+    .venv/bin/python -m tests.cluster.external   # prefetch and build (about 7 minutes cold)
 """
 
 from __future__ import annotations
@@ -164,3 +166,15 @@ def kueue_webhooks(port: int, ca_pem: bytes) -> list[dict[str, Any]]:
         doc["webhooks"] = kept
         configs.append(doc)
     return configs
+
+
+def main() -> int:
+    """Fetch and build everything above ahead of a test run (CI's install step)."""
+    print(f"monitoring CRDs: {len(monitoring_crds())} from {PROMETHEUS_OPERATOR[0]}")
+    print(f"kueue CRDs: {len(kueue_crds())} from {KUEUE[0]}@{KUEUE[1]}")
+    print(f"kueue: {kueue_binary()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
