@@ -25,20 +25,21 @@ PROMETHEUS_OPERATOR = ("github.com/prometheus-operator/prometheus-operator", "v0
 KUEUE = ("sigs.k8s.io/kueue", "v0.17.0")
 
 
-def _go_env(**extra: str) -> dict[str, str]:
-    return {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod -buildvcs=false", **extra}
+def _go(*args: str, timeout: float, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the go command with the control plane's build settings (static, -mod=mod)."""
+    return subprocess.run(
+        ["go", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod -buildvcs=false", **env},
+    )
 
 
 def module_dir(module: str, version: str) -> Path:
     """Download ``module@version`` into the Go module cache; return its source dir."""
-    proc = subprocess.run(
-        ["go", "mod", "download", "-json", f"{module}@{version}"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        env=_go_env(),
-    )
+    proc = _go("mod", "download", "-json", f"{module}@{version}", timeout=600)
     info = json.loads(proc.stdout or "{}")
     if proc.returncode != 0 or "Error" in info:
         raise RuntimeError(
@@ -84,13 +85,13 @@ def kueue_binary() -> Path:
     if (out / ".built").is_file() and binary.is_file():
         return binary
     out.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(
-        ["go", "install", "-ldflags", "-s -w", f"{KUEUE[0]}/cmd/kueue@{KUEUE[1]}"],
-        capture_output=True,
-        text=True,
+    proc = _go(
+        "install",
+        "-ldflags",
+        "-s -w",
+        f"{KUEUE[0]}/cmd/kueue@{KUEUE[1]}",
         timeout=1800,
-        check=False,
-        env=_go_env(GOBIN=str(out)),
+        GOBIN=str(out),
     )
     if proc.returncode != 0:
         raise RuntimeError(f"building kueue {KUEUE[1]} failed:\n{proc.stderr[-4000:]}")
