@@ -47,7 +47,7 @@ def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     settings.networking.connect_timeout = 10
     settings.execution.max_workers = memo.workers
     # Every concurrent API call of kopf holds its own TLS connection (~130 KiB of
-    # buffers); unbounded, a burst of 500 new jobs costs >100 MB. Bounded, the burst
-    # queues and memory stays flat while throughput is set by the API server anyway.
-    settings.queueing.worker_limit = memo.workers * 8
+    # buffers): unbounded, a burst of 500 new jobs took the peak RSS from ~180 to ~300 MB
+    # (bench/operator_scale.py); 16 object workers per thread kept the same throughput.
+    settings.queueing.worker_limit = memo.workers * 16
     settings.posting.worker_limit = memo.workers
