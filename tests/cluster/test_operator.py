@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,6 +30,7 @@ from kubetune.devenv.cluster import (
     ControlPlane,
 )
 from kubetune.devenv.process import Process, free_port, poll, wait_for
+from kubetune.devenv.prometheus import check_metrics
 from kubetune.render.labels import JOB_LABEL
 from tests.cases.manifests import merge, valid_manifest
 
@@ -220,7 +220,7 @@ GPU_JOB = {"resources": {"gpus": 1, "gpuType": H100}}
 
 
 def test_job_runs_on_a_gpu_node_and_succeeds_with_a_result(
-    operator: Operator, cluster: Cluster, promtool: Path, kubectl: Callable[..., Any]
+    operator: Operator, cluster: Cluster, kubectl: Callable[..., Any]
 ) -> None:
     ftj = cluster.create("llama", GPU_JOB)
     pod = cluster.running_pods("llama")[0]
@@ -255,9 +255,7 @@ def test_job_runs_on_a_gpu_node_and_succeeds_with_a_result(
     line = f'kubetune_operator_jobs{{namespace="{cluster.namespace}",state="Succeeded"}} 1.0'
     assert line in page
     assert "kubetune_operator_job_creation_seconds_count 1.0" in page
-    checked = subprocess.run(
-        [str(promtool), "check", "metrics"], input=page, capture_output=True, text=True
-    )
+    checked = check_metrics(page)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "created Job llama" in operator.log()
 
