@@ -181,6 +181,28 @@ def test_failure_falls_back_to_the_log_tail(
     lines = terminated["message"].splitlines()
     assert lines[-1] == "bad dataset: row 7 has no 'messages'"
     assert len(lines) == 80 and lines[0] == "line 21", "the kubelet keeps the last 80 lines"
+    # The pods/log API, through the API server to the runner's log server.
+    logs = core.read_namespaced_pod_log("fails", namespace, tail_lines=2)
+    assert logs.splitlines() == ["line 99", "bad dataset: row 7 has no 'messages'"]
+    assert core.read_namespaced_pod_log("fails", namespace).startswith("line 0\n")
+
+
+def test_pod_logs_follow_until_the_container_exits(
+    kube: Any, namespace: str, pod_runner: PodRunner
+) -> None:
+    core: Any = client.CoreV1Api(kube)
+    program = """
+        import time
+        for i in range(5):
+            print(f"step {i}", flush=True)
+            time.sleep(0.5)
+    """
+    core.create_namespaced_pod(namespace, _pod("talks", program))
+    _wait_phase(core, namespace, "talks", "Running", "Succeeded")
+    stream = core.read_namespaced_pod_log("talks", namespace, follow=True, _preload_content=False)
+    lines = [line.decode() for line in stream.stream() for line in line.splitlines()]
+    assert lines == [f"step {i}" for i in range(5)]
+    assert _get(core, namespace, "talks")["status"]["phase"] == "Succeeded"  # type: ignore[index]
 
 
 def test_missing_secret_waits_then_starts(kube: Any, namespace: str, pod_runner: PodRunner) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from kubetune.devenv.podrunner.logserver import tail_bytes
 from kubetune.devenv.podrunner.runner import loopback_addresses
 from kubetune.devenv.podrunner.status import (
     Running,
@@ -109,3 +110,10 @@ def test_loopback_addresses_skip_the_host_and_broadcast_like_octets() -> None:
     assert "127.0.0.1" not in first and "127.0.0.255" not in first and "127.0.1.0" not in first
     assert first[253] == "127.0.1.1"
     assert len(set(first)) == 260
+
+
+def test_tail_lines_of_a_log_keep_line_ends_and_a_partial_last_line() -> None:
+    assert tail_bytes(b"a\nb\nc\n", 2) == b"b\nc\n"
+    assert tail_bytes(b"a\nb\npartial", 1) == b"partial"
+    assert tail_bytes(b"a\n", 5) == b"a\n"
+    assert tail_bytes(b"a\n", 0) == b""

@@ -12,11 +12,12 @@ Which pods: those bound to nodes labelled ``kubetune.io/local-exec=true`` (see
 pods alone). How a pod becomes a process (environment, volumes as directories, the
 path mapping that replaces mounts, one loopback IP per pod) is in :mod:`.plan`; the
 status it reports is in :mod:`.status`; watching, running, signalling and deleting
-in :mod:`.runner`.
+in :mod:`.runner`; the kubelet's log endpoint in :mod:`.logserver`.
 
-Not served: the kubelet API (``kubectl logs/exec/port-forward``, and so the
-``pods/log`` API behind ``kubetune logs``). Each pod's output is in
-``<workdir>/pods/<namespace>_<name>_<uid8>/container.log``.
+Each pod's output is in ``<workdir>/pods/<namespace>_<name>_<uid8>/container.log``,
+and served to the API server's ``pods/log`` (``kubectl logs [-f]``, ``kubetune logs``)
+by :mod:`.logserver`, whose address the runner writes into its nodes' status. Not
+served: ``exec``, ``attach``, ``port-forward``.
 
     python -m kubetune.devenv.podrunner --kubeconfig KUBECONFIG --workdir DIR
 """

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetune.devenv.podrunner import plan
+from kubetune.devenv.podrunner.logserver import LogServer
 from kubetune.devenv.podrunner.status import (
     ContainerState,
     Running,
@@ -160,6 +161,7 @@ class LocalPod:
         self.dir = runner.workdir / "pods" / f"{self.namespace}_{self.name}_{self.uid[:8]}"
         self.log_file = self.dir / "container.log"
         self.deleting = threading.Event()
+        self.finished = threading.Event()
         self.gone = False
         self.start_time = now()
         self.restart_count = 0
@@ -197,6 +199,8 @@ class LocalPod:
         except Exception:
             log.error("%r: pod runner error\n%s", self, traceback.format_exc())
             self.stop_process()
+        finally:
+            self.finished.set()
 
     def _run(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -386,7 +390,8 @@ class PodRunner:
         self.lookup = ApiLookup(self.core)
         self.fixed_nodes = list(nodes) if nodes is not None else None
         self.pods: dict[str, LocalPod] = {}
-        self._logs: dict[tuple[str, str], Path] = {}
+        self._by_name: dict[tuple[str, str], LocalPod] = {}
+        self.log_server: LogServer | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._watched: dict[str, threading.Thread] = {}
@@ -404,6 +409,7 @@ class PodRunner:
 
     def start(self) -> PodRunner:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.log_server = LogServer(self._resolve_log, self.workdir).start()
         thread = threading.Thread(target=self._nodes_loop, name="podrunner-nodes", daemon=True)
         thread.start()
         self._threads.append(thread)
@@ -420,6 +426,8 @@ class PodRunner:
             pod.cleanup()
         for pod in pods:
             pod.thread.join(timeout=5)
+        if self.log_server is not None:
+            self.log_server.stop()
         self.api.close()
 
     def memory_root(self, uid: str) -> Path | None:
@@ -433,20 +441,53 @@ class PodRunner:
         """The log file of the newest local pod with this name, also after the pod was
         deleted (for tests and ``kubetune dev``)."""
         with self._lock:
-            return self._logs.get((namespace, name))
+            local = self._by_name.get((namespace, name))
+        return local.log_file if local else None
+
+    def _resolve_log(
+        self, namespace: str, name: str, container: str
+    ) -> tuple[Path, Callable[[], bool]] | None:
+        """For the log server: the newest pod's log file and whether it still runs."""
+        with self._lock:
+            local = self._by_name.get((namespace, name))
+        if local is None:
+            return None
+        if (local.pod.get("spec") or {}).get("containers", [{}])[0].get("name") != container:
+            return None
+        return local.log_file, lambda: not local.finished.is_set()
 
     # -- watches ---------------------------------------------------------------------
 
-    def _node_names(self) -> list[str]:
-        if self.fixed_nodes is not None:
-            return self.fixed_nodes
-        nodes = self._get_json(self.core.list_node, label_selector=f"{LOCAL_EXEC_LABEL}=true")
-        return [n["metadata"]["name"] for n in nodes["items"]]
+    def _nodes(self) -> list[dict[str, Any]]:
+        if self.fixed_nodes is None:
+            listed = self._get_json(self.core.list_node, label_selector=f"{LOCAL_EXEC_LABEL}=true")
+            return list(listed["items"])
+        return [self._get_json(self.core.read_node, name=name) for name in self.fixed_nodes]
+
+    def _advertise(self, node: Mapping[str, Any]) -> None:
+        """Put the log server's address in the node's status once KWOK made it Ready
+        (KWOK adds its own addresses while initialising the node)."""
+        if self.log_server is None:
+            return
+        status = node.get("status") or {}
+        ready = any(
+            c["type"] == "Ready" and c["status"] == "True" for c in status.get("conditions") or []
+        )
+        wanted = self.log_server.node_status()
+        current = {k: status.get(k) for k in wanted}
+        if ready and current != wanted:
+            self.core.patch_node_status(
+                node["metadata"]["name"],
+                {"status": wanted},
+                _content_type="application/merge-patch+json",
+            )
 
     def _nodes_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                for node in self._node_names():
+                for obj in self._nodes():
+                    node = obj["metadata"]["name"]
+                    self._advertise(obj)
                     if node not in self._watched:
                         log.info("running the pods of node %s", node)
                         thread = threading.Thread(
@@ -526,7 +567,7 @@ class PodRunner:
                 return
             local = LocalPod(self, pod, next(self._addresses))
             self.pods[uid] = local
-            self._logs[(local.namespace, local.name)] = local.log_file
+            self._by_name[(local.namespace, local.name)] = local
             local.update(pod)
         log.info("%r: new pod, pod IP %s", local, local.pod_ip)
         local.thread.start()
