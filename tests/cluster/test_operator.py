@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,6 +33,7 @@ from kubetune.devenv.cluster import (
 from kubetune.devenv.process import Process, free_port, poll, wait_for
 from kubetune.devenv.prometheus import check_metrics
 from kubetune.render.labels import JOB_LABEL
+from kubetune_trainer.metrics import TrainerMetrics
 from tests.cases.manifests import merge, valid_manifest
 
 pytestmark = pytest.mark.cluster
@@ -462,3 +464,59 @@ def test_two_replicas_only_one_acts(
     assert cluster.jobs() == ["solo"]
     assert "created Job solo" in high.log()
     assert "created Job solo" not in low.log()
+
+
+def test_progress_is_read_from_the_trainers_metrics(
+    start_operator: Callable[..., Operator], cluster: Cluster, namespace: str
+) -> None:
+    """The pod's IP is set to loopback, where the trainer's own metrics class serves."""
+    metrics = TrainerMetrics()
+    for gauge, value in {"step": 50, "total_steps": 200, "epoch": 0.5, "loss": 1.25}.items():
+        metrics.set(gauge, value)
+    port = metrics.serve(free_port())
+    start_operator(
+        f"--namespace={namespace}",
+        "--standalone",
+        f"--pod-annotation={TEST_PHASE_ANNOTATION}=Pending",  # KWOK leaves the status to us
+        f"--trainer-metrics-port={port}",
+        "--progress-interval=1",
+    )
+    cluster.create("watched", GPU_JOB)
+
+    def bound() -> Any | None:
+        pods = [p for p in cluster.pods("watched") if p.spec.node_name]
+        return pods[0] if pods else None
+
+    pod = poll(bound, what="the pod is bound", timeout=TIMEOUT)
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    cluster.core.patch_namespaced_pod_status(
+        pod.metadata.name,
+        cluster.namespace,
+        {
+            "status": {
+                "phase": "Running",
+                "podIP": "127.0.0.1",
+                "podIPs": [{"ip": "127.0.0.1"}],
+                "startTime": now,
+                "conditions": [{"type": "PodScheduled", "status": "True"}],
+                "containerStatuses": [
+                    {
+                        "name": "trainer",
+                        "image": "trainer:test",
+                        "imageID": "",
+                        "ready": True,
+                        "restartCount": 0,
+                        "state": {"running": {"startedAt": now}},
+                    }
+                ],
+            }
+        },
+    )
+    progress = poll(
+        lambda: cluster.status("watched").get("progress"),
+        what="status.progress is set",
+        timeout=TIMEOUT,
+    )
+    assert (progress["step"], progress["totalSteps"], progress["percent"]) == (50, 200, 25)
+    assert progress["loss"] == 1.25 and progress["epoch"] == 0.5
+    assert progress["updatedAt"]

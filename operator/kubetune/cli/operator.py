@@ -129,6 +129,12 @@ def register(subparsers: Any) -> None:
         default="info",
         help="log level (default %(default)s)",
     )
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="text lines, or one JSON object per line with the object reference",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -141,10 +147,10 @@ def run(args: argparse.Namespace) -> int:
     from kubetune.controller.runtime import Runtime
     from kubetune.render.options import RenderOptions
 
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # kopf's formatter prefixes each line with the object it is about ([ns/name]).
+    log_format = kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.FULL
+    kopf.configure(log_format=log_format, log_prefix=True, debug=args.log_level == "debug")
+    logging.getLogger().setLevel(args.log_level.upper())
     if args.log_level != "debug":
         logging.getLogger("kopf.objects").addFilter(_QuietWatchHandlers())
     runtime = Runtime(
