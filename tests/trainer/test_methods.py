@@ -79,3 +79,18 @@ def test_a_merged_reward_job_scores_grpo_completions(tmp_path: Path) -> None:
                              reward={"modelUri": f"file://{merged}"}),
                  RunOptions(work_dir=grpo_dir / "work", print_logs=False))
     assert grpo.outcome == "Succeeded" and math.isfinite(grpo.metrics["reward"])
+
+
+@pytest.mark.parametrize(("rows", "override"), [
+    (CHAT_ROWS, {"dataset": {"packing": True, "maxLength": 64}}),
+    (CHAT_ROWS, {"sft": {"assistantOnlyLoss": True}}),
+    ([{"text": f"Fact {i}: {i} plus 1 is {i + 1}."} for i in range(8)], {}),
+    ([{"prompt": f"{i} plus 1 is", "completion": f" {i + 1}."} for i in range(8)],
+     {"sft": {"completionOnlyLoss": True}}),
+], ids=["packing", "assistant-only-loss", "plain-text", "completion-only-loss"])
+def test_sft_variants(tmp_path: Path, rows: list[dict[str, Any]], override: dict[str, Any]) -> None:
+    summary = train(make_config(tmp_path, rows, **override),
+                    RunOptions(work_dir=tmp_path / "work", print_logs=False))
+    assert summary.outcome == "Succeeded" and math.isfinite(summary.metrics["loss"])
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["data"]["trainRows"] == len(rows)
