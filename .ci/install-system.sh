@@ -38,3 +38,5 @@ fi
 python="${PYTHON:-.venv/bin/python}"
 if [ ! -x "$python" ]; then python=python3; fi
 "$python" -m kubetune.devenv build
+# Kueue and the monitoring CRDs (ServiceMonitor/PodMonitor) for the chart and Kueue tests.
+"$python" -m tests.cluster.external
