@@ -313,7 +313,10 @@ def test_invalid_spec_is_refused_without_children_or_retries(
     warnings = [(t, r, n) for t, r, n in cluster.events("typo") if r == "InvalidSpec"]
     assert warnings == [("Warning", "InvalidSpec", 1)], "one event, no retry storm"
 
-    cluster.patch_spec("typo", {"adapter": {"type": "lora", "partial": None}})
+    # the API server lets training fields change only together with suspend: true
+    cluster.patch_spec("typo", {"suspend": True, "adapter": {"type": "lora", "partial": None}})
+    cluster.wait_state("typo", "Suspended")
+    cluster.patch_spec("typo", {"suspend": False})
     cluster.wait_state("typo", "Running")
 
 
