@@ -203,21 +203,27 @@ def upload_file(local: Path, uri: str) -> None:
     with_retries(f"upload {local} to {uri}", lambda: fs.put_file(str(local), path))
 
 
-def upload_dir(local: Path, uri: str, *, skip: Callable[[Path], bool] | None = None) -> list[str]:
-    """Copy every file under ``local`` to ``uri`` (same relative layout); return their URIs."""
-    written = []
-    for source in sorted(p for p in local.rglob("*") if p.is_file()):
-        relative = source.relative_to(local)
-        if skip is not None and skip(relative):
-            continue
-        target = join(uri, *relative.parts)
-        upload_file(source, target)
-        written.append(target)
-    return written
+def upload_dir(local: Path, uri: str) -> list[str]:
+    """Copy every file under ``local`` to ``uri`` (same relative layout); return their URIs.
+
+    Remote stores get one batched ``put``, which s3fs and friends run concurrently: a
+    multi-gigabyte merged model uploads in parallel, not file by file.
+    """
+    sources = sorted(p for p in local.rglob("*") if p.is_file())
+    targets = [join(uri, *source.relative_to(local).parts) for source in sources]
+    if not is_remote(uri):
+        for source, target in zip(sources, targets, strict=True):
+            upload_file(source, target)
+        return targets
+    fs, _ = filesystem(uri)
+    paths = [filesystem(target)[1] for target in targets]
+    with_retries(f"upload {local} to {uri}",
+                 functools.partial(fs.put, [str(s) for s in sources], paths))
+    return targets
 
 
 def download_dir(uri: str, local: Path) -> Path:
-    """Copy every object under ``uri`` into ``local``; return ``local``."""
+    """Copy every object under ``uri`` into ``local`` (one batched ``get``); check sizes."""
     fs, path = filesystem(uri)
     local.mkdir(parents=True, exist_ok=True)
 
@@ -229,12 +235,14 @@ def download_dir(uri: str, local: Path) -> Path:
     if not objects:
         raise InvalidConfigError(f"{uri} holds no files")
     prefix = path.rstrip("/") + "/"
-    for key, info in sorted(objects.items()):
-        relative = key[len(prefix):] if key.startswith(prefix) else posixpath.basename(key)
-        target = local / relative
+    keys = sorted(objects)
+    targets = [local / (key[len(prefix):] if key.startswith(prefix) else posixpath.basename(key))
+               for key in keys]
+    for target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
-        with_retries(f"download {key}", functools.partial(fs.get_file, key, str(target)))
-        size = info.get("size")
+    with_retries(f"download {uri}", functools.partial(fs.get, keys, [str(t) for t in targets]))
+    for key, target in zip(keys, targets, strict=True):
+        size = objects[key].get("size")
         if size is not None and target.stat().st_size != size:
             raise InfrastructureError(
                 f"download of {key} is incomplete: {target.stat().st_size} of {size} bytes"
