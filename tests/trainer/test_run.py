@@ -7,6 +7,8 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -154,9 +156,8 @@ def test_sigterm_saves_a_checkpoint_and_the_next_run_resumes(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize(("override", "fragment"), [
-    ({"dataset": {"quality": {"length": {"max": 100}}}}, "dataset.quality"),
     ({"tracking": {"backend": "wandb", "project": "p"}}, "needs the wandb package"),
-], ids=["quality-rules", "missing-tracking-package"])
+], ids=["missing-tracking-package"])
 def test_unsupported_options_are_refused_before_any_work(
     tmp_path: Path, override: dict[str, Any], fragment: str
 ) -> None:
@@ -175,3 +176,22 @@ def test_conversational_data_needs_a_chat_template(tmp_path: Path) -> None:
     summary = execute(lambda: config, RunOptions(work_dir=tmp_path / "work"))
     assert (summary.exitCode, summary.reason) == (exit_codes.INVALID_INPUT, "InvalidConfig")
     assert "has no chat template" in summary.message
+
+
+def test_the_module_entry_point_exits_with_the_code(tmp_path: Path) -> None:
+    """``python -m kubetune_trainer`` as the pod runs it: a real process and exit status."""
+    config_file = tmp_path / "config.json"
+    rows = [{"prompt": "only a prompt"}]  # sft needs completions
+    config_file.write_text(trainer_config_json(make_config(tmp_path, rows=rows)))
+    termination = tmp_path / "termination-log"
+    result = subprocess.run(
+        [sys.executable, "-m", "kubetune_trainer"],
+        env={**os.environ, "KUBETUNE_CONFIG": str(config_file),
+             "KUBETUNE_TERMINATION_PATH": str(termination)},
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert result.returncode == exit_codes.INVALID_INPUT, result.stderr[-2000:]
+    summary = json.loads(termination.read_text())
+    assert summary["reason"] == "InvalidData"
+    assert "row 1: sft needs a completion for every prompt" in summary["message"]
+    assert "InvalidData" in result.stderr and "Traceback" not in result.stderr
