@@ -101,7 +101,7 @@ def test_code_functions_from_a_python_file(tmp_path: Path) -> None:
     rows = list(prepare(dataset(f"file://{source}", "codeFunctions"), "sft", 0).train)
     assert len(rows) == 1
     assert rows[0]["prompt"][0]["content"] == (
-        "Write a Python function `double(x: int)`: Return twice x."
+        "Write a Python function `def double(x: int) -> int`.\n\nReturn twice x."
     )
     assert rows[0]["completion"][0]["content"].startswith("def double(x: int) -> int:")
 

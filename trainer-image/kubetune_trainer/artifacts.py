@@ -92,9 +92,12 @@ def manifest(
     files: list[str],
     parameters: tuple[int, int],
     started: float,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """``extra``: what optional stages add (early stopping, generated data), by key."""
     spec = config.spec
     return {
+        **(extra or {}),
         "apiVersion": "kubetune.io/v1alpha1",
         "kind": "FineTuneResult",
         "job": config.job.model_dump(mode="json"),

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from kubetune_trainer.callbacks import CheckpointUploadCallback
     from kubetune_trainer.checkpoints import CheckpointStore
     from kubetune_trainer.data import PreparedData
+    from kubetune_trainer.monitoring import EarlyStopping
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +86,6 @@ def _supported_dataset(spec: FineTuneJobSpec) -> DatasetSpec:
             f"method {spec.method} is not supported by this trainer; supported: "
             f"{', '.join(methods.METHODS)}"
         )
-    if spec.dataset.quality is not None:
-        raise InvalidConfigError(
-            "dataset.quality rules are not supported by this trainer version; remove "
-            "dataset.quality or use a trainer image that supports it"
-        )
     tracking = spec.tracking
     package = TRACKING_PACKAGES[tracking.backend] if tracking is not None else None
     if package is not None and importlib.util.find_spec(package) is None:
@@ -122,6 +118,7 @@ SUMMARY_METRICS = {
     "grad_norm": "gradNorm", "train_samples_per_second": "samplesPerSecond",
     "eval_mean_token_accuracy": "evalMeanTokenAccuracy", "eval_accuracy": "evalAccuracy",
     "reward": "reward", "rewards/chosen": "rewardsChosen", "rewards/rejected": "rewardsRejected",
+    "eval_perplexity": "evalPerplexity",
 }
 
 
@@ -148,6 +145,7 @@ class _Session:
     trainer: Trainer
     store: CheckpointStore
     uploader: CheckpointUploadCallback
+    early_stopping: EarlyStopping | None = None
     started: float = field(default_factory=time.time)
 
 
@@ -162,6 +160,7 @@ def _build(config: TrainerConfig, options: RunOptions) -> _Session:
     from kubetune_trainer.checkpoints import CheckpointStore
     from kubetune_trainer.errors import InvalidConfigError
     from kubetune_trainer.metrics import TrainerMetrics
+    from kubetune_trainer.monitoring import EarlyStopping, PerplexityCallback
     from kubetune_trainer.sources import resolve_model
 
     spec = config.spec
@@ -198,20 +197,25 @@ def _build(config: TrainerConfig, options: RunOptions) -> _Session:
     )
     store = CheckpointStore(spec.output.uri, spec.checkpoints.keep)
     uploader = CheckpointUploadCallback(store)
+    early = spec.training.earlyStopping
+    early_stopping = EarlyStopping(early) if early is not None else None
     ctx = methods.MethodContext(
         spec=spec, model=loaded.model, tokenizer=tokenizer, peft_config=loaded.peft_config,
         data=prepared, output_dir=work / "checkpoints",
-        callbacks=[telemetry, uploader, *options.callbacks],
+        # Perplexity first: it adds to the log record the later callbacks keep.
+        callbacks=[PerplexityCallback(), telemetry, uploader,
+                   *([early_stopping] if early_stopping else []), *options.callbacks],
     )
     trainer = methods.build(ctx)
     if not options.print_logs:
         trainer.remove_callback(PrinterCallback)
-    return _Session(config, work, model_dir, tokenizer, prepared, loaded, trainer, store, uploader)
+    return _Session(config, work, model_dir, tokenizer, prepared, loaded, trainer, store, uploader,
+                    early_stopping)
 
 
 def _publish(session: _Session, metrics: dict[str, float]) -> Summary:
     """Save the result, optionally merge, upload it with the manifest last."""
-    from kubetune_trainer import adapters, artifacts
+    from kubetune_trainer import adapters, artifacts, reports
     from kubetune_trainer.methods import CLASSIFIER_METHODS
 
     spec, trainer, state = session.config.spec, session.trainer, session.trainer.state
@@ -223,6 +227,8 @@ def _publish(session: _Session, metrics: dict[str, float]) -> Summary:
         # Under torchrun every rank takes part in saving; only rank 0 publishes.
         return Summary("Succeeded", "Succeeded", f"rank finished {state.global_step} steps",
                        exit_codes.SUCCESS, **base)
+    notes = reports.save(session.prepared.report, session.work / artifacts.METRICS, final_dir,
+                         session.early_stopping, title=session.config.job.name)
     merged_dir = None
     if spec.output.merge and session.loaded.peft_config is not None:
         merged_dir = session.work / artifacts.MERGED
@@ -234,10 +240,12 @@ def _publish(session: _Session, metrics: dict[str, float]) -> Summary:
     uris = artifacts.publish(
         spec.output.uri, final_dir, merged_dir, session.work / artifacts.METRICS,
         lambda files: artifacts.manifest(session.config, session.prepared.report, metrics,
-                                         files, parameters, session.started),
+                                         files, parameters, session.started, notes.manifest),
     )
     return Summary(
-        "Succeeded", "Succeeded", f"trained {state.global_step} steps; result in {uris.adapterUri}",
+        "Succeeded", "Succeeded",
+        "; ".join([f"trained {state.global_step} steps", *notes.messages,
+                   f"result in {uris.adapterUri}"]),
         exit_codes.SUCCESS, result=uris.as_dict(),
         checkpoints=[c.as_dict() for c in session.store.complete()], **base,
     )
@@ -258,7 +266,8 @@ def train(config: TrainerConfig, options: RunOptions) -> Summary:
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     state = trainer.state
 
-    if state.global_step < state.max_steps:
+    early_stop = session.early_stopping is not None and session.early_stopping.reason
+    if state.global_step < state.max_steps and not early_stop:
         # Stopped early: the just-in-time checkpoint on SIGTERM was saved; upload it.
         session.uploader.upload(checkpoint_dir, state)
         return Summary(

@@ -11,6 +11,7 @@ import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from kubetune_trainer.data import quality
 from kubetune_trainer.data.formats import Kind, Row, RowProblem, to_canonical
 from kubetune_trainer.data.readers import read_source
 from kubetune_trainer.errors import InvalidConfigError, InvalidDataError
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
     from kubetune.api.dataset import DatasetSpec
     from kubetune.api.sources import DataSource
+    from kubetune.data.quality import QualityReport
 
 #: The canonical kinds each method can train on.
 METHOD_KINDS: dict[str, tuple[Kind, ...]] = {
@@ -47,13 +49,18 @@ class DataReport:
     files: list[FileReport] = field(default_factory=list)
     trainRows: int = 0
     evalRows: int = 0
+    quality: QualityReport | None = None
+    """What ``dataset.quality`` found in the training rows (``None``: no rules)."""
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "files": [vars(f) for f in self.files],
             "trainRows": self.trainRows,
             "evalRows": self.evalRows,
         }
+        if self.quality is not None:
+            out["quality"] = self.quality.to_dict()
+        return out
 
 
 @dataclass
@@ -136,6 +143,10 @@ def prepare(spec: DatasetSpec, method: str, seed: int) -> PreparedData:
         raise InvalidConfigError(f"method {method!r} is not supported by this trainer")
     report = DataReport()
     train_rows = _load(spec.train, method, report)
+    if spec.quality is not None:
+        train_rows, report.quality = quality.apply(train_rows, spec.quality)
+    if not train_rows:
+        raise InvalidDataError(f"{spec.train.uri}: no training rows left to train on")
     eval_rows: list[Row] = []
     if spec.validation is not None:
         eval_rows = _load(spec.validation, method, report)

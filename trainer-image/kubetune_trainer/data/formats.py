@@ -22,12 +22,15 @@ applies and SFT's completion-only loss trains on the answer only. Converters rai
 
 from __future__ import annotations
 
-import ast
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from kubetune.data import code
 from kubetune_trainer.errors import InvalidDataError
+
+log = logging.getLogger(__name__)
 
 Kind = Literal["conversation", "promptCompletion", "preference", "unpaired", "text"]
 Row = dict[str, Any]
@@ -175,30 +178,26 @@ def _dolly(row: Row) -> Row:
 
 
 def _code_functions(rows: list[Row], uri: str) -> list[tuple[int, Row]]:
-    """Each documented Python function becomes "write this function" -> its source."""
-    out = []
+    """Each documented Python function becomes its instruction -> its source.
+
+    The pairs come from :mod:`kubetune.data.code`, the logic behind ``kubetune data
+    code-instructions``, so what a user previews locally is what trains. A file that does
+    not parse, or holds no documented function, is skipped with a warning: a source tree
+    often has a few (``__init__.py``, generated code); an empty result is refused later.
+    """
+    out: list[tuple[int, Row]] = []
     for number, row in enumerate(rows, start=1):
+        where = row.get("path") or f"{uri}, row {number}"
         try:
-            source = _string(row, "code")
-            tree = ast.parse(source)
+            functions = code.functions_with_docstrings(_string(row, "code"))
         except RowProblem as exc:
             raise InvalidDataError(f"{uri}, row {number}: {exc}") from None
         except SyntaxError as exc:
-            raise InvalidDataError(
-                f"{uri}, row {number}: not valid Python (line {exc.lineno}: {exc.msg})"
-            ) from None
-        for node in ast.walk(tree):
-            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                continue
-            docstring = ast.get_docstring(node)
-            body = ast.get_source_segment(source, node)
-            if not docstring or body is None:
-                continue
-            signature = f"{node.name}({ast.unparse(node.args)})"
-            prompt = f"Write a Python function `{signature}`: {docstring.strip()}"
-            out.append((number, _instruction(prompt, body)))
-    if not out:
-        raise InvalidDataError(f"{uri}: no Python function with a docstring found")
+            log.warning("%s: skipped, not valid Python (line %s: %s)", where, exc.lineno, exc.msg)
+            continue
+        if not functions:
+            log.warning("%s: skipped, no Python function with a docstring", where)
+        out.extend((number, _instruction(code.instruction(f), f.source)) for f in functions)
     return out
 
 

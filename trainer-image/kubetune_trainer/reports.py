@@ -1,0 +1,59 @@
+"""Reports saved next to the adapter, and what they add to the result.
+
+The quality report and the training curves are written into the folder that is
+uploaded as the result, so they travel with the adapter they describe; the early-stop
+reason and the quality summary also go into the manifest and the termination message,
+where ``kubectl describe`` shows them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kubetune_trainer.data.quality import REPORT_FILE
+from kubetune_trainer.monitoring import save_curves
+
+if TYPE_CHECKING:
+    from kubetune_trainer.data import DataReport
+    from kubetune_trainer.monitoring import EarlyStopping
+
+
+@dataclass
+class Notes:
+    """Short sentences for the termination message and entries for the manifest."""
+
+    messages: list[str] = field(default_factory=list)
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def save(
+    data: DataReport,
+    metrics_file: Path,
+    folder: Path,
+    early_stopping: EarlyStopping | None,
+    *,
+    title: str,
+) -> Notes:
+    """Write the reports into ``folder`` (the result folder) and say what they found."""
+    notes = Notes()
+    if early_stopping is not None and early_stopping.reason is not None:
+        notes.messages.append(early_stopping.reason)
+        notes.manifest["earlyStopping"] = {
+            "stoppedAtStep": early_stopping.stopped_step,
+            "metric": early_stopping.metric,
+            "best": early_stopping.best,
+            "bestStep": early_stopping.best_step,
+            "reason": early_stopping.reason,
+        }
+    if data.quality is not None:
+        (folder / REPORT_FILE).write_text(
+            json.dumps(data.quality.to_dict(), indent=2), encoding="utf-8"
+        )
+        notes.messages.append(f"data quality: {data.quality.summary()}")
+    curves = save_curves(metrics_file, folder, title)
+    if curves is not None:
+        notes.manifest["curves"] = curves.name
+    return notes
