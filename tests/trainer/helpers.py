@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +66,11 @@ def make_config(tmp_path: Path, rows: list[dict[str, Any]] | None = None,
     })
     spec = merge(spec, override)
     return render_trainer_config(parse_finetunejob(job_document(spec)))
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -22,7 +21,7 @@ from kubetune_trainer.__main__ import main
 from kubetune_trainer.builtin import materialize
 from kubetune_trainer.checkpoints import MARKER
 from kubetune_trainer.run import RunOptions, execute, train
-from tests.trainer.helpers import CHAT_ROWS, make_config
+from tests.trainer.helpers import CHAT_ROWS, free_port, make_config
 
 pytestmark = pytest.mark.trainer
 
@@ -95,13 +94,6 @@ def test_missing_or_invalid_config_is_an_invalid_input(
     monkeypatch.setenv("KUBETUNE_CONFIG", str(tmp_path / "config.json"))  # no --config
     assert main([]) == exit_codes.INVALID_INPUT
     assert "spec.training.learningRate" in termination_message()["message"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def test_metrics_endpoint_serves_training_progress(tmp_path: Path) -> None:

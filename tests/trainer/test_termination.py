@@ -1,11 +1,16 @@
-"""The termination summary stays under Kubernetes' 4 KiB and keeps what the operator needs."""
+"""What the operator reads without training: termination summary, exit codes, metrics."""
 
 from __future__ import annotations
 
 import json
+import urllib.request
+
+import pytest
 
 from kubetune_trainer import exit_codes
+from kubetune_trainer.metrics import TrainerMetrics
 from kubetune_trainer.termination import LIMIT_BYTES, Summary
+from tests.trainer.helpers import free_port
 
 
 def test_oversized_summaries_are_trimmed_message_first_then_old_checkpoints() -> None:
@@ -31,3 +36,16 @@ def test_exit_codes_are_distinct_and_avoid_shell_and_signal_codes() -> None:
     assert len(set(codes)) == len(codes) and set(exit_codes.NAMES) == set(codes)
     assert all(code < 126 and code != 2 for code in codes)
     assert exit_codes.NON_RETRIABLE.isdisjoint(exit_codes.DISRUPTION)
+
+
+def test_only_local_rank_zero_serves_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert TrainerMetrics().serve(port=free_port()) == 0
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    port = free_port()
+    metrics = TrainerMetrics()
+    assert metrics.serve(port=port) == port
+    metrics.set("step", 7)
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+    assert "kubetune_trainer_step 7.0" in text
+    assert "# HELP kubetune_trainer_tokens_per_second" in text

@@ -64,10 +64,14 @@ class TrainerMetrics:
         return float(self.registry.get_sample_value(PREFIX + name) or 0.0)
 
     def serve(self, port: int | None = None) -> int:
-        """Start the endpoint (port from the environment by default); return the port, 0 if off."""
+        """Start the endpoint (port from the environment by default); return the port, 0 if off.
+
+        Only local rank 0 serves: torchrun starts one process per GPU in the same pod, and
+        they would all try to bind the one port the operator scrapes.
+        """
         if port is None:
             port = int(os.environ.get(PORT_ENV, DEFAULT_PORT))
-        if port == 0:
+        if port == 0 or int(os.environ.get("LOCAL_RANK", "0")) != 0:
             return 0
         start_http_server(port, registry=self.registry)
         log.info("metrics on :%d/metrics", port)
