@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -28,7 +29,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     summary = execute(lambda: load(config_path(args.config)), RunOptions())
-    termination.write(summary)
+    # Under torchrun every rank of the pod shares one termination-message file: the
+    # local rank 0 (on the first node, the one that publishes) writes it.
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        termination.write(summary)
     logging.getLogger("kubetune_trainer").info("%s: %s", summary.outcome, summary.message)
     return summary.exitCode
 
