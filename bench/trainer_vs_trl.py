@@ -51,14 +51,26 @@ def kubetune_spec(setting: Setting, data: Path, output: Path) -> dict[str, Any]:
     return {
         "method": "sft",
         "model": {"uri": "builtin://tiny-llama"},
-        "adapter": {"type": "lora", "lora": {"rank": setting.rank, "alpha": setting.alpha,
-                                             "dropout": setting.dropout}},
-        "dataset": {"train": {"uri": f"file://{data}", "format": "messages"},
-                    "maxLength": setting.max_length},
-        "training": {"maxSteps": setting.steps, "batchSize": setting.batch_size,
-                     "learningRate": setting.learning_rate, "seed": setting.seed,
-                     "precision": "fp32", "gradientCheckpointing": False, "loggingSteps": 1,
-                     "warmupSteps": 0, "scheduler": "cosine", "optimizer": "adamwFused"},
+        "adapter": {
+            "type": "lora",
+            "lora": {"rank": setting.rank, "alpha": setting.alpha, "dropout": setting.dropout},
+        },
+        "dataset": {
+            "train": {"uri": f"file://{data}", "format": "messages"},
+            "maxLength": setting.max_length,
+        },
+        "training": {
+            "maxSteps": setting.steps,
+            "batchSize": setting.batch_size,
+            "learningRate": setting.learning_rate,
+            "seed": setting.seed,
+            "precision": "fp32",
+            "gradientCheckpointing": False,
+            "loggingSteps": 1,
+            "warmupSteps": 0,
+            "scheduler": "cosine",
+            "optimizer": "adamwFused",
+        },
         "checkpoints": {"intervalSteps": setting.checkpoint_interval, "keep": 1},
         "resources": {"gpus": 0},
         "output": {"uri": f"file://{output}"},
@@ -96,11 +108,20 @@ def plain_trl_sft(
         report_to="none",
         disable_tqdm=True,
     )
-    peft_config = LoraConfig(r=setting.rank, lora_alpha=setting.alpha,
-                             lora_dropout=float(setting.dropout), target_modules="all-linear",
-                             task_type="CAUSAL_LM")
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset,
-                         processing_class=tokenizer, peft_config=peft_config)
+    peft_config = LoraConfig(
+        r=setting.rank,
+        lora_alpha=setting.alpha,
+        lora_dropout=float(setting.dropout),
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
     trainer.train()
     trainer.save_model(str(output / "final"))
     history: list[dict[str, float]] = trainer.state.log_history
@@ -144,16 +165,21 @@ def _ours(folder: Path, setting: Setting, env: dict[str, str]) -> dict[str, Any]
     from kubetune.api.loading import parse_finetunejob
     from kubetune.render.trainer_config import render_trainer_config, trainer_config_json
 
-    job = parse_finetunejob({
-        "apiVersion": "kubetune.io/v1alpha1", "kind": "FineTuneJob",
-        "metadata": {"name": "bench"},
-        "spec": kubetune_spec(setting, QUICKSTART_TRAIN, folder / "ours"),
-    })
+    job = parse_finetunejob(
+        {
+            "apiVersion": "kubetune.io/v1alpha1",
+            "kind": "FineTuneJob",
+            "metadata": {"name": "bench"},
+            "spec": kubetune_spec(setting, QUICKSTART_TRAIN, folder / "ours"),
+        }
+    )
     folder.mkdir(parents=True)
     config = folder / "config.json"
     config.write_text(trainer_config_json(render_trainer_config(job)))
-    wall, cpu, rss, _ = _run([sys.executable, "-m", "kubetune_trainer", "--config", str(config)],
-                        {**env, "KUBETUNE_WORK_DIR": str(folder / "work")})
+    wall, cpu, rss, _ = _run(
+        [sys.executable, "-m", "kubetune_trainer", "--config", str(config)],
+        {**env, "KUBETUNE_WORK_DIR": str(folder / "work")},
+    )
     records = [json.loads(line) for line in (folder / "ours" / "metrics.jsonl").open()]
     return {"wall": wall, "cpu": cpu, "rss": rss, **_summarise(records)}
 
@@ -177,9 +203,13 @@ def main() -> None:
         return
     setting = Setting(steps=args.steps)
     root = Path(tempfile.mkdtemp(prefix="kubetune-bench-"))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "KUBETUNE_METRICS_PORT": "0",
-           "KUBETUNE_TERMINATION_PATH": str(root / "termination-log"),
-           "KUBETUNE_CACHE_DIR": str(root / "cache")}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "KUBETUNE_METRICS_PORT": "0",
+        "KUBETUNE_TERMINATION_PATH": str(root / "termination-log"),
+        "KUBETUNE_CACHE_DIR": str(root / "cache"),
+    }
     _plain(root / "warmup", Setting(steps=2), env)  # builds the cached tiny model once
     runs: dict[str, list[dict[str, Any]]] = {"ours": [], "plain": []}
     for repeat in range(args.repeats):
@@ -189,19 +219,28 @@ def main() -> None:
     def median(side: str, key: str) -> float:
         return statistics.median(r[key] for r in runs[side])
 
-    loss_gap = max(abs(a - b) for a, b in zip(runs["ours"][0]["losses"],
-                                               runs["plain"][0]["losses"], strict=True))
-    print(f"steps={setting.steps} batch={setting.batch_size} repeats={args.repeats} "
-          f"(quickstart data, builtin tiny-llama, LoRA r{setting.rank}, CPU)")
+    loss_gap = max(
+        abs(a - b)
+        for a, b in zip(runs["ours"][0]["losses"], runs["plain"][0]["losses"], strict=True)
+    )
+    print(
+        f"steps={setting.steps} batch={setting.batch_size} repeats={args.repeats} "
+        f"(quickstart data, builtin tiny-llama, LoRA r{setting.rank}, CPU)"
+    )
     print(f"{'':8}{'process s':>11}{'CPU s':>8}{'train s':>10}{'peak RSS MiB':>14}")
     for side in ("ours", "plain"):
-        print(f"{side:8}{median(side, 'wall'):11.2f}{median(side, 'cpu'):8.2f}"
-              f"{median(side, 'train_seconds'):10.2f}"
-              f"{max(r['rss'] for r in runs[side]) / 2**20:14.0f}")
-    ratios = {key: median("ours", key) / median("plain", key)
-              for key in ("wall", "cpu", "train_seconds")}
-    print(f"ratio ours/plain: process wall {ratios['wall']:.3f}, process CPU {ratios['cpu']:.3f}, "
-          f"train loop {ratios['train_seconds']:.3f} (target <= 1.10)")
+        print(
+            f"{side:8}{median(side, 'wall'):11.2f}{median(side, 'cpu'):8.2f}"
+            f"{median(side, 'train_seconds'):10.2f}"
+            f"{max(r['rss'] for r in runs[side]) / 2**20:14.0f}"
+        )
+    ratios = {
+        key: median("ours", key) / median("plain", key) for key in ("wall", "cpu", "train_seconds")
+    }
+    print(
+        f"ratio ours/plain: process wall {ratios['wall']:.3f}, process CPU {ratios['cpu']:.3f}, "
+        f"train loop {ratios['train_seconds']:.3f} (target <= 1.10)"
+    )
     print(f"largest per-step loss difference: {loss_gap:.2e}")
 
 

@@ -20,26 +20,78 @@ HERE = Path(__file__).parent
 SYSTEM = "You are a concise assistant. Answer in one sentence."
 
 CAPITALS = {
-    "France": "Paris", "Germany": "Berlin", "Italy": "Rome", "Spain": "Madrid",
-    "Portugal": "Lisbon", "Austria": "Vienna", "Poland": "Warsaw", "Greece": "Athens",
-    "Norway": "Oslo", "Sweden": "Stockholm", "Finland": "Helsinki", "Denmark": "Copenhagen",
-    "Ireland": "Dublin", "Egypt": "Cairo", "Kenya": "Nairobi", "Japan": "Tokyo",
-    "China": "Beijing", "India": "New Delhi", "Peru": "Lima", "Chile": "Santiago",
-    "Canada": "Ottawa", "Mexico": "Mexico City", "Cuba": "Havana", "Russia": "Moscow",
+    "France": "Paris",
+    "Germany": "Berlin",
+    "Italy": "Rome",
+    "Spain": "Madrid",
+    "Portugal": "Lisbon",
+    "Austria": "Vienna",
+    "Poland": "Warsaw",
+    "Greece": "Athens",
+    "Norway": "Oslo",
+    "Sweden": "Stockholm",
+    "Finland": "Helsinki",
+    "Denmark": "Copenhagen",
+    "Ireland": "Dublin",
+    "Egypt": "Cairo",
+    "Kenya": "Nairobi",
+    "Japan": "Tokyo",
+    "China": "Beijing",
+    "India": "New Delhi",
+    "Peru": "Lima",
+    "Chile": "Santiago",
+    "Canada": "Ottawa",
+    "Mexico": "Mexico City",
+    "Cuba": "Havana",
+    "Russia": "Moscow",
 }
 OPPOSITES = {
-    "hot": "cold", "big": "small", "fast": "slow", "up": "down", "early": "late",
-    "happy": "sad", "light": "dark", "open": "closed", "full": "empty", "old": "young",
-    "hard": "soft", "high": "low", "wet": "dry", "strong": "weak", "near": "far",
+    "hot": "cold",
+    "big": "small",
+    "fast": "slow",
+    "up": "down",
+    "early": "late",
+    "happy": "sad",
+    "light": "dark",
+    "open": "closed",
+    "full": "empty",
+    "old": "young",
+    "hard": "soft",
+    "high": "low",
+    "wet": "dry",
+    "strong": "weak",
+    "near": "far",
 }
 COLOURS = {
-    "the sky": "blue", "grass": "green", "snow": "white", "coal": "black",
-    "a banana": "yellow", "a tomato": "red", "an orange": "orange", "a plum": "purple",
-    "chocolate": "brown", "a flamingo": "pink", "the sun": "yellow", "a cloud": "white",
+    "the sky": "blue",
+    "grass": "green",
+    "snow": "white",
+    "coal": "black",
+    "a banana": "yellow",
+    "a tomato": "red",
+    "an orange": "orange",
+    "a plum": "purple",
+    "chocolate": "brown",
+    "a flamingo": "pink",
+    "the sun": "yellow",
+    "a cloud": "white",
 }
 DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-NUMBERS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
-           "ten", "eleven", "twelve"]
+NUMBERS = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+]
 
 
 def addition(rng: random.Random) -> tuple[str, str]:
@@ -74,7 +126,12 @@ def spell_number(rng: random.Random) -> tuple[str, str]:
 
 
 TEMPLATES: list[Callable[[random.Random], tuple[str, str]]] = [
-    addition, capital, opposite, colour, next_day, spell_number,
+    addition,
+    capital,
+    opposite,
+    colour,
+    next_day,
+    spell_number,
 ]
 
 
@@ -82,11 +139,15 @@ def rows(count: int, rng: random.Random) -> list[dict[str, object]]:
     out = []
     for index in range(count):
         question, answer = TEMPLATES[index % len(TEMPLATES)](rng)
-        out.append({"messages": [
-            {"role": "system", "content": SYSTEM},
-            {"role": "user", "content": question},
-            {"role": "assistant", "content": answer},
-        ]})
+        out.append(
+            {
+                "messages": [
+                    {"role": "system", "content": SYSTEM},
+                    {"role": "user", "content": question},
+                    {"role": "assistant", "content": answer},
+                ]
+            }
+        )
     rng.shuffle(out)
     return out
 

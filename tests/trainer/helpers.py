@@ -29,8 +29,12 @@ BASE_SPEC: dict[str, Any] = {
 }
 
 CHAT_ROWS = [
-    {"messages": [{"role": "user", "content": f"What is {a} plus {b}?"},
-                  {"role": "assistant", "content": f"{a} plus {b} is {a + b}."}]}
+    {
+        "messages": [
+            {"role": "user", "content": f"What is {a} plus {b}?"},
+            {"role": "assistant", "content": f"{a} plus {b} is {a + b}."},
+        ]
+    }
     for a in range(1, 5)
     for b in range(1, 3)
 ]
@@ -56,14 +60,18 @@ def job_document(spec: dict[str, Any], name: str = "test-job") -> dict[str, Any]
     }
 
 
-def make_config(tmp_path: Path, rows: list[dict[str, Any]] | None = None,
-                **override: Any) -> TrainerConfig:
+def make_config(
+    tmp_path: Path, rows: list[dict[str, Any]] | None = None, **override: Any
+) -> TrainerConfig:
     """A rendered TrainerConfig: BASE_SPEC + override, data in tmp_path, output in tmp_path."""
     data = write_jsonl(tmp_path / "data" / "train.jsonl", rows or CHAT_ROWS)
-    spec = merge(BASE_SPEC, {
-        "dataset": {"train": {"uri": f"file://{data}"}},
-        "output": {"uri": f"file://{tmp_path / 'out'}"},
-    })
+    spec = merge(
+        BASE_SPEC,
+        {
+            "dataset": {"train": {"uri": f"file://{data}"}},
+            "output": {"uri": f"file://{tmp_path / 'out'}"},
+        },
+    )
     spec = merge(spec, override)
     return render_trainer_config(parse_finetunejob(job_document(spec)))
 

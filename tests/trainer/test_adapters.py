@@ -23,8 +23,9 @@ pytestmark = pytest.mark.trainer
 
 
 def run_sft(tmp_path: Path, **override: Any) -> dict[str, Any]:
-    summary = train(make_config(tmp_path, **override),
-                    RunOptions(work_dir=tmp_path / "work", print_logs=False))
+    summary = train(
+        make_config(tmp_path, **override), RunOptions(work_dir=tmp_path / "work", print_logs=False)
+    )
     assert summary.outcome == "Succeeded", summary.message
     manifest: dict[str, Any] = json.loads((tmp_path / "out" / "manifest.json").read_text())
     return manifest
@@ -32,20 +33,31 @@ def run_sft(tmp_path: Path, **override: Any) -> dict[str, Any]:
 
 def load_builtin(adapter: dict[str, object]) -> adapters.LoadedModel:
     folder = materialize("tiny-llama")
-    return adapters.load(folder, AdapterSpec.model_validate(adapter),
-                         TrainingSpec(precision="fp32"), AutoTokenizer.from_pretrained(folder))
+    return adapters.load(
+        folder,
+        AdapterSpec.model_validate(adapter),
+        TrainingSpec(precision="fp32"),
+        AutoTokenizer.from_pretrained(folder),
+    )
 
 
 def test_qlora_quantizes_the_base_model_to_4_bit_nf4(tmp_path: Path) -> None:
     import bitsandbytes as bnb
 
-    loaded = load_builtin({"type": "qlora", "quantization": {"allowCpu": True,
-                                                             "computeDtype": "float32"}})
+    loaded = load_builtin(
+        {"type": "qlora", "quantization": {"allowCpu": True, "computeDtype": "float32"}}
+    )
     linear = loaded.model.model.layers[0].self_attn.q_proj
     assert isinstance(linear, bnb.nn.Linear4bit)
     assert getattr(linear.weight, "quant_type", None) == "nf4"
-    manifest = run_sft(tmp_path, adapter={"type": "qlora", "lora": {"rank": 4}, "quantization": {
-        "allowCpu": True, "computeDtype": "float32"}})
+    manifest = run_sft(
+        tmp_path,
+        adapter={
+            "type": "qlora",
+            "lora": {"rank": 4},
+            "quantization": {"allowCpu": True, "computeDtype": "float32"},
+        },
+    )
     assert manifest["adapterType"] == "qlora"
     assert (tmp_path / "out" / "adapter_model.safetensors").is_file()
 
@@ -77,8 +89,9 @@ def test_partial_unfreezes_only_the_named_layers_and_patterns() -> None:
 
 
 def test_partial_run_publishes_full_weights(tmp_path: Path) -> None:
-    manifest = run_sft(tmp_path, adapter={"type": "partial", "lora": DELETE,
-                                          "partial": {"layers": [0]}})
+    manifest = run_sft(
+        tmp_path, adapter={"type": "partial", "lora": DELETE, "partial": {"layers": [0]}}
+    )
     parameters = manifest["parameters"]
     assert isinstance(parameters, dict)
     assert 0 < parameters["trainable"] < parameters["total"]
@@ -86,8 +99,14 @@ def test_partial_run_publishes_full_weights(tmp_path: Path) -> None:
 
 
 def test_prompt_tuning_trains_virtual_tokens(tmp_path: Path) -> None:
-    run_sft(tmp_path, adapter={"type": "promptTuning", "lora": DELETE,
-                               "promptTuning": {"virtualTokens": 5, "initText": "Answer:"}})
+    run_sft(
+        tmp_path,
+        adapter={
+            "type": "promptTuning",
+            "lora": DELETE,
+            "promptTuning": {"virtualTokens": 5, "initText": "Answer:"},
+        },
+    )
     config = json.loads((tmp_path / "out" / "adapter_config.json").read_text())
     assert (config["peft_type"], config["num_virtual_tokens"]) == ("PROMPT_TUNING", 5)
 

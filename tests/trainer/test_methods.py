@@ -28,19 +28,31 @@ CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any], str]] = {
     "orpo": (PREFERENCE_ROWS, {"method": "orpo"}, "loss"),
     "reward": (PREFERENCE_ROWS, {"method": "reward"}, "loss"),
     # With validation rows too: online methods evaluate rewards, not a loss.
-    "grpo": (PROMPT_ROWS, {"method": "grpo", "grpo": ONLINE, "reward": {
-        "modelUri": "builtin://tiny-llama", "functions": REWARD_FUNCTIONS},
-        "dataset": {"validationSplit": "0.25"}}, "reward"),
-    "rloo": (PROMPT_ROWS, {"method": "rloo", "rloo": ONLINE, "reward": {
-        "functions": REWARD_FUNCTIONS}}, "reward"),
+    "grpo": (
+        PROMPT_ROWS,
+        {
+            "method": "grpo",
+            "grpo": ONLINE,
+            "reward": {"modelUri": "builtin://tiny-llama", "functions": REWARD_FUNCTIONS},
+            "dataset": {"validationSplit": "0.25"},
+        },
+        "reward",
+    ),
+    "rloo": (
+        PROMPT_ROWS,
+        {"method": "rloo", "rloo": ONLINE, "reward": {"functions": REWARD_FUNCTIONS}},
+        "reward",
+    ),
 }
 
 
 @pytest.mark.parametrize("method", list(CASES))
 def test_method_trains_and_publishes_an_adapter(tmp_path: Path, method: str) -> None:
     rows, override, metric = CASES[method]
-    summary = train(make_config(tmp_path, rows, **override),
-                    RunOptions(work_dir=tmp_path / "work", print_logs=False))
+    summary = train(
+        make_config(tmp_path, rows, **override),
+        RunOptions(work_dir=tmp_path / "work", print_logs=False),
+    )
     assert (summary.outcome, summary.exitCode, summary.step) == ("Succeeded", 0, 2)
     assert math.isfinite(summary.metrics[metric])
     out = tmp_path / "out"
@@ -57,9 +69,10 @@ def test_method_trains_and_publishes_an_adapter(tmp_path: Path, method: str) -> 
 def test_a_merged_reward_job_scores_grpo_completions(tmp_path: Path) -> None:
     """RLHF stages 2 and 3: a reward job's merged/ output is a grpo reward model."""
     reward_dir = tmp_path / "reward"
-    reward = train(make_config(reward_dir, PREFERENCE_ROWS, method="reward",
-                               output={"merge": True}),
-                   RunOptions(work_dir=reward_dir / "work", print_logs=False))
+    reward = train(
+        make_config(reward_dir, PREFERENCE_ROWS, method="reward", output={"merge": True}),
+        RunOptions(work_dir=reward_dir / "work", print_logs=False),
+    )
     merged = reward_dir / "out" / "merged"
     assert reward.result["mergedUri"] == f"file://{merged}"
     merged_config = json.loads((merged / "config.json").read_text())
@@ -68,29 +81,49 @@ def test_a_merged_reward_job_scores_grpo_completions(tmp_path: Path) -> None:
 
     grpo_dir = tmp_path / "grpo"
     adapter_only = execute(
-        lambda: make_config(grpo_dir, PROMPT_ROWS, method="grpo", grpo=ONLINE,
-                            reward={"modelUri": f"file://{reward_dir / 'out'}"}),
+        lambda: make_config(
+            grpo_dir,
+            PROMPT_ROWS,
+            method="grpo",
+            grpo=ONLINE,
+            reward={"modelUri": f"file://{reward_dir / 'out'}"},
+        ),
         RunOptions(work_dir=grpo_dir / "work"),
     )
     assert adapter_only.reason == "InvalidModel"
     assert "use the merged/ folder" in adapter_only.message
 
-    grpo = train(make_config(grpo_dir, PROMPT_ROWS, method="grpo", grpo=ONLINE,
-                             reward={"modelUri": f"file://{merged}"}),
-                 RunOptions(work_dir=grpo_dir / "work", print_logs=False))
+    grpo = train(
+        make_config(
+            grpo_dir,
+            PROMPT_ROWS,
+            method="grpo",
+            grpo=ONLINE,
+            reward={"modelUri": f"file://{merged}"},
+        ),
+        RunOptions(work_dir=grpo_dir / "work", print_logs=False),
+    )
     assert grpo.outcome == "Succeeded" and math.isfinite(grpo.metrics["reward"])
 
 
-@pytest.mark.parametrize(("rows", "override"), [
-    (CHAT_ROWS, {"dataset": {"packing": True, "maxLength": 64}}),
-    (CHAT_ROWS, {"sft": {"assistantOnlyLoss": True}}),
-    ([{"text": f"Fact {i}: {i} plus 1 is {i + 1}."} for i in range(8)], {}),
-    ([{"prompt": f"{i} plus 1 is", "completion": f" {i + 1}."} for i in range(8)],
-     {"sft": {"completionOnlyLoss": True}}),
-], ids=["packing", "assistant-only-loss", "plain-text", "completion-only-loss"])
+@pytest.mark.parametrize(
+    ("rows", "override"),
+    [
+        (CHAT_ROWS, {"dataset": {"packing": True, "maxLength": 64}}),
+        (CHAT_ROWS, {"sft": {"assistantOnlyLoss": True}}),
+        ([{"text": f"Fact {i}: {i} plus 1 is {i + 1}."} for i in range(8)], {}),
+        (
+            [{"prompt": f"{i} plus 1 is", "completion": f" {i + 1}."} for i in range(8)],
+            {"sft": {"completionOnlyLoss": True}},
+        ),
+    ],
+    ids=["packing", "assistant-only-loss", "plain-text", "completion-only-loss"],
+)
 def test_sft_variants(tmp_path: Path, rows: list[dict[str, Any]], override: dict[str, Any]) -> None:
-    summary = train(make_config(tmp_path, rows, **override),
-                    RunOptions(work_dir=tmp_path / "work", print_logs=False))
+    summary = train(
+        make_config(tmp_path, rows, **override),
+        RunOptions(work_dir=tmp_path / "work", print_logs=False),
+    )
     assert summary.outcome == "Succeeded" and math.isfinite(summary.metrics["loss"])
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["data"]["trainRows"] == len(rows)

@@ -27,9 +27,7 @@ pytestmark = pytest.mark.trainer
 
 
 def termination_message() -> dict[str, Any]:
-    message: dict[str, Any] = json.loads(
-        Path(os.environ["KUBETUNE_TERMINATION_PATH"]).read_text()
-    )
+    message: dict[str, Any] = json.loads(Path(os.environ["KUBETUNE_TERMINATION_PATH"]).read_text())
     return message
 
 
@@ -58,17 +56,25 @@ def test_success_writes_manifest_last_and_a_termination_summary(tmp_path: Path) 
 
     assert data_file["sha256"] == hashlib.sha256(train_bytes).hexdigest()
     assert (data_file["rows"], manifest["data"]["trainRows"], manifest["data"]["evalRows"]) == (
-        len(CHAT_ROWS), 6, 2)
+        len(CHAT_ROWS),
+        6,
+        2,
+    )
     assert {"loss", "evalLoss"} <= set(manifest["metrics"])
     # Every uploaded file is older than the manifest: it was written last.
     manifest_time = (out / "manifest.json").stat().st_mtime_ns
-    assert all(Path(f[len("file://"):]).stat().st_mtime_ns <= manifest_time
-               for f in manifest["files"])
-    assert str(out / "metrics.jsonl") in {f[len("file://"):] for f in manifest["files"]}
+    assert all(
+        Path(f[len("file://") :]).stat().st_mtime_ns <= manifest_time for f in manifest["files"]
+    )
+    assert str(out / "metrics.jsonl") in {f[len("file://") :] for f in manifest["files"]}
 
     summary = termination_message()
     assert (summary["outcome"], summary["exitCode"], summary["step"], summary["totalSteps"]) == (
-        "Succeeded", 0, 2, 2)
+        "Succeeded",
+        0,
+        2,
+        2,
+    )
     assert summary["result"]["manifestUri"] == f"file://{out}/manifest.json"
     assert summary["metrics"]["evalLoss"] == manifest["metrics"]["evalLoss"]
     assert len(json.dumps(summary)) < 4096
@@ -98,11 +104,16 @@ def test_missing_or_invalid_config_is_an_invalid_input(
 
 def test_metrics_endpoint_serves_training_progress(tmp_path: Path) -> None:
     port = free_port()
-    train(make_config(tmp_path, dataset={"validationSplit": "0.25"}),
-          RunOptions(work_dir=tmp_path / "work", metrics_port=port, print_logs=False))
+    train(
+        make_config(tmp_path, dataset={"validationSplit": "0.25"}),
+        RunOptions(work_dir=tmp_path / "work", metrics_port=port, print_logs=False),
+    )
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
-    values = {line.split()[0]: float(line.split()[1])
-              for line in text.splitlines() if line.startswith("kubetune_trainer_")}
+    values = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line.startswith("kubetune_trainer_")
+    }
     assert values["kubetune_trainer_step"] == 2
     assert values["kubetune_trainer_total_steps"] == 2
     assert values["kubetune_trainer_epoch"] > 0
@@ -118,8 +129,9 @@ class SigtermAt(TrainerCallback):
     def __init__(self, step: int) -> None:
         self.step = step
 
-    def on_step_end(self, args: TrainingArguments, state: TrainerState,
-                    control: TrainerControl, **_: Any) -> None:
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any
+    ) -> None:
         if state.global_step == self.step:
             os.kill(os.getpid(), signal.SIGTERM)
 
@@ -127,8 +139,9 @@ class SigtermAt(TrainerCallback):
 def test_sigterm_saves_a_checkpoint_and_the_next_run_resumes(tmp_path: Path) -> None:
     # Many steps, so training is still running when the delayed checkpoint request lands.
     config = make_config(tmp_path, training={"maxSteps": 100_000})
-    interrupted = train(config, RunOptions(work_dir=tmp_path / "work1", print_logs=False,
-                                           callbacks=[SigtermAt(1)]))
+    interrupted = train(
+        config, RunOptions(work_dir=tmp_path / "work1", print_logs=False, callbacks=[SigtermAt(1)])
+    )
     assert (interrupted.outcome, interrupted.exitCode) == ("Interrupted", exit_codes.INTERRUPTED)
     [checkpoint] = interrupted.checkpoints
     # Saved at the step boundary: the step done, or the one before when the request landed
@@ -139,17 +152,24 @@ def test_sigterm_saves_a_checkpoint_and_the_next_run_resumes(tmp_path: Path) -> 
     assert checkpoint["uri"] == f"file://{remote}" and (remote / MARKER).is_file()
     assert not (tmp_path / "out" / "manifest.json").exists()
 
-    resumed = train(make_config(tmp_path, training={"maxSteps": step + 2}),
-                    RunOptions(work_dir=tmp_path / "work2", print_logs=False))
+    resumed = train(
+        make_config(tmp_path, training={"maxSteps": step + 2}),
+        RunOptions(work_dir=tmp_path / "work2", print_logs=False),
+    )
     assert (resumed.outcome, resumed.step) == ("Succeeded", step + 2)
-    logged = [json.loads(line) for line in (tmp_path / "work2" / "metrics.jsonl").read_text()
-              .splitlines()]
+    logged = [
+        json.loads(line) for line in (tmp_path / "work2" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert [r["step"] for r in logged if "loss" in r] == [step + 1, step + 2]
 
 
-@pytest.mark.parametrize(("override", "fragment"), [
-    ({"tracking": {"backend": "wandb", "project": "p"}}, "needs the wandb package"),
-], ids=["missing-tracking-package"])
+@pytest.mark.parametrize(
+    ("override", "fragment"),
+    [
+        ({"tracking": {"backend": "wandb", "project": "p"}}, "needs the wandb package"),
+    ],
+    ids=["missing-tracking-package"],
+)
 def test_unsupported_options_are_refused_before_any_work(
     tmp_path: Path, override: dict[str, Any], fragment: str
 ) -> None:
@@ -178,9 +198,15 @@ def test_the_module_entry_point_exits_with_the_code(tmp_path: Path) -> None:
     termination = tmp_path / "termination-log"
     result = subprocess.run(
         [sys.executable, "-m", "kubetune_trainer"],
-        env={**os.environ, "KUBETUNE_CONFIG": str(config_file),
-             "KUBETUNE_TERMINATION_PATH": str(termination)},
-        capture_output=True, text=True, timeout=300, check=False,
+        env={
+            **os.environ,
+            "KUBETUNE_CONFIG": str(config_file),
+            "KUBETUNE_TERMINATION_PATH": str(termination),
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == exit_codes.INVALID_INPUT, result.stderr[-2000:]
     summary = json.loads(termination.read_text())

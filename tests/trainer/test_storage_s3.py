@@ -102,9 +102,12 @@ def test_training_reads_data_from_and_writes_results_to_s3(
     s3: S3Server, s3_env: str, tmp_path: Path
 ) -> None:
     storage.upload_file(write_jsonl(tmp_path / "train.jsonl", CHAT_ROWS), f"{s3_env}/data.jsonl")
-    config = make_config(tmp_path, dataset={"train": {"uri": f"{s3_env}/data.jsonl"}},
-                         output={"uri": f"{s3_env}/out"}, checkpoints={"intervalSteps": 1,
-                                                                       "keep": 1})
+    config = make_config(
+        tmp_path,
+        dataset={"train": {"uri": f"{s3_env}/data.jsonl"}},
+        output={"uri": f"{s3_env}/out"},
+        checkpoints={"intervalSteps": 1, "keep": 1},
+    )
     summary = train(config, RunOptions(work_dir=tmp_path / "work", print_logs=False))
     assert summary.outcome == "Succeeded", summary.message
     assert summary.result["manifestUri"] == f"{s3_env}/out/manifest.json"
@@ -113,9 +116,9 @@ def test_training_reads_data_from_and_writes_results_to_s3(
     assert all(storage.exists(uri) for uri in manifest["files"])
     assert f"{s3_env}/out/adapter_model.safetensors" in manifest["files"]
     # keep: 1 -> only the newest complete checkpoint's objects survive, marker included.
-    prefix = f"{s3_env}/out/checkpoints/"[len(f"s3://{s3.bucket}/"):]
+    prefix = f"{s3_env}/out/checkpoints/"[len(f"s3://{s3.bucket}/") :]
     listing = s3.client().list_objects_v2(Bucket=s3.bucket, Prefix=prefix)
-    keys = {item["Key"][len(prefix):] for item in listing["Contents"]}
+    keys = {item["Key"][len(prefix) :] for item in listing["Contents"]}
     assert {key.split("/")[0] for key in keys} == {"checkpoint-2"}
     assert "checkpoint-2/COMPLETE" in keys
     assert [c["step"] for c in summary.checkpoints] == [2]

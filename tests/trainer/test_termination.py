@@ -14,13 +14,21 @@ from tests.trainer.helpers import free_port
 
 
 def test_oversized_summaries_are_trimmed_message_first_then_old_checkpoints() -> None:
-    checkpoints = [{"step": s, "uri": f"s3://bucket/{'x' * 200}/checkpoint-{s}", "evalLoss": 1.0}
-                   for s in range(100, 3100, 100)]
-    summary = Summary("Failed", "InvalidData", "row 7: " + "bad " * 2000,
-                      exit_codes.INVALID_INPUT, step=3000, totalSteps=5000,
-                      metrics={"loss": 1.5, "evalLoss": 1.7},
-                      result={"adapterUri": None, "manifestUri": None, "mergedUri": None},
-                      checkpoints=checkpoints)
+    checkpoints = [
+        {"step": s, "uri": f"s3://bucket/{'x' * 200}/checkpoint-{s}", "evalLoss": 1.0}
+        for s in range(100, 3100, 100)
+    ]
+    summary = Summary(
+        "Failed",
+        "InvalidData",
+        "row 7: " + "bad " * 2000,
+        exit_codes.INVALID_INPUT,
+        step=3000,
+        totalSteps=5000,
+        metrics={"loss": 1.5, "evalLoss": 1.7},
+        result={"adapterUri": None, "manifestUri": None, "mergedUri": None},
+        checkpoints=checkpoints,
+    )
     text = summary.to_json()
     assert len(text.encode()) < LIMIT_BYTES
     data = json.loads(text)
@@ -31,8 +39,13 @@ def test_oversized_summaries_are_trimmed_message_first_then_old_checkpoints() ->
 
 
 def test_exit_codes_are_distinct_and_avoid_shell_and_signal_codes() -> None:
-    codes = [exit_codes.SUCCESS, exit_codes.INTERNAL_ERROR, exit_codes.INVALID_INPUT,
-             exit_codes.RETRIABLE, exit_codes.INTERRUPTED]
+    codes = [
+        exit_codes.SUCCESS,
+        exit_codes.INTERNAL_ERROR,
+        exit_codes.INVALID_INPUT,
+        exit_codes.RETRIABLE,
+        exit_codes.INTERRUPTED,
+    ]
     assert len(set(codes)) == len(codes) and set(exit_codes.NAMES) == set(codes)
     assert all(code < 126 and code != 2 for code in codes)
     assert exit_codes.NON_RETRIABLE.isdisjoint(exit_codes.DISRUPTION)

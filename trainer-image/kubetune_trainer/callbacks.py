@@ -121,8 +121,11 @@ class CheckpointUploadCallback(TrainerCallback):
         if not local or any(c.step == local[-1][0] for c in self.uploaded):
             return
         step, folder = local[-1]
-        eval_losses = [float(e["eval_loss"]) for e in state.log_history
-                       if "eval_loss" in e and e.get("step", 0) <= step]
+        eval_losses = [
+            float(e["eval_loss"])
+            for e in state.log_history
+            if "eval_loss" in e and e.get("step", 0) <= step
+        ]
         latest = eval_losses[-1] if eval_losses else None
         checkpoint = self.store.upload(folder, step, latest)
         self.uploaded.append(checkpoint)

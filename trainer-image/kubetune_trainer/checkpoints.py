@@ -80,7 +80,7 @@ class CheckpointStore:
 
     def prune(self) -> None:
         complete = {c.step for c in self.complete()}
-        newest_kept = sorted(complete)[-self.keep:]
+        newest_kept = sorted(complete)[-self.keep :]
         for step in self._steps():
             if step not in newest_kept and (step in complete or step < max(complete, default=0)):
                 storage.remove_tree(self.uri(step))

@@ -36,8 +36,13 @@ class ProgressBar(TrainerCallback):
     ) -> None:
         from tqdm import tqdm
 
-        self.bar = tqdm(total=state.max_steps, initial=state.global_step, unit="step",
-                        file=self.stream, dynamic_ncols=True)
+        self.bar = tqdm(
+            total=state.max_steps,
+            initial=state.global_step,
+            unit="step",
+            file=self.stream,
+            dynamic_ncols=True,
+        )
 
     def on_step_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any

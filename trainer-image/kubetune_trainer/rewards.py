@@ -66,9 +66,7 @@ def length_penalty(target: int) -> RewardCallable:
     """Minus the relative distance from ``target`` characters, clipped to [-1, 0]."""
 
     def reward(completions: list[Any], **_: Any) -> list[float]:
-        return [
-            -min(1.0, abs(len(completion_text(c)) - target) / target) for c in completions
-        ]
+        return [-min(1.0, abs(len(completion_text(c)) - target) / target) for c in completions]
 
     reward.__name__ = "length_penalty"
     return reward

@@ -24,7 +24,7 @@ def resolve_model(uri: str, revision: str | None = None, *, classifier: bool = F
     """A local folder with the model's ``config.json`` (and weights, and tokenizer)."""
     kind = storage.scheme(uri)
     if kind == "builtin":
-        return builtin.materialize(uri[len("builtin://"):], sequence_classification=classifier)
+        return builtin.materialize(uri[len("builtin://") :], sequence_classification=classifier)
     if kind == "hf":
         folder = _from_hub(uri, revision)
     elif storage.is_remote(uri):
@@ -34,8 +34,10 @@ def resolve_model(uri: str, revision: str | None = None, *, classifier: bool = F
     if not (folder / "config.json").is_file():
         hint = ""
         if (folder / "adapter_config.json").is_file():
-            hint = (" (it holds an adapter: use the merged/ folder of a job run with "
-                    "output.merge: true)")
+            hint = (
+                " (it holds an adapter: use the merged/ folder of a job run with "
+                "output.merge: true)"
+            )
         raise InvalidModelError(
             f"{uri}: no config.json found in {folder}; not a model folder{hint}"
         )
@@ -51,7 +53,7 @@ def _from_hub(uri: str, revision: str | None) -> Path:
         RevisionNotFoundError,
     )
 
-    repo, _, pinned = uri[len("hf://"):].partition("@")
+    repo, _, pinned = uri[len("hf://") :].partition("@")
     try:
         return Path(snapshot_download(repo_id=repo, revision=revision or pinned or None))
     except (RepositoryNotFoundError, RevisionNotFoundError, GatedRepoError) as exc:

@@ -63,10 +63,10 @@ def local_path(uri: str) -> Path:
     if kind == "file":
         # file:///abs is absolute; file://rel/path, file://./rel and file:rel are relative
         # (to the working directory, or to the manifest's folder under ``kubetune run``).
-        rest = uri[len("file:"):]
+        rest = uri[len("file:") :]
         if rest.startswith("//"):
             rest = rest[2:]
-            rest = rest[len("localhost"):] if rest.startswith("localhost/") else rest
+            rest = rest[len("localhost") :] if rest.startswith("localhost/") else rest
         return Path(rest)
     if kind == "pvc":
         parsed = urlparse(uri)
@@ -89,8 +89,11 @@ def _storage_options(kind: str) -> dict[str, Any]:
             options["endpoint_url"] = endpoint
         # Passed explicitly (still only from the environment) so that fsspec's instance
         # cache, keyed by these options, never serves a client built with older credentials.
-        for option, variable in (("key", "AWS_ACCESS_KEY_ID"), ("secret", "AWS_SECRET_ACCESS_KEY"),
-                                 ("token", "AWS_SESSION_TOKEN")):
+        for option, variable in (
+            ("key", "AWS_ACCESS_KEY_ID"),
+            ("secret", "AWS_SECRET_ACCESS_KEY"),
+            ("token", "AWS_SESSION_TOKEN"),
+        ):
             if os.environ.get(variable):
                 options[option] = os.environ[variable]
         return options
@@ -217,8 +220,9 @@ def upload_dir(local: Path, uri: str) -> list[str]:
         return targets
     fs, _ = filesystem(uri)
     paths = [filesystem(target)[1] for target in targets]
-    with_retries(f"upload {local} to {uri}",
-                 functools.partial(fs.put, [str(s) for s in sources], paths))
+    with_retries(
+        f"upload {local} to {uri}", functools.partial(fs.put, [str(s) for s in sources], paths)
+    )
     return targets
 
 
@@ -236,8 +240,10 @@ def download_dir(uri: str, local: Path) -> Path:
         raise InvalidConfigError(f"{uri} holds no files")
     prefix = path.rstrip("/") + "/"
     keys = sorted(objects)
-    targets = [local / (key[len(prefix):] if key.startswith(prefix) else posixpath.basename(key))
-               for key in keys]
+    targets = [
+        local / (key[len(prefix) :] if key.startswith(prefix) else posixpath.basename(key))
+        for key in keys
+    ]
     for target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
     with_retries(f"download {uri}", functools.partial(fs.get, keys, [str(t) for t in targets]))

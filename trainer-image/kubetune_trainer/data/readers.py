@@ -135,7 +135,7 @@ def _parse_python(uri: str, data: bytes) -> list[Any]:
 def _read_hub(uri: str, split: str) -> SourceFile:
     import datasets
 
-    name = uri[len("hf://"):]
+    name = uri[len("hf://") :]
     name, _, revision = name.partition("@")
     try:
         loaded = datasets.load_dataset(name, split=split, revision=revision or None)
