@@ -420,3 +420,10 @@ def test_between_pod_exit_and_job_condition_the_state_holds() -> None:
     retrying = observe(job(failed=1), [crashed])
     assert conditions(retrying)["Queued"] == ("True", "Restarting")
     assert "S3 503" in message(retrying, "Running")
+
+
+def test_transient_pending_states_post_no_event_but_stuck_ones_warn() -> None:
+    assert transition(FineTuneJobStatus(), observe(job())) is None
+    stuck = pod(phase="Pending", waiting={"reason": "ErrImagePull", "message": "no such image"})
+    event = transition(FineTuneJobStatus(), observe(job(active=1), [stuck]))
+    assert event is not None and (event.type, event.reason) == ("Warning", "ErrImagePull")

@@ -380,14 +380,19 @@ _HEADLINE: dict[State, ConditionType] = {
     "Failed": "Failed",
 }
 _WARNING_REASONS = frozenset({"InvalidSpec", "Unschedulable", *STUCK_REASONS})
+#: Steps every job passes through within seconds (Job created, pods being placed).
+_TRANSIENT_REASONS = frozenset({"Creating", "Pending", "Scheduled", "Starting", "Finishing"})
 
 
 def headline(status: FineTuneJobStatus) -> Condition | None:
     """The condition that explains the current state."""
     if status.state is None:
         return None
+    by_type = {c.type: c for c in status.conditions}
     kind = _HEADLINE[status.state]
-    return next((c for c in status.conditions if c.type == kind), None)
+    if status.state == "Pending" and by_type.get("Queued") and by_type["Queued"].status == "False":
+        kind = "Running"  # scheduled but not running: Running's reason says why
+    return by_type.get(kind)
 
 
 def transition(previous: FineTuneJobStatus, current: FineTuneJobStatus) -> Transition | None:
@@ -399,5 +404,7 @@ def transition(previous: FineTuneJobStatus, current: FineTuneJobStatus) -> Trans
     if old is not None and (previous.state, old.reason) == (current.state, new.reason):
         return None
     warning = current.state == "Failed" or new.reason in _WARNING_REASONS
+    if new.reason in _TRANSIENT_REASONS:
+        return None  # the next state says what happened; an event each would be noise
     message = f"{current.state}: {new.message}" if new.message else str(current.state)
     return Transition("Warning" if warning else "Normal", new.reason, message[:1024])
