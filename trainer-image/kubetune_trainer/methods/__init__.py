@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
+from kubetune.api.dataset import DatasetSpec
 from kubetune_trainer.errors import InvalidConfigError
 from kubetune_trainer.methods.common import MethodContext
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 METHODS = ("sft", "dpo", "kto", "orpo", "reward", "grpo", "rloo")
 #: Methods whose model is a sequence classifier rather than a causal LM.
 CLASSIFIER_METHODS = ("reward",)
+DEFAULT_MAX_LENGTH: int = DatasetSpec.model_fields["maxLength"].default
 
 
 def build(ctx: MethodContext) -> Trainer:
@@ -27,6 +29,17 @@ def build(ctx: MethodContext) -> Trainer:
         )
     module = importlib.import_module(f"kubetune_trainer.methods.{method}")
     trainer: Trainer = module.build(ctx)
+    ewc = ctx.spec.training.ewc
+    if ewc is not None:
+        if method in CLASSIFIER_METHODS:
+            raise InvalidConfigError(
+                f"training.ewc anchors a language model; method {method} trains a classifier"
+            )
+        from kubetune_trainer import ewc as elastic
+
+        dataset = ctx.spec.dataset
+        elastic.attach(trainer, ewc, ctx.tokenizer, seed=ctx.spec.training.seed,
+                       max_length=dataset.maxLength if dataset else DEFAULT_MAX_LENGTH)
     return trainer
 
 
