@@ -1,12 +1,15 @@
-"""up_to_date: when a resumed or updated FineTuneJob needs no API call for its Job."""
+"""When the controller needs no API call: Jobs already up to date, scheduler rewording."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from kubetune.api import FineTuneJob, parse_finetunejob
 from kubetune.controller.children import up_to_date
-from kubetune.controller.views import JobView
+from kubetune.controller.kube import Kube
+from kubetune.controller.runtime import Runtime, Snapshot
+from kubetune.controller.status import Transition
+from kubetune.controller.views import JobView, PodView
 from kubetune.render.children import Children, render_children
 from kubetune.render.options import RenderOptions
 from tests.cases.manifests import merge, valid_manifest
@@ -62,3 +65,53 @@ def test_a_finished_job_is_never_touched() -> None:
     )
     assert not up_to_date(view, render_children(wanted, RenderOptions()), wanted)
     assert up_to_date(finished, render_children(wanted, RenderOptions()), wanted)
+
+
+class RecordingKube:
+    """Stands in for the API client where only the status writes are of interest."""
+
+    def __init__(self) -> None:
+        self.writes: list[dict[str, Any]] = []
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.writes.append(status)
+
+
+def unschedulable(message: str) -> list[PodView]:
+    return [
+        PodView.from_manifest(
+            {
+                "metadata": {
+                    "name": "p",
+                    "ownerReferences": [{"kind": "Job", "uid": "u", "controller": True}],
+                },
+                "status": {
+                    "phase": "Pending",
+                    "conditions": [
+                        {
+                            "type": "PodScheduled",
+                            "status": "False",
+                            "reason": "Unschedulable",
+                            "message": message,
+                        }
+                    ],
+                },
+            }
+        )
+    ]
+
+
+def test_scheduler_rewording_is_written_at_most_every_interval() -> None:
+    manifest = merge(valid_manifest("demo"), {"metadata": {"namespace": "ml", "generation": 1}})
+    snapshot = Snapshot.from_body(manifest)
+    kube = RecordingKube()
+    runtime = Runtime(kube=cast(Kube, kube), options=RenderOptions())
+    running_job = JobView.from_manifest({"metadata": {"uid": "u"}, "status": {"active": 1}})
+    events: list[Transition] = []
+    for message in ("0/4 nodes: 4 Insufficient gpu", "0/4 nodes: 3 Insufficient gpu"):
+        runtime.publish(
+            snapshot, running_job, unschedulable(message), lambda _, t: events.append(t)
+        )
+    assert len(kube.writes) == 1 and [e.reason for e in events] == ["Unschedulable"]
+    runtime.publish(snapshot, running_job, [], lambda _, t: events.append(t))
+    assert len(kube.writes) == 2, "anything beyond wording is written at once"

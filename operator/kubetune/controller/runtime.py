@@ -6,12 +6,15 @@ the newest observation under a per-job lock, and remembers what it wrote: the wa
 event for a write arrives later than the next trigger may, so the remembered status,
 not the possibly older cached object, is the "previous" status of the next
 derivation. Only this process writes status (peering pauses any other replica).
+A new wording of why a job is Unschedulable alone is written at most every
+:data:`REWORDING_INTERVAL` seconds per job.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +30,11 @@ from kubetune.controller.views import JobView, PodView, parse_time
 from kubetune.render.options import RenderOptions
 
 log = logging.getLogger("kubetune.operator")
+
+#: Seconds between two writes of a job's status that only reword why it is
+#: Unschedulable: the scheduler rewrites "0/4 nodes are available: ..." at every attempt,
+#: and each write costs the API server a validation of the whole object (CEL included).
+REWORDING_INTERVAL = 15.0
 
 Key = tuple[str, str]
 """(namespace, name) of a FineTuneJob."""
@@ -93,6 +101,7 @@ class Runtime:
     options: RenderOptions
     progress_interval: float = 30.0
     _written: dict[Key, FineTuneJobStatus] = field(default_factory=dict)
+    _written_at: dict[Key, float] = field(default_factory=dict)
     _locks: defaultdict[Key, threading.Lock] = field(
         default_factory=lambda: defaultdict(threading.Lock)
     )
@@ -104,6 +113,7 @@ class Runtime:
     def forget(self, key: Key) -> None:
         """Drop what is remembered about a deleted FineTuneJob."""
         self._written.pop(key, None)
+        self._written_at.pop(key, None)
         self._locks.pop(key, None)
 
     def previous(self, snapshot: Snapshot) -> FineTuneJobStatus:
@@ -139,15 +149,33 @@ class Runtime:
             if status == previous:
                 self._written[snapshot.key] = status
                 return status
+            last = self._written_at.get(snapshot.key)
+            recent = last is not None and time.monotonic() - last < REWORDING_INTERVAL
+            if recent and _rewording(previous, status):
+                return previous
             namespace, name = snapshot.key
             self.kube.patch_status(namespace, name, status.model_dump(mode="json"))
             self._written[snapshot.key] = status
+            self._written_at[snapshot.key] = time.monotonic()
             change = transition(previous, status)
             if change is not None:
                 log.info("%s/%s: %s (%s)", namespace, name, change.reason, change.message)
                 emit(snapshot.reference(), change)
                 _observe(snapshot, previous, status)
             return status
+
+
+def _rewording(previous: FineTuneJobStatus, status: FineTuneJobStatus) -> bool:
+    """Whether only the scheduler's wording of an Unschedulable condition changed."""
+
+    def silent(s: FineTuneJobStatus) -> FineTuneJobStatus:
+        quiet = [
+            c.model_copy(update={"message": ""}) if c.reason == "Unschedulable" else c
+            for c in s.conditions
+        ]
+        return s.model_copy(update={"conditions": quiet})
+
+    return silent(previous) == silent(status)
 
 
 def _observe(snapshot: Snapshot, previous: FineTuneJobStatus, status: FineTuneJobStatus) -> None:
