@@ -22,8 +22,9 @@ def dataset(uri: str, fmt: str = "auto", **extra: Any) -> DatasetSpec:
     return DatasetSpec.model_validate({"train": {"uri": uri, "format": fmt}, **extra})
 
 
-def rows_of(tmp_path: Path, rows: list[dict[str, Any]], method: str = "sft",
-            fmt: str = "auto") -> list[dict[str, Any]]:
+def rows_of(
+    tmp_path: Path, rows: list[dict[str, Any]], method: str = "sft", fmt: str = "auto"
+) -> list[dict[str, Any]]:
     path = write_jsonl(tmp_path / "d.jsonl", rows)
     return list(prepare(dataset(f"file://{path}", fmt), method, seed=0).train)
 
@@ -34,31 +35,67 @@ ASSISTANT = [{"role": "assistant", "content": "hi"}]
 # (format, one row, the method it feeds, the expected TRL row)
 CASES: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = [
     ("messages", {"messages": USER + ASSISTANT}, "sft", {"messages": USER + ASSISTANT}),
-    ("messages", {"conversations": [{"from": "human", "value": "Say hi"},
-                                    {"from": "gpt", "value": "hi"}]},
-     "sft", {"messages": USER + ASSISTANT}),
-    ("promptCompletion", {"prompt": "2+2=", "completion": "4"}, "sft",
-     {"prompt": "2+2=", "completion": "4"}),
-    ("preference", {"prompt": "Q", "chosen": "good", "rejected": "bad"}, "dpo",
-     {"prompt": "Q", "chosen": "good", "rejected": "bad"}),
-    ("unpairedPreference", {"prompt": "Q", "completion": "good", "label": "true"}, "kto",
-     {"prompt": "Q", "completion": "good", "label": True}),
+    (
+        "messages",
+        {"conversations": [{"from": "human", "value": "Say hi"}, {"from": "gpt", "value": "hi"}]},
+        "sft",
+        {"messages": USER + ASSISTANT},
+    ),
+    (
+        "promptCompletion",
+        {"prompt": "2+2=", "completion": "4"},
+        "sft",
+        {"prompt": "2+2=", "completion": "4"},
+    ),
+    (
+        "preference",
+        {"prompt": "Q", "chosen": "good", "rejected": "bad"},
+        "dpo",
+        {"prompt": "Q", "chosen": "good", "rejected": "bad"},
+    ),
+    (
+        "unpairedPreference",
+        {"prompt": "Q", "completion": "good", "label": "true"},
+        "kto",
+        {"prompt": "Q", "completion": "good", "label": True},
+    ),
     ("text", {"text": "Once upon a time."}, "sft", {"text": "Once upon a time."}),
-    ("alpaca", {"instruction": "Add", "input": "2 and 3", "output": "5"}, "sft",
-     {"prompt": [{"role": "user", "content": "Add\n\n2 and 3"}],
-      "completion": [{"role": "assistant", "content": "5"}]}),
-    ("dolly", {"instruction": "Summarise", "context": "A long text.", "response": "Short.",
-               "category": "summarization"}, "sft",
-     {"prompt": [{"role": "user", "content": "Summarise\n\nContext:\nA long text."}],
-      "completion": [{"role": "assistant", "content": "Short."}]}),
+    (
+        "alpaca",
+        {"instruction": "Add", "input": "2 and 3", "output": "5"},
+        "sft",
+        {
+            "prompt": [{"role": "user", "content": "Add\n\n2 and 3"}],
+            "completion": [{"role": "assistant", "content": "5"}],
+        },
+    ),
+    (
+        "dolly",
+        {
+            "instruction": "Summarise",
+            "context": "A long text.",
+            "response": "Short.",
+            "category": "summarization",
+        },
+        "sft",
+        {
+            "prompt": [{"role": "user", "content": "Summarise\n\nContext:\nA long text."}],
+            "completion": [{"role": "assistant", "content": "Short."}],
+        },
+    ),
 ]
 
 
-@pytest.mark.parametrize(("fmt", "row", "method", "expected"), CASES,
-                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize(
+    ("fmt", "row", "method", "expected"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)]
+)
 @pytest.mark.parametrize("declared", [True, False], ids=["declared", "auto"])
 def test_each_format_converts_to_the_trl_shape(
-    tmp_path: Path, fmt: str, row: dict[str, Any], method: str, expected: dict[str, Any],
+    tmp_path: Path,
+    fmt: str,
+    row: dict[str, Any],
+    method: str,
+    expected: dict[str, Any],
     declared: bool,
 ) -> None:
     assert rows_of(tmp_path, [row], method, fmt if declared else "auto") == [expected]
@@ -81,11 +118,29 @@ def test_oasst_flat_messages_become_one_conversation_per_leaf(tmp_path: Path) ->
 
 
 def test_oasst_nested_tree_export(tmp_path: Path) -> None:
-    tree = {"message_tree_id": "t", "prompt": {
-        "message_id": "a", "role": "prompter", "text": "Q1", "replies": [
-            {"message_id": "b", "role": "assistant", "text": "A1", "replies": [
-                {"message_id": "c", "role": "prompter", "text": "Q2", "replies": [
-                    {"message_id": "d", "role": "assistant", "text": "A2"}]}]}]}}
+    tree = {
+        "message_tree_id": "t",
+        "prompt": {
+            "message_id": "a",
+            "role": "prompter",
+            "text": "Q1",
+            "replies": [
+                {
+                    "message_id": "b",
+                    "role": "assistant",
+                    "text": "A1",
+                    "replies": [
+                        {
+                            "message_id": "c",
+                            "role": "prompter",
+                            "text": "Q2",
+                            "replies": [{"message_id": "d", "role": "assistant", "text": "A2"}],
+                        }
+                    ],
+                }
+            ],
+        },
+    }
     path = tmp_path / "trees.json"
     path.write_text(json.dumps([tree]))
     rows = list(prepare(dataset(f"file://{path}", "oasst"), "sft", 0).train)
@@ -123,7 +178,9 @@ def test_a_folder_reads_every_data_file_and_reports_each(tmp_path: Path) -> None
     write_jsonl(tmp_path / "b.jsonl", CHAT_ROWS[3:5])
     prepared = prepare(dataset(f"file://{tmp_path}"), "sft", 0)
     assert [(Path(f.uri).name, f.rows, f.format) for f in prepared.report.files] == [
-        ("a.jsonl", 3, "messages"), ("b.jsonl", 2, "messages")]
+        ("a.jsonl", 3, "messages"),
+        ("b.jsonl", 2, "messages"),
+    ]
     assert len(prepared.report.files[0].sha256) == 64
     assert prepared.report.trainRows == 5
 
@@ -166,12 +223,18 @@ def test_auto_detection_failure_lists_columns_and_formats(tmp_path: Path) -> Non
 
 BAD_ROWS = [
     ({"messages": [{"role": "robot", "content": "x"}]}, "messages", "has role 'robot'"),
-    ({"messages": [{"role": "user", "content": "only a question"}]}, "messages",
-     "no assistant message"),
+    (
+        {"messages": [{"role": "user", "content": "only a question"}]},
+        "messages",
+        "no assistant message",
+    ),
     ({"prompt": "p", "completion": 7}, "promptCompletion", "'completion' must be a string"),
     ({"instruction": "", "output": "o"}, "alpaca", "'instruction' is missing or empty"),
-    ({"prompt": "p", "completion": "c", "label": "maybe"}, "unpairedPreference",
-     "must be true or false"),
+    (
+        {"prompt": "p", "completion": "c", "label": "maybe"},
+        "unpairedPreference",
+        "must be true or false",
+    ),
 ]
 
 

@@ -28,8 +28,17 @@ if TYPE_CHECKING:
 MANIFEST = "manifest.json"
 METRICS = "metrics.jsonl"
 MERGED = "merged"
-LIBRARIES = ("kubetune", "torch", "transformers", "trl", "peft", "datasets", "accelerate",
-             "bitsandbytes", "tokenizers")
+LIBRARIES = (
+    "kubetune",
+    "torch",
+    "transformers",
+    "trl",
+    "peft",
+    "datasets",
+    "accelerate",
+    "bitsandbytes",
+    "tokenizers",
+)
 
 
 @dataclass
@@ -39,8 +48,11 @@ class ResultUris:
     mergedUri: str | None
 
     def as_dict(self) -> dict[str, str | None]:
-        return {"adapterUri": self.adapterUri, "manifestUri": self.manifestUri,
-                "mergedUri": self.mergedUri}
+        return {
+            "adapterUri": self.adapterUri,
+            "manifestUri": self.manifestUri,
+            "mergedUri": self.mergedUri,
+        }
 
 
 def library_versions() -> dict[str, str]:
@@ -60,8 +72,13 @@ def save_final(trainer: Trainer, tokenizer: PreTrainedTokenizerBase, folder: Pat
 
 
 def save_merged(
-    model_dir: Path, adapter_dir: Path, tokenizer: PreTrainedTokenizerBase, folder: Path,
-    dtype: Any, *, classifier: bool = False,
+    model_dir: Path,
+    adapter_dir: Path,
+    tokenizer: PreTrainedTokenizerBase,
+    folder: Path,
+    dtype: Any,
+    *,
+    classifier: bool = False,
 ) -> None:
     """Base model + adapter merged into plain weights, loaded unquantized so qlora merges too.
 

@@ -66,8 +66,10 @@ def execute(load_config: Callable[[], TrainerConfig], options: RunOptions) -> Su
         reason, message = "InternalError", f"{type(exc).__name__}: {exc}"
         if type(exc).__name__ == "OutOfMemoryError":
             reason = "OutOfMemory"
-            message += (" (reduce training.batchSize or dataset.maxLength, enable "
-                        "training.gradientCheckpointing, or use adapter.type qlora)")
+            message += (
+                " (reduce training.batchSize or dataset.maxLength, enable "
+                "training.gradientCheckpointing, or use adapter.type qlora)"
+            )
         return Summary("Failed", reason, message, exit_codes.INTERNAL_ERROR)
 
 
@@ -113,11 +115,19 @@ def _tracking_env(spec: FineTuneJobSpec, work: Path) -> None:
 
 #: Logged numbers reported in the summary and manifest, under their camelCase names.
 SUMMARY_METRICS = {
-    "loss": "loss", "eval_loss": "evalLoss", "epoch": "epoch", "train_loss": "trainLoss",
-    "train_runtime": "trainRuntimeSeconds", "learning_rate": "learningRate",
-    "grad_norm": "gradNorm", "train_samples_per_second": "samplesPerSecond",
-    "eval_mean_token_accuracy": "evalMeanTokenAccuracy", "eval_accuracy": "evalAccuracy",
-    "reward": "reward", "rewards/chosen": "rewardsChosen", "rewards/rejected": "rewardsRejected",
+    "loss": "loss",
+    "eval_loss": "evalLoss",
+    "epoch": "epoch",
+    "train_loss": "trainLoss",
+    "train_runtime": "trainRuntimeSeconds",
+    "learning_rate": "learningRate",
+    "grad_norm": "gradNorm",
+    "train_samples_per_second": "samplesPerSecond",
+    "eval_mean_token_accuracy": "evalMeanTokenAccuracy",
+    "eval_accuracy": "evalAccuracy",
+    "reward": "reward",
+    "rewards/chosen": "rewardsChosen",
+    "rewards/rejected": "rewardsRejected",
     "eval_perplexity": "evalPerplexity",
 }
 
@@ -185,14 +195,18 @@ def _build(config: TrainerConfig, options: RunOptions) -> _Session:
             "use a chat (instruct) model or plain-text data (format text, or promptCompletion "
             "with string prompts)"
         )
-    log.info("data: %d training rows, %d validation rows",
-             prepared.report.trainRows, prepared.report.evalRows)
+    log.info(
+        "data: %d training rows, %d validation rows",
+        prepared.report.trainRows,
+        prepared.report.evalRows,
+    )
 
     set_seed(spec.training.seed)
     loaded = adapters.load(model_dir, spec.adapter, spec.training, tokenizer, classifier=classifier)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     telemetry = TelemetryCallback(
-        telemetry_metrics, work / artifacts.METRICS,
+        telemetry_metrics,
+        work / artifacts.METRICS,
         spec.training.batchSize * spec.training.gradientAccumulationSteps * world,
     )
     store = CheckpointStore(spec.output.uri, spec.checkpoints.keep)
@@ -200,17 +214,36 @@ def _build(config: TrainerConfig, options: RunOptions) -> _Session:
     early = spec.training.earlyStopping
     early_stopping = EarlyStopping(early) if early is not None else None
     ctx = methods.MethodContext(
-        spec=spec, model=loaded.model, tokenizer=tokenizer, peft_config=loaded.peft_config,
-        data=prepared, output_dir=work / "checkpoints",
+        spec=spec,
+        model=loaded.model,
+        tokenizer=tokenizer,
+        peft_config=loaded.peft_config,
+        data=prepared,
+        output_dir=work / "checkpoints",
         # Perplexity first: it adds to the log record the later callbacks keep.
-        callbacks=[PerplexityCallback(), telemetry, uploader,
-                   *([early_stopping] if early_stopping else []), *options.callbacks],
+        callbacks=[
+            PerplexityCallback(),
+            telemetry,
+            uploader,
+            *([early_stopping] if early_stopping else []),
+            *options.callbacks,
+        ],
     )
     trainer = methods.build(ctx)
     if not options.print_logs:
         trainer.remove_callback(PrinterCallback)
-    return _Session(config, work, model_dir, tokenizer, prepared, loaded, trainer, store, uploader,
-                    early_stopping)
+    return _Session(
+        config,
+        work,
+        model_dir,
+        tokenizer,
+        prepared,
+        loaded,
+        trainer,
+        store,
+        uploader,
+        early_stopping,
+    )
 
 
 def _publish(session: _Session, metrics: dict[str, float]) -> Summary:
@@ -219,35 +252,67 @@ def _publish(session: _Session, metrics: dict[str, float]) -> Summary:
     from kubetune_trainer.methods import CLASSIFIER_METHODS
 
     spec, trainer, state = session.config.spec, session.trainer, session.trainer.state
-    base: dict[str, Any] = {"step": state.global_step, "totalSteps": state.max_steps,
-                            "metrics": metrics}
+    base: dict[str, Any] = {
+        "step": state.global_step,
+        "totalSteps": state.max_steps,
+        "metrics": metrics,
+    }
     final_dir = session.work / "final"
     artifacts.save_final(trainer, session.tokenizer, final_dir)
     if not trainer.is_world_process_zero():
         # Under torchrun every rank takes part in saving; only rank 0 publishes.
-        return Summary("Succeeded", "Succeeded", f"rank finished {state.global_step} steps",
-                       exit_codes.SUCCESS, **base)
-    notes = reports.save(session.prepared.report, session.work / artifacts.METRICS, final_dir,
-                         session.early_stopping, title=session.config.job.name)
+        return Summary(
+            "Succeeded",
+            "Succeeded",
+            f"rank finished {state.global_step} steps",
+            exit_codes.SUCCESS,
+            **base,
+        )
+    notes = reports.save(
+        session.prepared.report,
+        session.work / artifacts.METRICS,
+        final_dir,
+        session.early_stopping,
+        title=session.config.job.name,
+    )
     merged_dir = None
     if spec.output.merge and session.loaded.peft_config is not None:
         merged_dir = session.work / artifacts.MERGED
-        artifacts.save_merged(session.model_dir, final_dir, session.tokenizer, merged_dir,
-                              adapters.compute_dtype(spec.training.precision),
-                              classifier=spec.method in CLASSIFIER_METHODS)
+        artifacts.save_merged(
+            session.model_dir,
+            final_dir,
+            session.tokenizer,
+            merged_dir,
+            adapters.compute_dtype(spec.training.precision),
+            classifier=spec.method in CLASSIFIER_METHODS,
+        )
     # The model object TRL trained: PEFT injects its layers into it in place.
     parameters = adapters.trainable_parameters(session.loaded.model)
     uris = artifacts.publish(
-        spec.output.uri, final_dir, merged_dir, session.work / artifacts.METRICS,
-        lambda files: artifacts.manifest(session.config, session.prepared.report, metrics,
-                                         files, parameters, session.started, notes.manifest),
+        spec.output.uri,
+        final_dir,
+        merged_dir,
+        session.work / artifacts.METRICS,
+        lambda files: artifacts.manifest(
+            session.config,
+            session.prepared.report,
+            metrics,
+            files,
+            parameters,
+            session.started,
+            notes.manifest,
+        ),
     )
     return Summary(
-        "Succeeded", "Succeeded",
-        "; ".join([f"trained {state.global_step} steps", *notes.messages,
-                   f"result in {uris.adapterUri}"]),
-        exit_codes.SUCCESS, result=uris.as_dict(),
-        checkpoints=[c.as_dict() for c in session.store.complete()], **base,
+        "Succeeded",
+        "Succeeded",
+        "; ".join(
+            [f"trained {state.global_step} steps", *notes.messages, f"result in {uris.adapterUri}"]
+        ),
+        exit_codes.SUCCESS,
+        result=uris.as_dict(),
+        checkpoints=[c.as_dict() for c in session.store.complete()],
+        **base,
     )
 
 
@@ -271,15 +336,19 @@ def train(config: TrainerConfig, options: RunOptions) -> Summary:
         # Stopped early: the just-in-time checkpoint on SIGTERM was saved; upload it.
         session.uploader.upload(checkpoint_dir, state)
         return Summary(
-            "Interrupted", "Interrupted",
+            "Interrupted",
+            "Interrupted",
             f"stopped by SIGTERM at step {state.global_step} of {state.max_steps}; "
             "a checkpoint was saved and the next run resumes from it",
-            exit_codes.INTERRUPTED, step=state.global_step, totalSteps=state.max_steps,
+            exit_codes.INTERRUPTED,
+            step=state.global_step,
+            totalSteps=state.max_steps,
             metrics={**initial, **_final_metrics(state)},
             checkpoints=[c.as_dict() for c in session.uploader.uploaded],
         )
-    evaluated = any("eval_loss" in e and e.get("step") == state.global_step
-                    for e in state.log_history)
+    evaluated = any(
+        "eval_loss" in e and e.get("step") == state.global_step for e in state.log_history
+    )
     if has_eval and not evaluated:
         trainer.evaluate()
     return _publish(session, {**initial, **_final_metrics(trainer.state)})

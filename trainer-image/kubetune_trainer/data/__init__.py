@@ -97,8 +97,11 @@ def shape(method: str, kind: Kind, row: Row, source: Row) -> list[Row]:
         elif "completion" in row:
             row = {**row, "completion": _text_of(row["completion"])}
         # Extra scalar columns (e.g. a reference answer) reach the reward functions.
-        extras = {k: v for k, v in source.items()
-                  if k not in row and isinstance(v, str | int | float | bool)}
+        extras = {
+            k: v
+            for k, v in source.items()
+            if k not in row and isinstance(v, str | int | float | bool)
+        }
         return [{**extras, **row}]
     if method in ("dpo", "orpo") and "prompt" not in row and isinstance(row["chosen"], str):
         raise RowProblem(f"{method} needs a prompt column when chosen/rejected are plain strings")

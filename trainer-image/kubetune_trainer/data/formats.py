@@ -36,8 +36,14 @@ Kind = Literal["conversation", "promptCompletion", "preference", "unpaired", "te
 Row = dict[str, Any]
 
 ROLES = ("system", "user", "assistant", "tool")
-SHAREGPT_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant",
-                  "assistant": "assistant", "tool": "tool"}
+SHAREGPT_ROLES = {
+    "system": "system",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "tool": "tool",
+}
 OASST_ROLES = {"prompter": "user", "assistant": "assistant"}
 
 
@@ -128,8 +134,10 @@ def _prompt_completion(row: Row) -> Row:
 
 
 def _preference(row: Row) -> Row:
-    out: Row = {"chosen": _text_or_messages(row, "chosen"),
-                "rejected": _text_or_messages(row, "rejected")}
+    out: Row = {
+        "chosen": _text_or_messages(row, "chosen"),
+        "rejected": _text_or_messages(row, "rejected"),
+    }
     if isinstance(out["chosen"], list) != isinstance(out["rejected"], list):
         raise RowProblem("chosen and rejected must both be strings or both message lists")
     if row.get("prompt") is not None:
@@ -160,8 +168,10 @@ def _text(row: Row) -> Row:
 
 
 def _instruction(prompt: str, answer: str) -> Row:
-    return {"prompt": [{"role": "user", "content": prompt}],
-            "completion": [{"role": "assistant", "content": answer}]}
+    return {
+        "prompt": [{"role": "user", "content": prompt}],
+        "completion": [{"role": "assistant", "content": answer}],
+    }
 
 
 def _alpaca(row: Row) -> Row:
@@ -228,8 +238,10 @@ def _oasst(rows: list[Row], uri: str) -> list[tuple[int, Row]]:
         if node.get("deleted"):
             continue
         ident = node.get("message_id")
-        if ident is None or node.get("role") not in OASST_ROLES or not isinstance(
-            node.get("text"), str
+        if (
+            ident is None
+            or node.get("role") not in OASST_ROLES
+            or not isinstance(node.get("text"), str)
         ):
             raise InvalidDataError(
                 f"{uri}, row {number}: an oasst message needs message_id, role "
@@ -266,12 +278,17 @@ FORMATS: dict[str, Format] = {
         Format("oasst", "conversation", ("message_id", "parent_id", "role", "text"), _oasst),
         Format("messages", "conversation", ("messages",), _per_row(_messages)),
         Format("preference", "preference", ("chosen", "rejected"), _per_row(_preference)),
-        Format("unpairedPreference", "unpaired", ("prompt", "completion", "label"),
-               _per_row(_unpaired)),
+        Format(
+            "unpairedPreference", "unpaired", ("prompt", "completion", "label"), _per_row(_unpaired)
+        ),
         Format("alpaca", "promptCompletion", ("instruction", "output"), _per_row(_alpaca)),
         Format("dolly", "promptCompletion", ("instruction", "response"), _per_row(_dolly)),
-        Format("promptCompletion", "promptCompletion", ("prompt", "completion"),
-               _per_row(_prompt_completion)),
+        Format(
+            "promptCompletion",
+            "promptCompletion",
+            ("prompt", "completion"),
+            _per_row(_prompt_completion),
+        ),
         Format("codeFunctions", "promptCompletion", ("code",), _code_functions),
         Format("text", "text", ("text",), _per_row(_text)),
     )
