@@ -127,3 +127,14 @@ def test_sft_variants(tmp_path: Path, rows: list[dict[str, Any]], override: dict
     assert summary.outcome == "Succeeded" and math.isfinite(summary.metrics["loss"])
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["data"]["trainRows"] == len(rows)
+
+
+@pytest.mark.parametrize("optimizer", ["adamwFused", "adamw8bit", "pagedAdamw8bit", "adafactor"])
+def test_each_optimizer_maps_to_a_working_trainer_optimizer(tmp_path: Path, optimizer: str) -> None:
+    summary = train(
+        make_config(tmp_path, training={"optimizer": optimizer, "scheduler": "constant"}),
+        RunOptions(work_dir=tmp_path / "work", print_logs=False),
+    )
+    assert summary.outcome == "Succeeded" and math.isfinite(summary.metrics["loss"])
+    records = [json.loads(line) for line in (tmp_path / "out" / "metrics.jsonl").open()]
+    assert {r["learning_rate"] for r in records if "learning_rate" in r} == {1e-3}
