@@ -363,3 +363,33 @@ def test_job_replaces_an_interrupted_pod_without_counting_a_failure(
     status = poll(complete, what="job retry finishes", timeout=60)
     assert {c.type for c in status.conditions if c.status == "True"} >= {"Complete"}
     assert (status.succeeded, status.failed or 0) == (1, 0)
+
+
+def test_on_failure_restarts_the_process_with_its_last_state(
+    kube: Any, namespace: str, pod_runner: PodRunner, tmp_path: Any
+) -> None:
+    core: Any = client.CoreV1Api(kube)
+    program = """
+        import os, pathlib, sys
+        marker = pathlib.Path(os.environ["STATE"], "tried")
+        if not marker.exists():
+            marker.write_text("")
+            sys.exit(7)
+    """
+    pod = _pod(
+        "flaky",
+        program,
+        restartPolicy="OnFailure",
+        volumes=[{"name": "state", "hostPath": {"path": str(tmp_path)}}],
+        container={
+            "env": [{"name": "STATE", "value": "/state"}],
+            "volumeMounts": [{"name": "state", "mountPath": "/state"}],
+        },
+    )
+    core.create_namespaced_pod(namespace, pod)
+    done = _wait_phase(core, namespace, "flaky", "Succeeded", "Failed")
+    status = done["status"]["containerStatuses"][0]
+    assert done["status"]["phase"] == "Succeeded"
+    assert status["restartCount"] == 1
+    assert status["lastState"]["terminated"]["exitCode"] == 7
+    assert status["state"]["terminated"]["exitCode"] == 0
