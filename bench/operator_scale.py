@@ -5,9 +5,10 @@
 Starts a fresh control plane (kube-apiserver with an audit log), installs the CRD,
 runs ``kubetune operator`` as its own process, creates ``--jobs`` FineTuneJobs from
 ``--clients`` threads as fast as the API server takes them, and watches the Jobs
-appear. Every job asks for one H100, so a few run (and KWOK completes them at once)
-while most wait Unschedulable: the operator handles creation, scheduling failures and
-completions at the same time, as it would in a busy cluster.
+appear. Every job asks for one H100 and its pod keeps running (as training does for
+hours; KWOK's ``kubetune.io/test-phase: Running``), so 16 run and the rest wait
+Unschedulable: the operator creates Jobs while it reports scheduling failures, as it
+would when a team submits a sweep to a busy cluster.
 
 Reported:
 
@@ -39,7 +40,7 @@ from kubernetes import client, config, watch
 from kubetune.api import GROUP, PLURAL, VERSION
 from kubetune.controller.kube import USER_AGENT
 from kubetune.devenv import build
-from kubetune.devenv.cluster import ControlPlane
+from kubetune.devenv.cluster import TEST_PHASE_ANNOTATION, ControlPlane
 from kubetune.devenv.process import Process, free_port, poll, wait_for
 from kubetune.render.labels import JOB_LABEL
 
@@ -163,6 +164,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "--standalone",
                 f"--metrics-port={metrics_port}",
                 "--log-level=warning",
+                f"--pod-annotation={TEST_PHASE_ANNOTATION}=Running",
                 f"--workers={args.workers}",
             ],
             cp.workdir / "operator.log",
