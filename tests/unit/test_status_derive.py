@@ -31,7 +31,6 @@ def job(
     *,
     suspend: bool = False,
     active: int = 0,
-    failed: int = 0,
     conditions: list[dict[str, str]] | None = None,
     uid: str = JOB_UID,
 ) -> JobView:
@@ -41,7 +40,6 @@ def job(
             "spec": {"suspend": suspend},
             "status": {
                 "active": active,
-                "failed": failed,
                 "conditions": [
                     {"status": "True", "lastTransitionTime": stamp(T0), **c}
                     for c in conditions or []
@@ -351,7 +349,7 @@ def test_restarts_count_replacement_pods_and_never_decrease() -> None:
         pod("b", phase="Failed", terminated={"exitCode": 5}),
         pod("c"),
     ]
-    status = observe(job(active=1, failed=1), pods)
+    status = observe(job(active=1), pods)
     assert status.restarts == 2
     later = observe(job(active=1), [pod("c")], previous=status)
     assert later.restarts == 2
@@ -417,7 +415,7 @@ def test_between_pod_exit_and_job_condition_the_state_holds() -> None:
         "exitCode": 4,
     }
     crashed = pod(phase="Failed", terminated={"exitCode": 4, "message": json.dumps(summary)})
-    retrying = observe(job(failed=1), [crashed])
+    retrying = observe(job(), [crashed])
     assert conditions(retrying)["Queued"] == ("True", "Restarting")
     assert "S3 503" in message(retrying, "Running")
 

@@ -128,15 +128,11 @@ class PodView:
 class JobView:
     """What the status derivation and the controller need from the batch/v1 Job."""
 
-    name: str
     uid: str
     suspended: bool
     template_hash: str | None
     config_digest: str | None
     active: int
-    succeeded: int
-    failed: int
-    start_time: datetime | None
     completion_time: datetime | None
     conditions: Mapping[str, ConditionView]
     settings: Mapping[str, Any]
@@ -165,15 +161,11 @@ class JobView:
         status = job.get("status") or {}
         annotations = meta.get("annotations") or {}
         return cls(
-            name=meta.get("name", ""),
             uid=meta.get("uid", ""),
             suspended=bool(spec.get("suspend", False)),
             template_hash=annotations.get(TEMPLATE_HASH_ANNOTATION),
             config_digest=annotations.get(CONFIG_DIGEST_ANNOTATION),
             active=int(status.get("active", 0)),
-            succeeded=int(status.get("succeeded", 0)),
-            failed=int(status.get("failed", 0)),
-            start_time=parse_time(status.get("startTime")),
             completion_time=parse_time(status.get("completionTime")),
             conditions=_conditions(status),
             settings={name: spec.get(name) for name in SYNCED_FIELDS},
