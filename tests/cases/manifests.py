@@ -112,6 +112,23 @@ INVALID_CASES: tuple[InvalidCase, ...] = (
     ),
     InvalidCase("batch-size-zero", {"training": {"batchSize": 0}}, "spec.training.batchSize", "1"),
     InvalidCase(
+        "batch-size-word",
+        {"training": {"batchSize": "max"}},
+        "spec.training.batchSize",
+        "auto",
+    ),
+    InvalidCase(
+        "grpo-auto-batch-size",
+        {
+            "method": "grpo",
+            "dataset": {"train": {"format": "promptCompletion"}},
+            "training": {"batchSize": "auto"},
+            "reward": {"functions": [{"type": "lengthPenalty", "targetLength": 10}]},
+        },
+        "spec.training.batchSize",
+        "not auto",
+    ),
+    InvalidCase(
         "qlora-without-gpu",
         {"adapter": {"type": "qlora"}, "resources": {"gpus": 0}},
         "spec.adapter.type",
@@ -345,6 +362,7 @@ INVALID_CASES: tuple[InvalidCase, ...] = (
 #: Valid counterparts: each exercises the allowed side of one or more rules above.
 VALID_SPEC_PATCHES: dict[str, dict[str, Any]] = {
     "defaults-only": {"adapter": DELETE},
+    "batch-size-auto": {"training": {"batchSize": "auto"}},
     "qlora-cpu-allowed": {
         "adapter": {"type": "qlora", "quantization": {"allowCpu": True}},
         "resources": {"gpus": 0},

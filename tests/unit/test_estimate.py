@@ -11,7 +11,7 @@ from kubetune.api import parse_finetunejob
 from kubetune.cli import main
 from kubetune.estimate.hardware import GPUS, flops_per_token
 from kubetune.estimate.memory import GIB, estimate_memory, lora_parameters
-from kubetune.estimate.report import estimate, training_tokens
+from kubetune.estimate.report import estimate, render, training_tokens
 from kubetune.estimate.shapes import CATALOG, ModelShape, catalog_key, load_shape
 from tests.cases.manifests import merge, valid_manifest
 
@@ -65,6 +65,16 @@ def test_training_tokens_from_max_steps_or_dataset() -> None:
     assert training_tokens(steps, None) == 10 * 2 * 3 * 1024
     assert training_tokens(_spec(training={"epochs": 2}), 5000) == 10000
     assert training_tokens(_spec(), None) is None
+
+
+def test_auto_batch_size_is_estimated_as_one_example_and_said_so() -> None:
+    auto = _spec(training={"maxSteps": 10, "batchSize": "auto"})
+    one = _spec(training={"maxSteps": 10, "batchSize": 1})
+    assert training_tokens(auto, None) == 10 * 1024
+    assert estimate_memory(LLAMA_8B, auto) == estimate_memory(LLAMA_8B, one)
+    text = render(estimate(LLAMA_8B, auto), "hf://meta-llama/Llama-3.1-8B")
+    assert "training.batchSize auto: estimated with 1 example per device" in text
+    assert "batchSize auto" not in render(estimate(LLAMA_8B, one), "hf://x")
 
 
 def test_throughput_follows_flops() -> None:

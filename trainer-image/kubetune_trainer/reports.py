@@ -18,6 +18,7 @@ from kubetune_trainer.monitoring import save_curves
 
 if TYPE_CHECKING:
     from kubetune_trainer.data import DataReport
+    from kubetune_trainer.memory import BatchSize
     from kubetune_trainer.monitoring import EarlyStopping
 
 
@@ -36,9 +37,19 @@ def save(
     early_stopping: EarlyStopping | None,
     *,
     title: str,
+    batch: BatchSize | None = None,
+    trained_batch: int | None = None,
 ) -> Notes:
-    """Write the reports into ``folder`` (the result folder) and say what they found."""
+    """Write the reports into ``folder`` (the result folder) and say what they found.
+
+    ``batch``/``trained_batch``: what ``training.batchSize: auto`` chose and the per-device
+    batch the run ended with (lower than the start after out-of-memory halving).
+    """
     notes = Notes()
+    if batch is not None and batch.note is not None:
+        used = trained_batch or batch.size
+        notes.messages.append(f"{batch.note}; trained with {used} per device")
+        notes.manifest["batchSize"] = {"auto": True, "perDevice": used, "probed": batch.probe}
     if early_stopping is not None and early_stopping.reason is not None:
         notes.messages.append(early_stopping.reason)
         notes.manifest["earlyStopping"] = {

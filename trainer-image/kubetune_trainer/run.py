@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from kubetune_trainer.callbacks import CheckpointUploadCallback
     from kubetune_trainer.checkpoints import CheckpointStore
     from kubetune_trainer.data import PreparedData
+    from kubetune_trainer.memory import BatchSize
     from kubetune_trainer.monitoring import EarlyStopping
 
 log = logging.getLogger(__name__)
@@ -155,6 +156,7 @@ class _Session:
     trainer: Trainer
     store: CheckpointStore
     uploader: CheckpointUploadCallback
+    batch: BatchSize
     early_stopping: EarlyStopping | None = None
     started: float = field(default_factory=time.time)
 
@@ -162,10 +164,11 @@ class _Session:
 def _build(config: TrainerConfig, options: RunOptions) -> _Session:
     """Model, data, adapter, callbacks and the method's TRL trainer."""
     import datasets
+    import torch
     from transformers import AutoTokenizer, PrinterCallback, set_seed
     from trl.data_utils import is_conversational
 
-    from kubetune_trainer import adapters, artifacts, data, methods
+    from kubetune_trainer import adapters, artifacts, data, memory, methods
     from kubetune_trainer.callbacks import CheckpointUploadCallback, TelemetryCallback
     from kubetune_trainer.checkpoints import CheckpointStore
     from kubetune_trainer.errors import InvalidConfigError
@@ -204,10 +207,15 @@ def _build(config: TrainerConfig, options: RunOptions) -> _Session:
     set_seed(spec.training.seed)
     loaded = adapters.load(model_dir, spec.adapter, spec.training, tokenizer, classifier=classifier)
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    batch = memory.batch_size(
+        spec.training, on_gpu=torch.cuda.is_available(), train_rows=len(prepared.train)
+    )
+    if batch.note:
+        log.info("%s", batch.note)
     telemetry = TelemetryCallback(
         telemetry_metrics,
         work / artifacts.METRICS,
-        spec.training.batchSize * spec.training.gradientAccumulationSteps * world,
+        batch.size * spec.training.gradientAccumulationSteps * world,
     )
     store = CheckpointStore(spec.output.uri, spec.checkpoints.keep)
     uploader = CheckpointUploadCallback(store)
@@ -242,6 +250,7 @@ def _build(config: TrainerConfig, options: RunOptions) -> _Session:
         trainer,
         store,
         uploader,
+        batch,
         early_stopping,
     )
 
@@ -274,6 +283,9 @@ def _publish(session: _Session, metrics: dict[str, float]) -> Summary:
         final_dir,
         session.early_stopping,
         title=session.config.job.name,
+        batch=session.batch,
+        # What auto_find_batch_size settled on after any out-of-memory halving.
+        trained_batch=getattr(trainer, "_train_batch_size", None),
     )
     merged_dir = None
     if spec.output.merge and session.loaded.peft_config is not None:

@@ -91,6 +91,8 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
         node = {**target, **node}  # the field's own description and default win
     if "anyOf" in node:
         options = [o for o in node.pop("anyOf") if o.get("type") != "null"]
+        if sorted(o.get("type", "") for o in options) == ["integer", "string"]:
+            return _int_or_string(node, options, defs)
         if len(options) != 1:
             raise ValueError(f"unions are not structural: {options}")
         option = options[0]
@@ -124,6 +126,23 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
         node["items"] = _structural(node["items"], defs)
     if node.get("default") == [] and node.get("type") == "array":
         del node["default"]
+    return node
+
+
+def _int_or_string(node: dict[str, Any], options: list[Any], defs: dict[str, Any]) -> Any:
+    """``int | Literal[...]`` (e.g. ``batchSize: 4`` or ``"auto"``): the one union a
+    structural schema allows, ``x-kubernetes-int-or-string`` with exactly
+    ``anyOf: [{type: integer}, {type: string}]`` (the API server refuses any other
+    keyword inside). The value checks sit beside it, where each applies to one kind of
+    value only: ``minimum``/``maximum`` to integers, ``pattern`` to strings."""
+    integer = _structural(next(o for o in options if o["type"] == "integer"), defs)
+    string = _structural(next(o for o in options if o["type"] == "string"), defs)
+    node = _structural(node, defs)
+    node["x-kubernetes-int-or-string"] = True
+    node["anyOf"] = [{"type": "integer"}, {"type": "string"}]
+    node.update({k: v for k, v in integer.items() if k in ("minimum", "maximum")})
+    if "enum" in string:
+        node["pattern"] = "^(" + "|".join(re.escape(str(v)) for v in string["enum"]) + ")$"
     return node
 
 

@@ -59,12 +59,24 @@ def _message(error: Any) -> str:
     return str(error["msg"])
 
 
+#: Location segments pydantic adds for members of a union of plain types.
+_PLAIN_MEMBERS = ("int", "str", "float", "bool")
+
+
+def _union_member(part: str | int) -> bool:
+    """``Model`` for a model union; ``constrained-int``, ``literal['auto']``, ``int`` for a
+    union of plain types such as ``int | Literal["auto"]``. Field names are camelCase."""
+    if not isinstance(part, str):
+        return False
+    return part[:1].isupper() or "-" in part or "[" in part or part in _PLAIN_MEMBERS
+
+
 def field_errors(error: ValidationError, prefix: Sequence[str | int] = ()) -> list[FieldError]:
     """All problems in a pydantic ``ValidationError``, cross-field rules expanded."""
     found: list[FieldError] = []
     for item in error.errors():
         # Union members add their type name to the location; drop those segments.
-        loc = [p for p in item["loc"] if not (isinstance(p, str) and p[:1].isupper())]
+        loc = [p for p in item["loc"] if not _union_member(p)]
         base = [*prefix, *loc]
         if item["type"] == RULE_ERROR_TYPE:
             for field, message in item["ctx"]["violations"]:

@@ -123,15 +123,21 @@ def _generations_divide_batch(method: Method) -> Rule:
         return block.numGenerations if block is not None else _DEFAULT_GENERATIONS
 
     def check(spec: FineTuneJobSpec) -> bool:
-        batch = spec.training.batchSize * spec.training.gradientAccumulationSteps
-        return spec.method != method or batch % generations(spec) == 0
+        if spec.method != method:
+            return True
+        size = spec.training.batchSize
+        if not isinstance(size, int):
+            return False
+        return size * spec.training.gradientAccumulationSteps % generations(spec) == 0
 
     return Rule(
         field="training.batchSize",
-        message=f"method {method}: training.batchSize x training.gradientAccumulationSteps must be "
+        message=f"method {method}: training.batchSize (a number, not auto) x "
+        "training.gradientAccumulationSteps must be "
         f"a multiple of {method}.numGenerations (default {_DEFAULT_GENERATIONS})",
         check=check,
-        cel=f"self.method != '{method}' || (self.training.batchSize * "
+        cel=f"self.method != '{method}' || type(self.training.batchSize) == int && "
+        f"(self.training.batchSize * "
         f"self.training.gradientAccumulationSteps) % (has(self.{method}) ? "
         f"self.{method}.numGenerations : {_DEFAULT_GENERATIONS}) == 0",
     )

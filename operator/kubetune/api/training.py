@@ -67,8 +67,11 @@ class TrainingSpec(ApiModel):
     learningRate: Decimal = Field(
         default="2e-4", description='Peak learning rate, e.g. "2e-4"; must be in (0, 1].'
     )
-    batchSize: Annotated[int, Field(ge=1, le=4096)] = Field(
-        default=4, description="Examples per device per forward pass."
+    batchSize: Annotated[int, Field(ge=1, le=4096)] | Literal["auto"] = Field(
+        default=4,
+        description='Examples per device per forward pass, or "auto": on a GPU the largest '
+        "batch that fits is found by probing (halving on out-of-memory); on CPU a safe "
+        "default is used. Not with grpo/rloo, whose batch must divide by numGenerations.",
     )
     gradientAccumulationSteps: Annotated[int, Field(ge=1, le=4096)] = Field(
         default=1, description="Forward passes accumulated into one optimizer step."

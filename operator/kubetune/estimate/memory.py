@@ -24,6 +24,9 @@ from kubetune.api.spec import FineTuneJobSpec
 from kubetune.estimate.shapes import ModelShape
 
 GIB = 1024**3
+#: ``training.batchSize: auto`` is estimated at one example per device, the smallest batch
+#: a run needs; the trainer finds the largest batch that fits on the GPU at run time.
+AUTO_BATCH_ESTIMATE = 1
 CUDA_CONTEXT_BYTES = 1 * GIB
 FRAGMENTATION = 0.10
 
@@ -127,6 +130,12 @@ def activation_bytes(shape: ModelShape, tokens: int, dtype: int, checkpointing: 
     return shape.layers * per_layer
 
 
+def batch_size(spec: FineTuneJobSpec) -> int:
+    """The per-device batch the estimate assumes (see :data:`AUTO_BATCH_ESTIMATE`)."""
+    size = spec.training.batchSize
+    return size if isinstance(size, int) else AUTO_BATCH_ESTIMATE
+
+
 def estimate_memory(
     shape: ModelShape, spec: FineTuneJobSpec, *, shards: int = 1, include_overhead: bool = True
 ) -> MemoryEstimate:
@@ -143,7 +152,7 @@ def estimate_memory(
     gradients = base_trainable * dtype / shard + adapter_values * 4
     optimizer = (base_trainable / shard + adapter_values) * optimizer_bytes
     max_length = spec.dataset.maxLength if spec.dataset else 512
-    tokens = spec.training.batchSize * max_length
+    tokens = batch_size(spec) * max_length
     activations = activation_bytes(shape, tokens, dtype, spec.training.gradientCheckpointing)
     logits = tokens * shape.vocab * (dtype + 8)
     subtotal = weights + gradients + optimizer + activations + logits

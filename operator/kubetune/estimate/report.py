@@ -7,7 +7,13 @@ from pathlib import Path
 
 from kubetune.api.spec import FineTuneJobSpec
 from kubetune.estimate.hardware import GPUS, Gpu, tokens_per_second
-from kubetune.estimate.memory import GIB, MemoryEstimate, estimate_memory
+from kubetune.estimate.memory import (
+    AUTO_BATCH_ESTIMATE,
+    GIB,
+    MemoryEstimate,
+    batch_size,
+    estimate_memory,
+)
 from kubetune.estimate.shapes import ModelShape
 
 #: A rough characters-per-token ratio of BPE tokenizers on English text and code.
@@ -29,6 +35,7 @@ class Estimate:
     trainingTokens: int | None
     rows: list[GpuRow]
     requested: str | None
+    batchSizeAuto: bool = False
 
     @property
     def requested_fits(self) -> bool | None:
@@ -50,7 +57,7 @@ def training_tokens(spec: FineTuneJobSpec, dataset_tokens: int | None) -> int | 
     if training.maxSteps is not None:
         devices = max(spec.resources.gpus, 1) * spec.resources.nodes
         max_length = spec.dataset.maxLength if spec.dataset else 512
-        per_step = training.batchSize * training.gradientAccumulationSteps * devices
+        per_step = batch_size(spec) * training.gradientAccumulationSteps * devices
         return training.maxSteps * per_step * max_length
     if dataset_tokens is None:
         return None
@@ -75,7 +82,8 @@ def estimate(
         price = (prices or {}).get(gpu.product)
         cost = hours * devices * price if hours is not None and price is not None else None
         rows.append(GpuRow(gpu, memory.total <= gpu.memoryGiB * GIB, speed, hours, cost))
-    return Estimate(memory, tokens, rows, spec.resources.gpuType)
+    auto = spec.training.batchSize == "auto"
+    return Estimate(memory, tokens, rows, spec.resources.gpuType, batchSizeAuto=auto)
 
 
 def _gib(value: int) -> str:
@@ -99,6 +107,11 @@ def render(estimate: Estimate, model_uri: str) -> str:
         f"optimizer {_gib(m.optimizer)}, activations {_gib(m.activations)}, "
         f"logits {_gib(m.logits)}, overhead {_gib(m.overhead)}; total {_gib(m.total)}",
     ]
+    if estimate.batchSizeAuto:
+        lines.append(
+            f"training.batchSize auto: estimated with {AUTO_BATCH_ESTIMATE} example per device; "
+            "the trainer finds the largest batch that fits when it runs"
+        )
     if estimate.trainingTokens is None:
         lines.append("time: unknown (pass --dataset-tokens, or use a local file:// dataset)")
     else:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kubetune_trainer import memory
 from kubetune_trainer.errors import InvalidConfigError
 
 if TYPE_CHECKING:
@@ -80,6 +81,8 @@ def training_arguments(ctx: MethodContext) -> dict[str, Any]:
     precision = training.precision
     if precision == "auto":
         precision = "bf16" if on_gpu and torch.cuda.is_bf16_supported() else "fp32"
+    batch = memory.batch_size(training, on_gpu=on_gpu, train_rows=len(ctx.data.train))
+    memory.check_optimizer(training, on_gpu=on_gpu)
     warmup: float | int = 0
     if training.warmupRatio is not None:
         warmup = float(training.warmupRatio)
@@ -90,8 +93,9 @@ def training_arguments(ctx: MethodContext) -> dict[str, Any]:
         "num_train_epochs": training.epochs or 1,
         "max_steps": training.maxSteps or -1,
         "learning_rate": float(training.learningRate),
-        "per_device_train_batch_size": training.batchSize,
-        "per_device_eval_batch_size": training.batchSize,
+        "per_device_train_batch_size": batch.size,
+        "per_device_eval_batch_size": batch.size,
+        "auto_find_batch_size": batch.probe,
         "gradient_accumulation_steps": training.gradientAccumulationSteps,
         "warmup_steps": warmup,
         "lr_scheduler_type": SCHEDULERS[training.scheduler],

@@ -1,0 +1,73 @@
+"""Memory options the spec can ask for beyond precision and gradient checkpointing:
+``training.batchSize: auto`` and the bitsandbytes 8-bit optimizers.
+
+``auto`` on a GPU starts at :data:`AUTO_START` examples (fewer for a small dataset) and
+lets transformers' ``auto_find_batch_size`` halve it on every out-of-memory error until a
+step fits: the largest power-of-two batch below the start that fits, found by probing
+with the real model and data instead of guessing from a formula. On CPU there is no
+out-of-memory error to probe with (the machine swaps or the kernel kills the pod), so a
+safe default is used and the log and result say so.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from kubetune_trainer.errors import InvalidConfigError
+
+if TYPE_CHECKING:
+    from kubetune.api.training import TrainingSpec
+
+log = logging.getLogger(__name__)
+
+#: Where GPU probing starts (then 64, 32, ... on out-of-memory).
+AUTO_START = 128
+#: The per-device batch ``auto`` means on CPU.
+CPU_AUTO = 4
+#: Optimizers whose state lives in bitsandbytes' CUDA kernels.
+EIGHT_BIT = ("adamw8bit", "pagedAdamw8bit")
+
+
+@dataclass(frozen=True)
+class BatchSize:
+    """The per-device batch to start with and whether to probe downwards from it."""
+
+    size: int
+    probe: bool = False
+    note: str | None = None
+    """What ``auto`` chose, for the log and the result; ``None`` for a fixed size."""
+
+
+def _power_of_two_at_least(n: int) -> int:
+    return 1 << max(n - 1, 0).bit_length()
+
+
+def batch_size(training: TrainingSpec, *, on_gpu: bool, train_rows: int) -> BatchSize:
+    """Resolve ``training.batchSize`` (a number, or ``auto``) for this machine."""
+    if isinstance(training.batchSize, int):
+        return BatchSize(training.batchSize)
+    if not on_gpu:
+        return BatchSize(
+            CPU_AUTO,
+            note=f"training.batchSize auto: {CPU_AUTO} per device on "
+            "CPU (no out-of-memory probing without a GPU)",
+        )
+    start = min(AUTO_START, _power_of_two_at_least(max(train_rows, 1)))
+    return BatchSize(
+        start,
+        probe=True,
+        note=f"training.batchSize auto: probing from {start} per device, halving on out-of-memory",
+    )
+
+
+def check_optimizer(training: TrainingSpec, *, on_gpu: bool) -> None:
+    """Refuse 8-bit optimizers without a GPU: their paged and quantized state is a CUDA
+    feature, and silently falling back to 32-bit AdamW would change the memory the user
+    planned for."""
+    if training.optimizer in EIGHT_BIT and not on_gpu:
+        raise InvalidConfigError(
+            f"training.optimizer {training.optimizer} needs a CUDA GPU (bitsandbytes 8-bit "
+            "optimizer state); on CPU use adamw, adafactor or sgd, or request resources.gpus"
+        )
