@@ -26,7 +26,7 @@ import kopf
 from kubernetes.client.exceptions import ApiException
 
 from kubetune import metrics
-from kubetune.api import GROUP, PLURAL, VERSION
+from kubetune.api import GROUP, KIND, PLURAL, VERSION
 from kubetune.api.status import FineTuneJobStatus, Progress
 from kubetune.controller.children import JobReplaced, ensure_children, up_to_date
 from kubetune.controller.progress import progress_from_samples, scrape
@@ -96,7 +96,14 @@ def finetunejobs(*, body: kopf.Body, **_: Any) -> dict[Key, Snapshot]:
     return {snapshot.key: snapshot}
 
 
-@kopf.index("batch", "v1", "jobs", labels=OWNED)
+def _owned_by_finetunejob(meta: kopf.Meta, **_: Any) -> bool:
+    """A Job someone else labelled ``kubetune.io/job`` is not one of ours."""
+    return any(
+        ref.get("kind") == KIND and ref.get("controller") for ref in meta.get("ownerReferences", [])
+    )
+
+
+@kopf.index("batch", "v1", "jobs", labels=OWNED, when=_owned_by_finetunejob)
 def trainer_jobs(*, body: kopf.Body, namespace: str | None, labels: kopf.Labels, **_: Any) -> Any:
     return {_key(namespace, labels[JOB_LABEL]): JobView.from_manifest(body)}
 
