@@ -523,3 +523,39 @@ def test_progress_is_read_from_the_trainers_metrics(
     assert (progress["step"], progress["totalSteps"], progress["percent"]) == (50, 200, 25)
     assert progress["loss"] == 1.25 and progress["epoch"] == 0.5
     assert progress["updatedAt"]
+
+
+def test_interrupted_trainer_is_retried_without_counting_and_restarts_show(
+    operator: Operator, cluster: Cluster
+) -> None:
+    cluster.create("preempted", {**GPU_JOB, "backoffLimit": 0})
+    first = cluster.running_pods("preempted")[0]
+    interrupted = {
+        "outcome": "Interrupted",
+        "reason": "Interrupted",
+        "message": "SIGTERM: checkpoint-40 saved",
+        "exitCode": 5,
+    }
+    cluster.end_trainer(first.metadata.name, "Failed", 5, interrupted)
+
+    def replaced() -> bool:
+        running = [p for p in cluster.pods("preempted") if p.status.phase == "Running"]
+        return bool(running) and running[0].metadata.name != first.metadata.name
+
+    poll(replaced, what="a new trainer pod runs (backoffLimit 0 not spent)", timeout=TIMEOUT)
+    status = poll(
+        lambda: (s := cluster.status("preempted")).get("restarts") == 1 and s,
+        what="the restart is counted",
+        timeout=TIMEOUT,
+    )
+    assert status["state"] == "Running"
+
+
+def test_active_deadline_fails_the_job_with_its_reason(
+    operator: Operator, cluster: Cluster
+) -> None:
+    cluster.create("slow", {**GPU_JOB, "activeDeadlineSeconds": 3})
+    status = cluster.wait_state("slow", "Failed")
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "DeadlineExceeded"
+    assert status["completionTime"]
