@@ -188,7 +188,7 @@ def _refresh(
         return
     try:
         runtime.publish(snapshot, indexes.job(key), indexes.pods(key), _emit, progress)
-    except ApiException as error:  # the next event, or the resync timer, retries
+    except ApiException as error:  # derived again, and written, at the next event
         metrics.RECONCILE_ERRORS.labels(reason=error.reason or str(error.status)).inc()
 
 
