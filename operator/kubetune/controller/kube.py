@@ -8,6 +8,7 @@ skipping model deserialisation keeps the operator's CPU and memory low.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,8 @@ from kubetune import __version__
 from kubetune.api import GROUP, PLURAL, VERSION
 
 MERGE_PATCH = "application/merge-patch+json"
+_TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+_RETRY_DELAYS = (0.5, 1.0, 2.0)
 
 
 USER_AGENT = f"kubetune-operator/{__version__}"
@@ -101,17 +104,29 @@ class Kube:
                 raise
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Merge-patch ``status`` of the FineTuneJob (nulls remove fields)."""
-        _json(
-            self.custom.patch_namespaced_custom_object_status,
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            name,
-            {"status": status},
-            _content_type=MERGE_PATCH,
-        )
+        """Merge-patch ``status`` of the FineTuneJob (nulls remove fields).
+
+        Retried a few times on throttling and server errors: a status write is often
+        triggered by the last event a job will ever have (its Job completing), so a
+        write lost to a brief API server hiccup would otherwise stay lost.
+        """
+        for delay in (*_RETRY_DELAYS, None):
+            try:
+                _json(
+                    self.custom.patch_namespaced_custom_object_status,
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    PLURAL,
+                    name,
+                    {"status": status},
+                    _content_type=MERGE_PATCH,
+                )
+                return
+            except ApiException as error:
+                if delay is None or error.status not in _TRANSIENT_STATUS:
+                    raise
+                time.sleep(delay)
 
     def delete_finetunejob(self, namespace: str, name: str, uid: str) -> None:
         body = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
