@@ -221,6 +221,11 @@ SUCCESS = {
 GPU_JOB = {"resources": {"gpus": 1, "gpuType": H100}}
 
 
+def trainer_summary(outcome: str, reason: str, message: str, exit_code: int) -> dict[str, Any]:
+    """What the trainer writes as termination message when it doesn't succeed."""
+    return {"outcome": outcome, "reason": reason, "message": message, "exitCode": exit_code}
+
+
 def test_job_runs_on_a_gpu_node_and_succeeds_with_a_result(
     operator: Operator, cluster: Cluster, kubectl: Callable[..., Any]
 ) -> None:
@@ -265,12 +270,7 @@ def test_job_runs_on_a_gpu_node_and_succeeds_with_a_result(
 def test_trainer_failure_reason_reaches_failed(operator: Operator, cluster: Cluster) -> None:
     cluster.create("bad-data", GPU_JOB)
     pod = cluster.running_pods("bad-data")[0]
-    summary = {
-        "outcome": "Failed",
-        "reason": "InvalidData",
-        "message": "train.jsonl line 3: no 'messages' column",
-        "exitCode": 3,
-    }
+    summary = trainer_summary("Failed", "InvalidData", "train.jsonl line 3: no 'messages'", 3)
     cluster.end_trainer(pod.metadata.name, "Failed", 3, summary)
     status = cluster.wait_state("bad-data", "Failed")
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
@@ -530,12 +530,7 @@ def test_interrupted_trainer_is_retried_without_counting_and_restarts_show(
 ) -> None:
     cluster.create("preempted", {**GPU_JOB, "backoffLimit": 0})
     first = cluster.running_pods("preempted")[0]
-    interrupted = {
-        "outcome": "Interrupted",
-        "reason": "Interrupted",
-        "message": "SIGTERM: checkpoint-40 saved",
-        "exitCode": 5,
-    }
+    interrupted = trainer_summary("Interrupted", "Interrupted", "SIGTERM: checkpoint-40 saved", 5)
     cluster.end_trainer(first.metadata.name, "Failed", 5, interrupted)
 
     def replaced() -> bool:

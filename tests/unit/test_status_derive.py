@@ -263,17 +263,17 @@ def test_success_reads_the_result_from_the_termination_message() -> None:
     assert "s3://models/demo/adapter" in message(status, "Succeeded")
 
 
-def test_trainer_failure_reason_reaches_the_failed_condition() -> None:
-    summary = {
-        "outcome": "Failed",
-        "reason": "InvalidData",
-        "message": "train.jsonl line 3: missing 'messages'",
-        "exitCode": 3,
-    }
-    failed = pod(
+def ended_trainer(outcome: str, reason: str, message: str, exit_code: int) -> PodView:
+    """A pod whose trainer exited and left its summary as termination message."""
+    summary = {"outcome": outcome, "reason": reason, "message": message, "exitCode": exit_code}
+    return pod(
         phase="Failed",
-        terminated={"exitCode": 3, "reason": "Error", "message": json.dumps(summary)},
+        terminated={"exitCode": exit_code, "reason": "Error", "message": json.dumps(summary)},
     )
+
+
+def test_trainer_failure_reason_reaches_the_failed_condition() -> None:
+    failed = ended_trainer("Failed", "InvalidData", "train.jsonl line 3: missing 'messages'", 3)
     failure = {"type": "Failed", "reason": "PodFailurePolicy", "message": "exit code 3"}
     status = observe(job(conditions=[failure]), [failed])
     assert conditions(status)["Failed"] == ("True", "InvalidData")
@@ -296,16 +296,7 @@ def test_failure_without_a_summary_uses_the_job_reason_and_the_log_tail() -> Non
 
 
 def test_deadline_beats_the_trainers_interrupted_summary() -> None:
-    summary = {
-        "outcome": "Interrupted",
-        "reason": "Interrupted",
-        "message": "SIGTERM",
-        "exitCode": 5,
-    }
-    stopped = pod(
-        phase="Failed",
-        terminated={"exitCode": 5, "reason": "Error", "message": json.dumps(summary)},
-    )
+    stopped = ended_trainer("Interrupted", "Interrupted", "SIGTERM", 5)
     failure = {"type": "Failed", "reason": "DeadlineExceeded", "message": "active deadline"}
     status = observe(job(conditions=[failure]), [stopped])
     assert conditions(status)["Failed"] == ("True", "DeadlineExceeded")
@@ -408,13 +399,7 @@ def test_between_pod_exit_and_job_condition_the_state_holds() -> None:
     done = pod(phase="Succeeded", terminated={"exitCode": 0, "message": "{}"})
     status = observe(job(), [done])
     assert (status.state, conditions(status)["Running"]) == ("Running", ("True", "Finishing"))
-    summary = {
-        "outcome": "Failed",
-        "reason": "InfrastructureError",
-        "message": "S3 503",
-        "exitCode": 4,
-    }
-    crashed = pod(phase="Failed", terminated={"exitCode": 4, "message": json.dumps(summary)})
+    crashed = ended_trainer("Failed", "InfrastructureError", "S3 503", 4)
     retrying = observe(job(), [crashed])
     assert conditions(retrying)["Queued"] == ("True", "Restarting")
     assert "S3 503" in message(retrying, "Running")
