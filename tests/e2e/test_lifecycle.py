@@ -37,7 +37,7 @@ def _running_pod(e2e: E2E, name: str, min_step: int) -> dict[str, Any]:
     return running[0]
 
 
-_RESUMED = re.compile(r"resuming from (\S+/checkpoints/checkpoint-(\d+)) \(step (\d+)\)")
+_RESUMED = re.compile(r"resuming from (\S+/checkpoints/step-(\d+)) \(step (\d+)\)")
 
 
 def test_apply_trains_to_success_with_progress_and_the_adapter_in_s3(e2e: E2E) -> None:

@@ -148,7 +148,7 @@ def test_sigterm_saves_a_checkpoint_and_the_next_run_resumes(tmp_path: Path) -> 
     # between backward and optimizer step (that step is then redone on resume).
     step = checkpoint["step"]
     assert 1 <= step <= interrupted.step < 100_000
-    remote = tmp_path / "out" / "checkpoints" / f"checkpoint-{step}"
+    remote = tmp_path / "out" / "checkpoints" / f"step-{step}"
     assert checkpoint["uri"] == f"file://{remote}" and (remote / MARKER).is_file()
     assert not (tmp_path / "out" / "manifest.json").exists()
 

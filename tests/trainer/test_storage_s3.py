@@ -119,6 +119,6 @@ def test_training_reads_data_from_and_writes_results_to_s3(
     prefix = f"{s3_env}/out/checkpoints/"[len(f"s3://{s3.bucket}/") :]
     listing = s3.client().list_objects_v2(Bucket=s3.bucket, Prefix=prefix)
     keys = {item["Key"][len(prefix) :] for item in listing["Contents"]}
-    assert {key.split("/")[0] for key in keys} == {"checkpoint-2"}
-    assert "checkpoint-2/COMPLETE" in keys
+    assert {key.split("/")[0] for key in keys} == {"step-2"}
+    assert "step-2/COMPLETE" in keys
     assert [c["step"] for c in summary.checkpoints] == [2]

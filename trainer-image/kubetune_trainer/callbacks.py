@@ -1,7 +1,8 @@
-"""Trainer callbacks: telemetry (Prometheus gauges + ``metrics.jsonl``) and checkpoint upload.
+"""Trainer telemetry: Prometheus gauges and ``metrics.jsonl``.
 
-Both run on the main process only (``state.is_world_process_zero``), so a multi-GPU job
-writes one metrics file and uploads each checkpoint once.
+Records are written on the main process only (``state.is_world_process_zero``), so a
+multi-GPU job writes one metrics file. Checkpoint upload is in :mod:`.uploads`, SIGTERM
+handling in :mod:`.preemption`.
 """
 
 from __future__ import annotations
@@ -14,12 +15,6 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from kubetune_trainer.checkpoints import (
-    INCOMPLETE_SENTINEL,
-    NAME,
-    CheckpointStore,
-    RemoteCheckpoint,
-)
 from kubetune_trainer.metrics import TrainerMetrics
 
 log = logging.getLogger(__name__)
@@ -98,41 +93,3 @@ class TelemetryCallback(TrainerCallback):
 
         if torch.cuda.is_available():
             self.metrics.set("gpu_memory_bytes", torch.cuda.max_memory_allocated())
-
-
-class CheckpointUploadCallback(TrainerCallback):
-    """Uploads each checkpoint the Trainer saves to the output store (marker last)."""
-
-    def __init__(self, store: CheckpointStore) -> None:
-        self.store = store
-        self.uploaded: list[RemoteCheckpoint] = []
-
-    def upload(self, output_dir: Path, state: TrainerState) -> None:
-        """Upload the newest local checkpoint unless it is already uploaded.
-
-        The newest folder, not ``checkpoint-<global_step>``: a just-in-time checkpoint taken
-        before the optimizer step is named after the previous step.
-        """
-        local = sorted(
-            (int(match.group(1)), path)
-            for path in output_dir.glob("checkpoint-*")
-            if (match := NAME.match(path.name)) and not (path / INCOMPLETE_SENTINEL).exists()
-        )
-        if not local or any(c.step == local[-1][0] for c in self.uploaded):
-            return
-        step, folder = local[-1]
-        eval_losses = [
-            float(e["eval_loss"])
-            for e in state.log_history
-            if "eval_loss" in e and e.get("step", 0) <= step
-        ]
-        latest = eval_losses[-1] if eval_losses else None
-        checkpoint = self.store.upload(folder, step, latest)
-        self.uploaded.append(checkpoint)
-        log.info("checkpoint %d uploaded to %s", checkpoint.step, checkpoint.uri)
-
-    def on_save(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any
-    ) -> None:
-        if state.is_world_process_zero:
-            self.upload(Path(args.output_dir or "."), state)

@@ -14,7 +14,16 @@ gauges still update). All gauges, updated at every logging step:
 ``kubetune_trainer_tokens_per_second`` input tokens processed per second (this process)
 ``kubetune_trainer_samples_per_second`` examples processed per second (this process)
 ``kubetune_trainer_gpu_memory_bytes``  peak CUDA memory allocated (only with CUDA)
+``kubetune_trainer_last_checkpoint_step`` step of the newest checkpoint in the store
+``kubetune_trainer_resumes``           times this job resumed from a checkpoint
 =====================================  ==============================================
+
+Counters (this process's lifetime):
+
+================================================  ===================================
+``kubetune_trainer_checkpoints_total``            checkpoints uploaded (marker written)
+``kubetune_trainer_checkpoint_upload_failures_total``  uploads that failed after retries
+================================================  ===================================
 
 A private registry keeps in-process runs (``kubetune run``, tests) from colliding with
 the global default registry or with each other.
@@ -25,7 +34,7 @@ from __future__ import annotations
 import logging
 import os
 
-from prometheus_client import CollectorRegistry, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +53,12 @@ DESCRIPTIONS = {
     "tokens_per_second": "Input tokens processed per second by this process.",
     "samples_per_second": "Examples processed per second by this process.",
     "gpu_memory_bytes": "Peak CUDA memory allocated by this process.",
+    "last_checkpoint_step": "Step of the newest checkpoint uploaded to the output store.",
+    "resumes": "Times this job resumed from a checkpoint (over all its pods).",
+}
+COUNTERS = {
+    "checkpoints": "Checkpoints uploaded to the output store (completion marker written).",
+    "checkpoint_upload_failures": "Checkpoint uploads that failed after their retries.",
 }
 
 
@@ -56,12 +71,21 @@ class TrainerMetrics:
             name: Gauge(PREFIX + name, help_text, registry=self.registry)
             for name, help_text in DESCRIPTIONS.items()
         }
+        self.counters = {
+            name: Counter(PREFIX + name, help_text, registry=self.registry)
+            for name, help_text in COUNTERS.items()
+        }
 
     def set(self, name: str, value: float) -> None:
         self.gauges[name].set(value)
 
+    def inc(self, name: str) -> None:
+        self.counters[name].inc()
+
     def value(self, name: str) -> float:
-        return float(self.registry.get_sample_value(PREFIX + name) or 0.0)
+        """A gauge's value, or a counter's total (``name`` without ``_total``)."""
+        sample = name + "_total" if name in self.counters else name
+        return float(self.registry.get_sample_value(PREFIX + sample) or 0.0)
 
     def serve(self, port: int | None = None) -> int:
         """Start the endpoint (port from the environment by default); return the port, 0 if off.

@@ -29,11 +29,11 @@ if TYPE_CHECKING:
     from kubetune.api.spec import FineTuneJobSpec
     from kubetune.api.trainer_config import TrainerConfig
     from kubetune_trainer.adapters import LoadedModel
-    from kubetune_trainer.callbacks import CheckpointUploadCallback
     from kubetune_trainer.checkpoints import CheckpointStore
     from kubetune_trainer.data import PreparedData
     from kubetune_trainer.memory import BatchSize
     from kubetune_trainer.monitoring import EarlyStopping
+    from kubetune_trainer.uploads import CheckpointUploadCallback
 
 log = logging.getLogger(__name__)
 
@@ -169,12 +169,14 @@ def _build(config: TrainerConfig, options: RunOptions) -> _Session:
     from trl.data_utils import is_conversational
 
     from kubetune_trainer import adapters, artifacts, data, memory, methods
-    from kubetune_trainer.callbacks import CheckpointUploadCallback, TelemetryCallback
+    from kubetune_trainer.callbacks import TelemetryCallback
     from kubetune_trainer.checkpoints import CheckpointStore
     from kubetune_trainer.errors import InvalidConfigError
     from kubetune_trainer.metrics import TrainerMetrics
     from kubetune_trainer.monitoring import EarlyStopping, PerplexityCallback
+    from kubetune_trainer.preemption import PreemptionCallback
     from kubetune_trainer.sources import resolve_model
+    from kubetune_trainer.uploads import CheckpointUploadCallback
 
     spec = config.spec
     datasets.disable_progress_bars()
@@ -218,7 +220,7 @@ def _build(config: TrainerConfig, options: RunOptions) -> _Session:
         batch.size * spec.training.gradientAccumulationSteps * world,
     )
     store = CheckpointStore(spec.output.uri, spec.checkpoints.keep)
-    uploader = CheckpointUploadCallback(store)
+    uploader = CheckpointUploadCallback(store, telemetry_metrics, work / "checkpoints")
     early = spec.training.earlyStopping
     early_stopping = EarlyStopping(early) if early is not None else None
     ctx = methods.MethodContext(
@@ -232,6 +234,7 @@ def _build(config: TrainerConfig, options: RunOptions) -> _Session:
         callbacks=[
             PerplexityCallback(),
             telemetry,
+            PreemptionCallback(),
             uploader,
             *([early_stopping] if early_stopping else []),
             *options.callbacks,
@@ -265,6 +268,7 @@ def _publish(session: _Session, metrics: dict[str, float]) -> Summary:
         "step": state.global_step,
         "totalSteps": state.max_steps,
         "metrics": metrics,
+        "resumes": session.uploader.resumes,
     }
     final_dir = session.work / "final"
     artifacts.save_final(trainer, session.tokenizer, final_dir)
@@ -312,7 +316,7 @@ def _publish(session: _Session, metrics: dict[str, float]) -> Summary:
             files,
             parameters,
             session.started,
-            notes.manifest,
+            {**notes.manifest, "resumes": session.uploader.resumes},
         ),
     )
     return Summary(
@@ -330,23 +334,33 @@ def _publish(session: _Session, metrics: dict[str, float]) -> Summary:
 
 def train(config: TrainerConfig, options: RunOptions) -> Summary:
     """The run itself; raises :class:`TrainerError` for expected failures."""
+    from kubetune_trainer.errors import InfrastructureError
+    from kubetune_trainer.resume import resume_point
+
     session = _build(config, options)
     trainer, has_eval = session.trainer, session.prepared.eval is not None
     checkpoint_dir = session.work / "checkpoints"
     if not options.resume:
         session.store.clear()
-    resume = session.store.fetch_latest(checkpoint_dir)
+    start = resume_point(session.store, checkpoint_dir)
+    session.uploader.resumes = start.resumes
+    session.uploader.metrics.set("resumes", start.resumes)
     initial: dict[str, float] = {}
-    if has_eval and resume is None:
+    if has_eval and start.folder is None:
         before = trainer.evaluate().get("eval_loss")  # online RL methods report no loss
         initial = {"initialEvalLoss": float(before)} if before is not None else {}
-    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    trainer.train(resume_from_checkpoint=str(start.folder) if start.folder else None)
     state = trainer.state
 
     early_stop = session.early_stopping is not None and session.early_stopping.reason
     if state.global_step < state.max_steps and not early_stop:
-        # Stopped early: the just-in-time checkpoint on SIGTERM was saved; upload it.
-        session.uploader.upload(checkpoint_dir, state)
+        # Stopped by SIGTERM after saving; a grace period leaves no time to wait out an
+        # outage: without the checkpoint in the store, this is an infrastructure failure.
+        if state.is_world_process_zero and not session.uploader.upload(state):
+            raise InfrastructureError(
+                f"stopped by SIGTERM at step {state.global_step}, but the output store is "
+                "unreachable: the checkpoint was not saved"
+            )
         return Summary(
             "Interrupted",
             "Interrupted",
@@ -357,10 +371,13 @@ def train(config: TrainerConfig, options: RunOptions) -> Summary:
             totalSteps=state.max_steps,
             metrics={**initial, **_final_metrics(state)},
             checkpoints=[c.as_dict() for c in session.uploader.uploaded],
+            resumes=start.resumes,
         )
     evaluated = any(
         "eval_loss" in e and e.get("step") == state.global_step for e in state.log_history
     )
     if has_eval and not evaluated:
         trainer.evaluate()
+    if state.is_world_process_zero:
+        session.uploader.flush(state)  # waits out a store outage, within its bound
     return _publish(session, {**initial, **_final_metrics(trainer.state)})

@@ -14,9 +14,13 @@ trims (long message first, then old checkpoints) to stay below that. Fields::
       "metrics": {"loss": 1.23, "evalLoss": 1.31, "epoch": 1.0, ...},
       "result": {"adapterUri": "...", "manifestUri": ".../manifest.json",
                  "mergedUri": ".../merged" | null},
-      "checkpoints": [{"step": 100, "uri": ".../checkpoints/checkpoint-100",
-                       "evalLoss": 1.4 | null}]
+      "checkpoints": [{"step": 100, "uri": ".../checkpoints/step-100",
+                       "evalLoss": 1.4 | null}],
+      "resumes": 2
     }
+
+``checkpoints`` lists the complete checkpoints in the store, oldest first; ``resumes`` is
+how many times the job resumed from one (counted across pods, in the checkpoints' markers).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ class Summary:
     metrics: dict[str, float] = field(default_factory=dict)
     result: dict[str, str | None] = field(default_factory=dict)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    resumes: int = 0
 
     def to_json(self) -> str:
         """Compact JSON below :data:`LIMIT_BYTES`."""

@@ -114,8 +114,9 @@ def training_arguments(ctx: MethodContext) -> dict[str, Any]:
         "save_strategy": "steps",
         "save_steps": spec.checkpoints.intervalSteps,
         "save_total_limit": spec.checkpoints.keep,
-        # SIGTERM (preemption, suspend) saves a checkpoint at the next step boundary.
-        "enable_jit_checkpoint": True,
+        # SIGTERM is handled by kubetune_trainer.preemption (a save after the optimizer
+        # step, agreed across ranks), not by transformers' just-in-time checkpoint.
+        "enable_jit_checkpoint": False,
         "report_to": [spec.tracking.backend] if spec.tracking is not None else "none",
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
