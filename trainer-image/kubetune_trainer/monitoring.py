@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
@@ -28,6 +28,15 @@ log = logging.getLogger(__name__)
 CURVES_FILE = "training-curves.png"
 #: exp() of anything above this overflows float64's useful range for a report.
 _MAX_LOG_PERPLEXITY = 50.0
+
+
+@runtime_checkable
+class Reporting(Protocol):
+    """A callback that has something to say in the result once training is over."""
+
+    def result_notes(self) -> tuple[list[str], dict[str, Any]]:
+        """Sentences for the termination message, and entries for the manifest."""
+        ...
 
 
 class PerplexityCallback(TrainerCallback):
@@ -106,6 +115,19 @@ class EarlyStopping(TrainerCallback):
             )
             log.info("%s", self.reason)
             control.should_training_stop = True
+
+    def result_notes(self) -> tuple[list[str], dict[str, Any]]:
+        if self.reason is None:
+            return [], {}
+        return [self.reason], {
+            "earlyStopping": {
+                "stoppedAtStep": self.stopped_step,
+                "metric": self.metric,
+                "best": self.best,
+                "bestStep": self.best_step,
+                "reason": self.reason,
+            }
+        }
 
 
 def save_curves(metrics_file: Path, folder: Path, title: str) -> Path | None:

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubetune_trainer.data.quality import REPORT_FILE
-from kubetune_trainer.monitoring import save_curves
+from kubetune_trainer.monitoring import Reporting, save_curves
 
 if TYPE_CHECKING:
     from kubetune_trainer.data import DataReport
     from kubetune_trainer.memory import BatchSize
-    from kubetune_trainer.monitoring import EarlyStopping
 
 
 @dataclass
@@ -34,13 +33,15 @@ def save(
     data: DataReport,
     metrics_file: Path,
     folder: Path,
-    early_stopping: EarlyStopping | None,
+    callbacks: list[Any],
     *,
     title: str,
     batch: BatchSize | None = None,
     trained_batch: int | None = None,
 ) -> Notes:
-    """Write the reports into ``folder`` (the result folder) and say what they found.
+    """Write the reports into ``folder`` (the result folder) and say what they found;
+    add what the ``callbacks`` that are :class:`~kubetune_trainer.monitoring.Reporting`
+    have to say (early stopping, per-task metrics).
 
     ``batch``/``trained_batch``: what ``training.batchSize: auto`` chose and the per-device
     batch the run ended with (lower than the start after out-of-memory halving).
@@ -50,15 +51,11 @@ def save(
         used = trained_batch or batch.size
         notes.messages.append(f"{batch.note}; trained with {used} per device")
         notes.manifest["batchSize"] = {"auto": True, "perDevice": used, "probed": batch.probe}
-    if early_stopping is not None and early_stopping.reason is not None:
-        notes.messages.append(early_stopping.reason)
-        notes.manifest["earlyStopping"] = {
-            "stoppedAtStep": early_stopping.stopped_step,
-            "metric": early_stopping.metric,
-            "best": early_stopping.best,
-            "bestStep": early_stopping.best_step,
-            "reason": early_stopping.reason,
-        }
+    for callback in callbacks:
+        if isinstance(callback, Reporting):
+            messages, entries = callback.result_notes()
+            notes.messages.extend(messages)
+            notes.manifest.update(entries)
     if data.quality is not None:
         (folder / REPORT_FILE).write_text(
             json.dumps(data.quality.to_dict(), indent=2), encoding="utf-8"

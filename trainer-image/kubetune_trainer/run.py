@@ -78,13 +78,13 @@ def execute(load_config: Callable[[], TrainerConfig], options: RunOptions) -> Su
 TRACKING_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
 
 
-def _supported_dataset(spec: FineTuneJobSpec) -> DatasetSpec:
-    """The spec's dataset, after refusing up front what this trainer cannot do (rather
-    than ignoring it silently)."""
+def _supported_dataset(spec: FineTuneJobSpec) -> DatasetSpec | None:
+    """The spec's dataset (``None`` for multitask, whose tasks carry their data), after
+    refusing up front what this trainer cannot do (rather than ignoring it silently)."""
     from kubetune_trainer import methods
     from kubetune_trainer.errors import InvalidConfigError
 
-    if spec.dataset is None or spec.method not in methods.METHODS:
+    if spec.method not in methods.METHODS or (spec.dataset is None and spec.multitask is None):
         raise InvalidConfigError(
             f"method {spec.method} is not supported by this trainer; supported: "
             f"{', '.join(methods.METHODS)}"
@@ -130,6 +130,7 @@ SUMMARY_METRICS = {
     "rewards/chosen": "rewardsChosen",
     "rewards/rejected": "rewardsRejected",
     "eval_perplexity": "evalPerplexity",
+    "eval_f1": "evalF1",
 }
 
 
@@ -171,6 +172,7 @@ def _build(config: TrainerConfig, options: RunOptions) -> _Session:
     from kubetune_trainer import adapters, artifacts, data, memory, methods
     from kubetune_trainer.callbacks import TelemetryCallback
     from kubetune_trainer.checkpoints import CheckpointStore
+    from kubetune_trainer.data import tasks
     from kubetune_trainer.errors import InvalidConfigError
     from kubetune_trainer.metrics import TrainerMetrics
     from kubetune_trainer.monitoring import EarlyStopping, PerplexityCallback
@@ -193,7 +195,11 @@ def _build(config: TrainerConfig, options: RunOptions) -> _Session:
     model_dir = resolve_model(spec.model.uri, spec.model.revision, classifier=classifier)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     adapters.ensure_tokenizer_ready(tokenizer, model_dir)
-    prepared = data.prepare(dataset, spec.method, spec.training.seed)
+    if spec.multitask is not None:
+        prepared = tasks.prepare(list(spec.multitask.tasks), tokenizer, spec.training.seed)
+    else:
+        assert dataset is not None  # _supported_dataset refused the other cases
+        prepared = data.prepare(dataset, spec.method, spec.training.seed)
     if is_conversational(prepared.train[0]) and tokenizer.chat_template is None:
         raise InvalidConfigError(
             f"the data is conversational but the model {spec.model.uri} has no chat template; "
@@ -230,9 +236,10 @@ def _build(config: TrainerConfig, options: RunOptions) -> _Session:
         peft_config=loaded.peft_config,
         data=prepared,
         output_dir=work / "checkpoints",
-        # Perplexity first: it adds to the log record the later callbacks keep.
+        # Perplexity (exp of a token NLL: sft's eval loss only) first: it adds to the log
+        # record the later callbacks keep.
         callbacks=[
-            PerplexityCallback(),
+            *([PerplexityCallback()] if spec.method == "sft" else []),
             telemetry,
             PreemptionCallback(),
             uploader,
@@ -285,7 +292,7 @@ def _publish(session: _Session, metrics: dict[str, float]) -> Summary:
         session.prepared.report,
         session.work / artifacts.METRICS,
         final_dir,
-        session.early_stopping,
+        trainer.callback_handler.callbacks,
         title=session.config.job.name,
         batch=session.batch,
         # What auto_find_batch_size settled on after any out-of-memory halving.

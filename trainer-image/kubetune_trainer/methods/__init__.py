@@ -15,7 +15,7 @@ from kubetune_trainer.methods.common import MethodContext
 if TYPE_CHECKING:
     from transformers import Trainer
 
-METHODS = ("sft", "dpo", "kto", "orpo", "reward", "grpo", "rloo")
+METHODS = ("sft", "dpo", "kto", "orpo", "reward", "grpo", "rloo", "multitask")
 #: Methods whose model is a sequence classifier rather than a causal LM.
 CLASSIFIER_METHODS = ("reward",)
 DEFAULT_MAX_LENGTH: int = DatasetSpec.model_fields["maxLength"].default
@@ -31,7 +31,7 @@ def build(ctx: MethodContext) -> Trainer:
     trainer: Trainer = module.build(ctx)
     ewc = ctx.spec.training.ewc
     if ewc is not None:
-        if method in CLASSIFIER_METHODS:
+        if method in (*CLASSIFIER_METHODS, "multitask"):
             raise InvalidConfigError(
                 f"training.ewc anchors a language model; method {method} trains a classifier"
             )
