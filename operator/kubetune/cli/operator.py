@@ -110,7 +110,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--peering",
         default=DEFAULT_PEERING_NAME,
-        help="ClusterKopfPeering shared by the replicas (default %(default)s)",
+        help="peering object shared by the replicas: a ClusterKopfPeering with "
+        "--all-namespaces, else a KopfPeering in each namespace (default %(default)s)",
     )
     parser.add_argument(
         "--peering-priority",
