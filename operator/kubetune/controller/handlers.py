@@ -167,10 +167,12 @@ def reconcile(
             raise kopf.TemporaryError(message, delay=5) from None
         for action in outcome.actions:
             logger.info(action)
-        if outcome.created_job and snapshot.created is not None:
-            seconds = (now() - snapshot.created).total_seconds()
-            metrics.JOB_CREATION.observe(max(0.0, seconds))
+        if outcome.created_job:
+            if snapshot.created is not None:
+                seconds = (now() - snapshot.created).total_seconds()
+                metrics.JOB_CREATION.observe(max(0.0, seconds))
             kopf.event(body, type="Normal", reason="JobCreated", message=outcome.actions[-1])
+            return  # the new Job's watch event publishes the status, freeing this worker
         view = JobView.from_manifest(outcome.job) if outcome.job else None
         runtime.publish(snapshot, view, indexes.pods(snapshot.key), _emit)
 
