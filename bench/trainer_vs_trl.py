@@ -69,7 +69,6 @@ def kubetune_spec(setting: Setting, data: Path, output: Path) -> dict[str, Any]:
             "loggingSteps": 1,
             "warmupSteps": 0,
             "scheduler": "cosine",
-            "optimizer": "adamwFused",
         },
         "checkpoints": {"intervalSteps": setting.checkpoint_interval, "keep": 1},
         "resources": {"gpus": 0},

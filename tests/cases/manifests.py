@@ -6,7 +6,8 @@ to the same rules with the same expectations.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 _DELETE = object()
@@ -56,7 +57,7 @@ class InvalidCase:
     """Text the message must contain."""
     server: bool = True
     """Whether the API server (schema or CEL) can refuse it too."""
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = dataclass_field(default_factory=dict)
 
     def manifest(self, name: str = "demo") -> dict[str, Any]:
         base = valid_manifest(name)

@@ -90,9 +90,9 @@ class TrainingSpec(ApiModel):
         default="1.0", description='Gradient clipping norm, e.g. "1.0"; "0" disables clipping.'
     )
     optimizer: Optimizer = Field(
-        default="adamw",
-        description="adamw (torch AdamW), adamwFused, adamw8bit and pagedAdamw8bit "
-        "(bitsandbytes, GPU), adafactor or sgd.",
+        default="adamwFused",
+        description="adamwFused (torch's fused AdamW, TRL's default), adamw (torch AdamW, "
+        "unfused), adamw8bit and pagedAdamw8bit (bitsandbytes, GPU), adafactor or sgd.",
     )
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = Field(
         default=42, description="Seed for data order, initialisation and sampling."
