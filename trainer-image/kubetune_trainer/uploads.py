@@ -72,6 +72,7 @@ class CheckpointUploadCallback(TrainerCallback):
             else float(os.environ.get(OUTAGE_ENV, DEFAULT_OUTAGE_SECONDS))
         )
         self.uploaded: list[RemoteCheckpoint] = []
+        """Checkpoints this run uploaded that the store still keeps, oldest first."""
         self.resumes = 0
         """Recorded in each checkpoint's marker; set once the run knows it resumed."""
         self.down_since: float | None = None
@@ -106,7 +107,8 @@ class CheckpointUploadCallback(TrainerCallback):
         if self.down_since is not None:
             log.info("the store is back after %.0fs", time.monotonic() - self.down_since)
         self.down_since, self.failures = None, 0
-        self.uploaded.append(checkpoint)
+        # What the store still holds after its prune: the newest ``keep``.
+        self.uploaded = [*self.uploaded, checkpoint][-self.store.keep :]
         self.metrics.inc("checkpoints")
         self.metrics.set("last_checkpoint_step", step)
         log.info("checkpoint %d uploaded to %s", step, checkpoint.uri)
