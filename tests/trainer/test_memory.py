@@ -1,5 +1,5 @@
-"""Memory options: batchSize auto on CPU, 8-bit optimizers refused without a GPU,
-gradient checkpointing and precision reaching the trainer."""
+"""Memory options: batchSize auto, gradient checkpointing and precision reaching the
+trainer (every optimizer, 8-bit ones on CPU included, is covered in test_methods)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from transformers import TrainerCallback
 
 from kubetune_trainer import exit_codes
@@ -46,19 +45,6 @@ def test_auto_batch_size_on_gpu_probes_from_a_start_that_fits_the_data() -> None
         ).probe
         is False
     )
-
-
-@pytest.mark.parametrize("optimizer", ["adamw8bit", "pagedAdamw8bit"])
-def test_eight_bit_optimizers_are_refused_on_cpu(tmp_path: Path, optimizer: str) -> None:
-    summary = run(tmp_path, {"optimizer": optimizer})
-    assert (summary.exitCode, summary.reason) == (exit_codes.INVALID_INPUT, "InvalidConfig")
-    assert f"training.optimizer {optimizer} needs a CUDA GPU" in summary.message
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
-def test_paged_adamw_8bit_trains_on_a_gpu(tmp_path: Path) -> None:
-    summary = run(tmp_path, {"optimizer": "pagedAdamw8bit", "precision": "bf16"})
-    assert summary.exitCode == exit_codes.SUCCESS, summary.message
 
 
 def test_gradient_checkpointing_and_precision_reach_the_trainer(tmp_path: Path) -> None:

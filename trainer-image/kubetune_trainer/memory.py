@@ -1,5 +1,6 @@
-"""Memory options the spec can ask for beyond precision and gradient checkpointing:
-``training.batchSize: auto`` and the bitsandbytes 8-bit optimizers.
+"""``training.batchSize: auto``: the memory option that needs code of its own (precision,
+gradient checkpointing and the optimizers, 8-bit ones included, map straight onto
+``TrainingArguments``; bitsandbytes 0.50 runs its 8-bit optimizers on CPU too).
 
 ``auto`` on a GPU starts at :data:`AUTO_START` examples (fewer for a small dataset) and
 lets transformers' ``auto_find_batch_size`` halve it on every out-of-memory error until a
@@ -11,23 +12,16 @@ safe default is used and the log and result say so.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kubetune_trainer.errors import InvalidConfigError
-
 if TYPE_CHECKING:
     from kubetune.api.training import TrainingSpec
-
-log = logging.getLogger(__name__)
 
 #: Where GPU probing starts (then 64, 32, ... on out-of-memory).
 AUTO_START = 128
 #: The per-device batch ``auto`` means on CPU.
 CPU_AUTO = 4
-#: Optimizers whose state lives in bitsandbytes' CUDA kernels.
-EIGHT_BIT = ("adamw8bit", "pagedAdamw8bit")
 
 
 @dataclass(frozen=True)
@@ -60,14 +54,3 @@ def batch_size(training: TrainingSpec, *, on_gpu: bool, train_rows: int) -> Batc
         probe=True,
         note=f"training.batchSize auto: probing from {start} per device, halving on out-of-memory",
     )
-
-
-def check_optimizer(training: TrainingSpec, *, on_gpu: bool) -> None:
-    """Refuse 8-bit optimizers without a GPU: their paged and quantized state is a CUDA
-    feature, and silently falling back to 32-bit AdamW would change the memory the user
-    planned for."""
-    if training.optimizer in EIGHT_BIT and not on_gpu:
-        raise InvalidConfigError(
-            f"training.optimizer {training.optimizer} needs a CUDA GPU (bitsandbytes 8-bit "
-            "optimizer state); on CPU use adamw, adafactor or sgd, or request resources.gpus"
-        )

@@ -82,7 +82,6 @@ def training_arguments(ctx: MethodContext) -> dict[str, Any]:
     if precision == "auto":
         precision = "bf16" if on_gpu and torch.cuda.is_bf16_supported() else "fp32"
     batch = memory.batch_size(training, on_gpu=on_gpu, train_rows=len(ctx.data.train))
-    memory.check_optimizer(training, on_gpu=on_gpu)
     warmup: float | int = 0
     if training.warmupRatio is not None:
         warmup = float(training.warmupRatio)
