@@ -79,12 +79,14 @@ TRACKING_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "
 
 
 def _supported_dataset(spec: FineTuneJobSpec) -> DatasetSpec | None:
-    """The spec's dataset (``None`` for multitask, whose tasks carry their data), after
+    """The spec's dataset (``None`` for multitask, whose tasks carry their data, and for
+    selfCritique, which generates it), after
     refusing up front what this trainer cannot do (rather than ignoring it silently)."""
     from kubetune_trainer import methods
     from kubetune_trainer.errors import InvalidConfigError
 
-    if spec.method not in methods.METHODS or (spec.dataset is None and spec.multitask is None):
+    generates = spec.multitask is not None or spec.selfCritique is not None
+    if spec.method not in methods.METHODS or (spec.dataset is None and not generates):
         raise InvalidConfigError(
             f"method {spec.method} is not supported by this trainer; supported: "
             f"{', '.join(methods.METHODS)}"
@@ -159,6 +161,8 @@ class _Session:
     uploader: CheckpointUploadCallback
     batch: BatchSize
     early_stopping: EarlyStopping | None = None
+    stages: list[Any] = field(default_factory=list)
+    """Stages before training with something to say in the result (``Reporting``)."""
     started: float = field(default_factory=time.time)
 
 
@@ -169,7 +173,7 @@ def _build(config: TrainerConfig, options: RunOptions) -> _Session:
     from transformers import AutoTokenizer, PrinterCallback, set_seed
     from trl.data_utils import is_conversational
 
-    from kubetune_trainer import adapters, artifacts, data, memory, methods
+    from kubetune_trainer import adapters, artifacts, data, memory, methods, selfcritique
     from kubetune_trainer.callbacks import TelemetryCallback
     from kubetune_trainer.checkpoints import CheckpointStore
     from kubetune_trainer.data import tasks
@@ -195,8 +199,20 @@ def _build(config: TrainerConfig, options: RunOptions) -> _Session:
     model_dir = resolve_model(spec.model.uri, spec.model.revision, classifier=classifier)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     adapters.ensure_tokenizer_ready(tokenizer, model_dir)
+    stages: list[Any] = []
+    loaded: LoadedModel | None = None
     if spec.multitask is not None:
         prepared = tasks.prepare(list(spec.multitask.tasks), tokenizer, spec.training.seed)
+    elif spec.selfCritique is not None:
+        # The stage samples from the model about to be trained, so the model comes first.
+        set_seed(spec.training.seed)
+        loaded = adapters.load(model_dir, spec.adapter, spec.training, tokenizer)
+        generated = selfcritique.generate(spec, loaded.model, tokenizer)
+        stages.append(generated)
+        # From here on the job trains as if the generated data were its dataset.
+        spec = spec.model_copy(update={"dataset": generated.dataset(spec.method)})
+        assert spec.dataset is not None
+        prepared = data.prepare(spec.dataset, spec.method, spec.training.seed)
     else:
         assert dataset is not None  # _supported_dataset refused the other cases
         prepared = data.prepare(dataset, spec.method, spec.training.seed)
@@ -213,7 +229,10 @@ def _build(config: TrainerConfig, options: RunOptions) -> _Session:
     )
 
     set_seed(spec.training.seed)
-    loaded = adapters.load(model_dir, spec.adapter, spec.training, tokenizer, classifier=classifier)
+    if loaded is None:
+        loaded = adapters.load(
+            model_dir, spec.adapter, spec.training, tokenizer, classifier=classifier
+        )
     world = int(os.environ.get("WORLD_SIZE", "1"))
     batch = memory.batch_size(
         spec.training, on_gpu=torch.cuda.is_available(), train_rows=len(prepared.train)
@@ -262,6 +281,7 @@ def _build(config: TrainerConfig, options: RunOptions) -> _Session:
         uploader,
         batch,
         early_stopping,
+        stages,
     )
 
 
@@ -292,7 +312,7 @@ def _publish(session: _Session, metrics: dict[str, float]) -> Summary:
         session.prepared.report,
         session.work / artifacts.METRICS,
         final_dir,
-        trainer.callback_handler.callbacks,
+        [*session.stages, *trainer.callback_handler.callbacks],
         title=session.config.job.name,
         batch=session.batch,
         # What auto_find_batch_size settled on after any out-of-memory halving.
@@ -339,11 +359,37 @@ def _publish(session: _Session, metrics: dict[str, float]) -> Summary:
     )
 
 
+def _generate_only(config: TrainerConfig) -> Summary:
+    """``selfCritique.generateOnly``: write the generated datasets and their manifest."""
+    from transformers import AutoTokenizer, set_seed
+
+    from kubetune_trainer import adapters, selfcritique
+    from kubetune_trainer.sources import resolve_model
+
+    spec = config.spec
+    model_dir = resolve_model(spec.model.uri, spec.model.revision, classifier=False)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    adapters.ensure_tokenizer_ready(tokenizer, model_dir)
+    set_seed(spec.training.seed)
+    loaded = adapters.load(model_dir, spec.adapter, spec.training, tokenizer)
+    generated = selfcritique.generate(spec, loaded.model, tokenizer)
+    manifest_uri = selfcritique.publish_generated(config, generated)
+    return Summary(
+        "Succeeded",
+        "Succeeded",
+        f"{generated.summary()}; generateOnly, nothing trained",
+        exit_codes.SUCCESS,
+        result={"adapterUri": None, "manifestUri": manifest_uri, "mergedUri": None},
+    )
+
+
 def train(config: TrainerConfig, options: RunOptions) -> Summary:
     """The run itself; raises :class:`TrainerError` for expected failures."""
     from kubetune_trainer.errors import InfrastructureError
     from kubetune_trainer.resume import resume_point
 
+    if config.spec.selfCritique is not None and config.spec.selfCritique.generateOnly:
+        return _generate_only(config)
     session = _build(config, options)
     trainer, has_eval = session.trainer, session.prepared.eval is not None
     checkpoint_dir = session.work / "checkpoints"
