@@ -54,7 +54,7 @@ def _finish(proc: subprocess.Popen[str], timeout: float = 240) -> tuple[int, str
 
 def test_get_watch_and_logs_follow_a_training_job(control_plane: ControlPlane, e2e: E2E) -> None:
     ns = ["-n", e2e.namespace]
-    e2e.create(e2e.manifest("cli", maxSteps=15))
+    e2e.create(e2e.manifest("cli", maxSteps=120))
     watch = _start(control_plane, "watch", "cli", *ns, "--interval=0.5")
     e2e.wait(
         lambda: any(p["status"].get("phase") == "Running" for p in e2e.pods("cli")),
@@ -64,10 +64,10 @@ def test_get_watch_and_logs_follow_a_training_job(control_plane: ControlPlane, e
 
     code, out = _finish(watch)
     assert code == 0, out
-    steps = [int(m) for m in re.findall(r"^Running .*?(\d+)/15 ", out, flags=re.M)]
+    steps = [int(m) for m in re.findall(r"^Running .*?(\d+)/120 ", out, flags=re.M)]
     assert len(steps) >= 2 and steps == sorted(steps), out
     final = out.rstrip().splitlines()[-3:]
-    assert final[0].startswith("cli: Succeeded (Succeeded: training finished at step 15"), out
+    assert final[0].startswith("cli: Succeeded (Succeeded: training finished at step 120"), out
     assert final[1:] == [
         f"  adapterUri: {e2e.output_uri('cli')}",
         f"  manifestUri: {e2e.output_uri('cli')}/manifest.json",
@@ -82,7 +82,7 @@ def test_get_watch_and_logs_follow_a_training_job(control_plane: ControlPlane, e
     assert table.returncode == 0, table.stdout
     header, row = table.stdout.splitlines()
     assert header.split()[:4] == ["NAME", "STATE", "METHOD", "STEPS"]
-    assert row.split()[:5] == ["cli", "Succeeded", "sft", "15/15", "(100%)"]
+    assert row.split()[:5] == ["cli", "Succeeded", "sft", "120/120", "(100%)"]
 
     logs = _run(control_plane, "logs", "cli", *ns)
     assert logs.returncode == 0

@@ -312,3 +312,16 @@ def test_refuses_pods_it_cannot_run_faithfully() -> None:
         plan.main_container({"spec": {"containers": [{}, {}]}})
     with pytest.raises(ConfigError, match="init containers"):
         plan.main_container({"spec": {"initContainers": [{}], "containers": [{}]}})
+
+
+def test_the_runners_python_path_reaches_the_pod_after_the_bind_hook(tmp_path: Path) -> None:
+    pod = _pod({"command": ["python", "-c", "pass"]})
+    launch = plan.build_launch(
+        pod,
+        FakeLookup(),
+        tmp_path,
+        pod_ip="127.0.0.9",
+        host_ip="127.0.0.1",
+        base_env={"PATH": "/usr/bin", "PYTHONPATH": "/src/a:/src/b"},
+    )
+    assert launch.env["PYTHONPATH"] == f"{plan.SITE_DIR}:/src/a:/src/b"

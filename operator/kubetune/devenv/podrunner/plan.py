@@ -64,8 +64,17 @@ __all__ = [
 POD_IP_ENV = "KUBETUNE_PODRUNNER_POD_IP"
 #: Directory holding the ``sitecustomize`` that makes servers bind the pod IP.
 SITE_DIR = Path(__file__).with_name("site")
-#: Variables taken from the runner's environment when set (never credentials).
-BASE_ENV_KEYS = ("PATH", "LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+#: Variables taken from the runner's environment when set (never credentials);
+#: ``PYTHONPATH`` because the runner's Python environment stands in for the image.
+BASE_ENV_KEYS = (
+    "PATH",
+    "PYTHONPATH",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+)
 TERMINATION_FILE = "termination-log"
 
 
