@@ -116,10 +116,20 @@ def filesystem(uri: str) -> tuple[Any, str]:
     return fs, path
 
 
+#: botocore's network failures (endpoint unreachable, connection closed), which are not
+#: ``OSError`` subclasses; matched by name, since botocore comes only with s3fs.
+_BOTOCORE_NETWORK_ERRORS = {"ConnectionError", "HTTPClientError"}
+
+
 def _transient(exc: BaseException) -> bool:
     """Whether retrying ``exc`` might help: not for missing objects or refused access."""
     if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError | ValueError):
         return False
+    if any(
+        kind.__module__.startswith("botocore") and kind.__name__ in _BOTOCORE_NETWORK_ERRORS
+        for kind in type(exc).__mro__
+    ):
+        return True
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
         error = response.get("Error", {})
