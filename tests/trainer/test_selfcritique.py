@@ -79,6 +79,29 @@ def test_generated_pairs_critique_every_principle_in_order(tmp_path: Path) -> No
     assert "self-critique: 3 prompts" in summary.message
 
 
+def test_a_restarted_job_reuses_its_data_unless_the_stage_changed(tmp_path: Path) -> None:
+    first = run(tmp_path, "sft", generateOnly=True)
+    data = tmp_path / "out" / "self-critique" / "sft.jsonl"
+    written = data.read_bytes()
+    again = run(tmp_path, "sft", generateOnly=True)
+    assert again.exitCode == exit_codes.SUCCESS, again.message
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["selfCritique"]["reused"] is True
+    assert data.read_bytes() == written
+    assert (
+        first.message.replace(
+            "self-critique", "self-critique (data reused from an earlier attempt)", 1
+        )
+        == again.message
+    )
+
+    changed = run(tmp_path, "sft", generateOnly=True, principles=["Be kind."])
+    assert changed.exitCode == exit_codes.SUCCESS, changed.message
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["selfCritique"]["reused"] is False
+    assert set(manifest["selfCritique"]["revisionsPerPrinciple"]) == {"Be kind."}
+
+
 def test_dpo_trains_on_the_generated_pairs(tmp_path: Path) -> None:
     summary = run(tmp_path, "dpo")
     assert summary.exitCode == exit_codes.SUCCESS, summary.message

@@ -11,11 +11,14 @@ it. The result is two datasets, written as JSONL to ``<output.uri>/self-critique
 
 Generation runs in batches with left padding (decoder-only models continue from the
 right edge) and the spec's sampling settings. A revision that comes back empty keeps
-the previous answer and does not count as a revision of that principle.
+the previous answer and does not count as a revision of that principle. ``stage.json``,
+written last, lets a restarted attempt of the job reuse the data instead of sampling
+again (its checkpoints were trained on exactly that data).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -41,6 +44,8 @@ log = logging.getLogger(__name__)
 FOLDER = "self-critique"
 SFT_FILE = "sft.jsonl"
 PREFERENCE_FILE = "preference.jsonl"
+#: Written last: the stage's outcome and the fingerprint of what it was generated from.
+STAGE_FILE = "stage.json"
 #: Prompts generated for at once.
 BATCH = 8
 
@@ -54,8 +59,11 @@ class Generated:
     sftUri: str
     preferenceUri: str
     prompts: int
+    answers: int
     pairs: int
     revisionsPerPrinciple: dict[str, int] = field(default_factory=dict)
+    reused: bool = False
+    """True when an earlier attempt of the job generated the data (see :func:`_earlier`)."""
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -67,7 +75,8 @@ class Generated:
     def summary(self) -> str:
         counts = ", ".join(f"{n} for {p[:40]!r}" for p, n in self.revisionsPerPrinciple.items())
         return (
-            f"self-critique: {self.prompts} prompts, {self.pairs} preference pairs, "
+            f"self-critique{' (data reused from an earlier attempt)' if self.reused else ''}: "
+            f"{self.prompts} prompts, {self.pairs} preference pairs, "
             f"revisions {counts}; data in {self.sftUri.rsplit('/', 1)[0]}"
         )
 
@@ -239,21 +248,44 @@ def _jsonl(rows: list[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
 
 
-def generate(
-    spec: FineTuneJobSpec, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
+def _fingerprint(spec: FineTuneJobSpec, prompts: list[Prompt]) -> str:
+    """What the generated data depends on: stage settings, model, seed and the prompts."""
+    assert spec.selfCritique is not None
+    inputs = {
+        "stage": spec.selfCritique.model_dump(mode="json", exclude={"generateOnly"}),
+        "model": [spec.model.uri, spec.model.revision],
+        "seed": spec.training.seed,
+        "prompts": prompts,
+    }
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def _earlier(folder: str, fingerprint: str) -> Generated | None:
+    """The data an earlier attempt of this job generated with the same inputs.
+
+    A restarted pod (preemption, node loss) must resume training on the data its
+    checkpoints were trained on; sampling again could give different rows.
+    """
+    uri = storage.join(folder, STAGE_FILE)
+    if not storage.exists(uri):
+        return None
+    document = json.loads(storage.read_bytes(uri))
+    if document.pop("fingerprint", None) != fingerprint:
+        return None
+    log.info("self-critique: reusing the data generated earlier in %s", folder)
+    return Generated(**{**document, "reused": True})
+
+
+def _generate(
+    spec: FineTuneJobSpec,
+    prompts: list[Prompt],
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    folder: str,
+    fingerprint: str,
 ) -> Generated:
-    """Run the stage and write both datasets; refuses what it cannot do up front."""
     stage = spec.selfCritique
-    if stage is None:
-        raise InvalidConfigError("no selfCritique block in the spec")
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise InvalidConfigError(
-            "selfCritique generates on one process; run it with resources.gpus 1 and "
-            "resources.nodes 1 (generateOnly), then train on its data with a larger job"
-        )
-    prompts = read_prompts(stage)
-    if not prompts:
-        raise InvalidDataError(f"{stage.prompts.uri}: no prompts")
+    assert stage is not None
     log.info("self-critique: %d prompts x %d principles", len(prompts), len(stage.principles))
     records, counts = critique_and_revise(stage, prompts, Generator(model, tokenizer, stage))
     shape = _Shape(conversational=tokenizer.chat_template is not None)
@@ -272,18 +304,47 @@ def generate(
         for r in records
         if r["final"] and r["final"] != r["draft"]
     ]
-    folder = storage.join(spec.output.uri, FOLDER)
     result = Generated(
         storage.join(folder, SFT_FILE),
         storage.join(folder, PREFERENCE_FILE),
         len(prompts),
+        len(sft),
         len(pairs),
         counts,
     )
     storage.write_bytes(result.sftUri, _jsonl(sft))
     storage.write_bytes(result.preferenceUri, _jsonl(pairs))
+    # Last: its presence says both files are whole.
+    document = {**result.as_dict(), "fingerprint": fingerprint}
+    document.pop("reused")
+    storage.write_bytes(storage.join(folder, STAGE_FILE), json.dumps(document).encode())
+    return result
+
+
+def generate(
+    spec: FineTuneJobSpec, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
+) -> Generated:
+    """Run the stage (or reuse an earlier attempt's data) and return where the data is."""
+    stage = spec.selfCritique
+    if stage is None:
+        raise InvalidConfigError("no selfCritique block in the spec")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise InvalidConfigError(
+            "selfCritique generates on one process; run it with resources.gpus 1 and "
+            "resources.nodes 1 (generateOnly), then train on its data with a larger job"
+        )
+    prompts = read_prompts(stage)
+    if not prompts:
+        raise InvalidDataError(f"{stage.prompts.uri}: no prompts")
+    folder = storage.join(spec.output.uri, FOLDER)
+    fingerprint = _fingerprint(spec, prompts)
+    result = _earlier(folder, fingerprint) or _generate(
+        spec, prompts, model, tokenizer, folder, fingerprint
+    )
     log.info("%s", result.summary())
-    trains_on, what = (sft, "answers") if spec.method == "sft" else (pairs, "changed revisions")
+    trains_on, what = (
+        (result.answers, "answers") if spec.method == "sft" else (result.pairs, "changed revisions")
+    )
     if not trains_on and not stage.generateOnly:
         raise InvalidDataError(
             f"self-critique produced no {what} to train on (data in {folder}); raise "
