@@ -100,6 +100,12 @@ INVALID_CASES: tuple[InvalidCase, ...] = (
         "(0, 1]",
     ),
     InvalidCase(
+        "fsdp-with-lora",
+        {"training": {"sharding": "fsdp"}},
+        "spec.training.sharding",
+        "needs adapter.type full or partial",
+    ),
+    InvalidCase(
         "epochs-and-max-steps",
         {"training": {"epochs": 2, "maxSteps": 10}},
         "spec.training.maxSteps",

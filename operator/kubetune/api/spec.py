@@ -275,6 +275,14 @@ class FineTuneJobSpec(ApiModel):
             reason="FieldValueRequired",
         ),
         Rule(
+            field="training.sharding",
+            message="training.sharding fsdp shards the weights of full fine-tuning: it needs "
+            "adapter.type full or partial (an adapter is small enough to copy to every GPU)",
+            check=lambda s: s.training.sharding != "fsdp" or s.adapter.type in ("full", "partial"),
+            cel="self.training.sharding != 'fsdp' || self.adapter.type in ['full', 'partial']",
+            reason="FieldValueForbidden",
+        ),
+        Rule(
             field="selfCritique",
             message="selfCritique needs method sft or dpo (it trains on what it generates)",
             check=lambda s: s.selfCritique is None or s.method in ("sft", "dpo"),

@@ -15,6 +15,7 @@ Scheduler = Literal[
 ]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 Optimizer = Literal["adamw", "adamwFused", "adamw8bit", "pagedAdamw8bit", "adafactor", "sgd"]
+Sharding = Literal["none", "fsdp"]
 
 
 class EwcSpec(ApiModel):
@@ -105,6 +106,13 @@ class TrainingSpec(ApiModel):
     gradientCheckpointing: bool = Field(
         default=True,
         description="Recompute activations in the backward pass: much less memory, ~20% slower.",
+    )
+    sharding: Sharding = Field(
+        default="none",
+        description="How the weights, gradients and optimizer state are spread over the "
+        "job's GPUs: none (each GPU holds a full copy; data parallel) or fsdp (fully sharded "
+        "data parallel: each GPU holds a slice, so a model too large for one GPU can be fully "
+        "fine-tuned). fsdp needs adapter.type full or partial.",
     )
     loggingSteps: Annotated[int, Field(ge=1, le=100_000)] = Field(
         default=10, description="Report loss and metrics every this many steps."
