@@ -7,11 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from transformers import AutoTokenizer
 
+from kubetune.api.training import EwcSpec
 from kubetune_trainer import exit_codes
+from kubetune_trainer.builtin import materialize
+from kubetune_trainer.errors import InvalidDataError
+from kubetune_trainer.ewc import reference_texts
 from kubetune_trainer.run import RunOptions, execute
 from tests.cases.manifests import DELETE
-from tests.trainer.helpers import CHAT_ROWS, make_config, write_jsonl
+from tests.trainer.helpers import CHAT_ROWS, PREFERENCE_ROWS, make_config, write_jsonl
 
 pytestmark = pytest.mark.trainer
 
@@ -65,3 +70,12 @@ def test_ewc_reduces_forgetting_of_the_reference_task(tmp_path: Path) -> None:
     print(f"task-A loss rise: {plain:.3f} without EWC, {anchored:.3f} with")
     assert plain > 0.1, "task B must disturb task A for the comparison to mean anything"
     assert anchored < 0.5 * plain, (plain, anchored)
+
+
+def test_reference_data_in_a_format_without_answers_is_refused_naming_the_field(
+    tmp_path: Path,
+) -> None:
+    data = write_jsonl(tmp_path / "pairs.jsonl", PREFERENCE_ROWS)
+    spec = EwcSpec.model_validate({"referenceDataset": {"uri": f"file://{data}"}})
+    with pytest.raises(InvalidDataError, match=r"training\.ewc\.referenceDataset .*preference"):
+        reference_texts(spec, AutoTokenizer.from_pretrained(materialize("tiny-llama")), seed=0)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kubetune.api.dataset import DatasetSpec
-from kubetune_trainer.errors import InvalidConfigError
+from kubetune_trainer.errors import InvalidConfigError, InvalidDataError
 
 if TYPE_CHECKING:
     import torch
@@ -37,7 +37,13 @@ def reference_texts(spec: EwcSpec, tokenizer: PreTrainedTokenizerBase, seed: int
     (conversations through the chat template), sampled with the job's seed."""
     from kubetune_trainer.data import prepare
 
-    rows = list(prepare(DatasetSpec(train=spec.referenceDataset), "sft", seed).train)
+    try:
+        rows = list(prepare(DatasetSpec(train=spec.referenceDataset), "sft", seed).train)
+    except InvalidDataError as exc:
+        raise InvalidDataError(
+            f"training.ewc.referenceDataset (read like sft data: conversations, "
+            f"prompt/completion or text): {exc}"
+        ) from exc
     random.Random(seed).shuffle(rows)
     texts = []
     for row in rows[: spec.samples]:
