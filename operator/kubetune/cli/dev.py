@@ -26,8 +26,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--workdir",
         type=Path,
-        help="keep everything (logs, S3 data, pod dirs) here instead of a temporary "
-        "directory that is removed at exit",
+        help="an empty or new directory to keep everything in (logs, S3 data, pod dirs) "
+        "instead of a temporary directory that is removed at exit",
     )
     parser.add_argument(
         "--no-operator",
@@ -50,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
     from kubetune.devenv.dev import DevEnvironment, write_env_file
     from kubetune.devenv.process import ComponentError
 
+    if args.workdir is not None and args.workdir.exists() and any(args.workdir.iterdir()):
+        # An old etcd, PKI and S3 volume would be half reused: start clean instead.
+        print(f"kubetune dev: --workdir {args.workdir} is not empty", file=sys.stderr)
+        return 1
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
