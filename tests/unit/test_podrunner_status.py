@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kubetune.devenv.podrunner.logserver import tail_bytes
-from kubetune.devenv.podrunner.runner import loopback_addresses
+from kubetune.devenv.podrunner.runner import loopback_addresses, runnable_node
 from kubetune.devenv.podrunner.status import (
     Running,
     Terminated,
@@ -117,3 +117,15 @@ def test_tail_lines_of_a_log_keep_line_ends_and_a_partial_last_line() -> None:
     assert tail_bytes(b"a\nb\npartial", 1) == b"partial"
     assert tail_bytes(b"a\n", 5) == b"a\n"
     assert tail_bytes(b"a\n", 0) == b""
+
+
+def test_only_fake_local_exec_nodes_are_run() -> None:
+    def node(labels: dict[str, str], annotations: dict[str, str]) -> dict[str, Any]:
+        return {"metadata": {"name": "n", "labels": labels, "annotations": annotations}}
+
+    local = {"kubetune.io/local-exec": "true"}
+    fake = {"kwok.x-k8s.io/node": "fake"}
+    assert runnable_node(node(local, fake))
+    assert not runnable_node(node(local, {})), "a real node labelled by mistake"
+    assert not runnable_node(node({}, fake)), "a KWOK node for KWOK's own pod stages"
+    assert not runnable_node(node({"kubetune.io/local-exec": "false"}, fake))

@@ -62,6 +62,7 @@ from kubetune.devenv.process import _die_with_parent
 log = logging.getLogger("kubetune.devenv.podrunner")
 
 LOCAL_EXEC_LABEL = "kubetune.io/local-exec"
+KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 HOST_IP = "127.0.0.1"
 CONFIG_RETRY_SECONDS = 3.0
 WATCH_TIMEOUT_SECONDS = 30
@@ -84,6 +85,21 @@ def loopback_addresses() -> Iterator[str]:
     for i in range(2, 1 << 24):
         if i & 255 not in (0, 255):
             yield f"127.{i >> 16}.{(i >> 8) & 255}.{i & 255}"
+
+
+def runnable_node(node: Mapping[str, Any]) -> bool:
+    """Whether the runner may run ``node``'s pods: a fake (KWOK) node marked local-exec.
+
+    A safety net against pointing the runner at a real cluster: a real node, even one
+    labelled by mistake, has a kubelet, and two agents fighting over its pods' status
+    would be worse than a pod that never starts.
+    """
+    meta = node.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    annotations = meta.get("annotations") or {}
+    return (
+        labels.get(LOCAL_EXEC_LABEL) == "true" and annotations.get(KWOK_NODE_ANNOTATION) == "fake"
+    )
 
 
 class ApiLookup:
@@ -396,6 +412,7 @@ class PodRunner:
         self._stop = threading.Event()
         self._watched: dict[str, threading.Thread] = {}
         self._finalized: set[str] = set()
+        self._refused: set[str] = set()
         self._addresses = loopback_addresses()
         self._threads: list[threading.Thread] = []
 
@@ -461,8 +478,19 @@ class PodRunner:
     def _nodes(self) -> list[dict[str, Any]]:
         if self.fixed_nodes is None:
             listed = self._get_json(self.core.list_node, label_selector=f"{LOCAL_EXEC_LABEL}=true")
-            return list(listed["items"])
-        return [self._get_json(self.core.read_node, name=name) for name in self.fixed_nodes]
+            nodes = list(listed["items"])
+        else:
+            nodes = [self._get_json(self.core.read_node, name=name) for name in self.fixed_nodes]
+        runnable = [n for n in nodes if runnable_node(n)]
+        for node in nodes:
+            if node not in runnable and node["metadata"]["name"] not in self._refused:
+                self._refused.add(node["metadata"]["name"])
+                log.error(
+                    "node %s is not a KWOK node with %s=true: its pods are left alone",
+                    node["metadata"]["name"],
+                    LOCAL_EXEC_LABEL,
+                )
+        return runnable
 
     def _advertise(self, node: Mapping[str, Any]) -> None:
         """Put the log server's address in the node's status once KWOK made it Ready
