@@ -8,10 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from transformers import TrainerCallback
+import torch
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from kubetune_trainer import exit_codes
-from kubetune_trainer.memory import AUTO_START, CPU_AUTO, batch_size
+from kubetune_trainer.memory import (
+    AUTO_START,
+    CPU_AUTO,
+    EVAL_START,
+    EvalBatchFollowsTraining,
+    batch_size,
+)
 from kubetune_trainer.run import RunOptions, execute
 from tests.trainer.helpers import make_config
 
@@ -45,6 +52,30 @@ def test_auto_batch_size_on_gpu_probes_from_a_start_that_fits_the_data() -> None
         ).probe
         is False
     )
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="probing needs a GPU")
+def test_auto_batch_size_on_a_gpu_probes_and_reports_the_batch_it_trained_with(
+    tmp_path: Path,
+) -> None:
+    summary = run(tmp_path, {"batchSize": "auto", "maxSteps": 1, "precision": "bf16"})
+    assert summary.exitCode == exit_codes.SUCCESS, summary.message
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    # The tiny model fits the whole start batch (8 rows -> a start of 8).
+    assert manifest["batchSize"] == {"auto": True, "perDevice": 8, "probed": True}
+
+
+def test_evaluation_starts_small_and_then_follows_the_probed_training_batch(
+    tmp_path: Path,
+) -> None:
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=AUTO_START)
+    state, control = TrainerState(), TrainerControl()
+    follow = EvalBatchFollowsTraining()
+    follow.on_init_end(args, state, control)
+    assert args.per_device_eval_batch_size == EVAL_START  # the evaluation before training
+    state.train_batch_size = 32  # what the training loop settled on after two halvings
+    follow.on_train_begin(args, state, control)
+    assert args.per_device_eval_batch_size == 32
 
 
 def test_gradient_checkpointing_and_precision_reach_the_trainer(tmp_path: Path) -> None:

@@ -13,13 +13,17 @@ safe default is used and the log and result say so.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 if TYPE_CHECKING:
     from kubetune.api.training import TrainingSpec
 
 #: Where GPU probing starts (then 64, 32, ... on out-of-memory).
 AUTO_START = 128
+#: The per-device evaluation batch before probing has found the training batch.
+EVAL_START = 8
 #: The per-device batch ``auto`` means on CPU.
 CPU_AUTO = 4
 
@@ -54,3 +58,22 @@ def batch_size(training: TrainingSpec, *, on_gpu: bool, train_rows: int) -> Batc
         probe=True,
         note=f"training.batchSize auto: probing from {start} per device, halving on out-of-memory",
     )
+
+
+class EvalBatchFollowsTraining(TrainerCallback):
+    """With ``auto`` on a GPU, evaluation must not use the untested start value: the
+    evaluation before training runs before any probing, and probing only wraps the
+    training loop. Evaluation starts at :data:`EVAL_START` and, once the training loop has
+    settled on a batch, uses that one (evaluation needs less memory than training at the
+    same batch: no gradients, no optimizer state)."""
+
+    def on_init_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any
+    ) -> None:
+        args.per_device_eval_batch_size = min(args.per_device_eval_batch_size, EVAL_START)
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any
+    ) -> None:
+        if state.train_batch_size:
+            args.per_device_eval_batch_size = max(1, state.train_batch_size // max(1, args.n_gpu))

@@ -263,6 +263,7 @@ def _build(config: TrainerConfig, options: RunOptions) -> _Session:
             PreemptionCallback(),
             uploader,
             *([early_stopping] if early_stopping else []),
+            *([memory.EvalBatchFollowsTraining()] if batch.probe else []),
             *options.callbacks,
         ],
     )
