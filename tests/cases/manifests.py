@@ -106,6 +106,12 @@ INVALID_CASES: tuple[InvalidCase, ...] = (
         "needs adapter.type full or partial",
     ),
     InvalidCase(
+        "fsdp-on-one-gpu",
+        {"adapter": {"type": "full"}, "training": {"sharding": "fsdp"}, "resources": {"gpus": 1}},
+        "spec.training.sharding",
+        "needs at least 2 GPUs in total",
+    ),
+    InvalidCase(
         "epochs-and-max-steps",
         {"training": {"epochs": 2, "maxSteps": 10}},
         "spec.training.maxSteps",

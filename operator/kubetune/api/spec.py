@@ -283,6 +283,16 @@ class FineTuneJobSpec(ApiModel):
             reason="FieldValueForbidden",
         ),
         Rule(
+            field="training.sharding",
+            message="training.sharding fsdp needs at least 2 GPUs in total "
+            "(resources.gpus x resources.nodes): it shards across accelerators only",
+            check=lambda s: (
+                s.training.sharding != "fsdp" or s.resources.gpus * s.resources.nodes >= 2
+            ),
+            cel="self.training.sharding != 'fsdp' || "
+            "self.resources.gpus * self.resources.nodes >= 2",
+        ),
+        Rule(
             field="selfCritique",
             message="selfCritique needs method sft or dpo (it trains on what it generates)",
             check=lambda s: s.selfCritique is None or s.method in ("sft", "dpo"),

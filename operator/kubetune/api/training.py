@@ -112,7 +112,7 @@ class TrainingSpec(ApiModel):
         description="How the weights, gradients and optimizer state are spread over the "
         "job's GPUs: none (each GPU holds a full copy; data parallel) or fsdp (fully sharded "
         "data parallel: each GPU holds a slice, so a model too large for one GPU can be fully "
-        "fine-tuned). fsdp needs adapter.type full or partial.",
+        "fine-tuned). fsdp needs adapter.type full or partial and at least 2 GPUs in total.",
     )
     loggingSteps: Annotated[int, Field(ge=1, le=100_000)] = Field(
         default=10, description="Report loss and metrics every this many steps."

@@ -7,11 +7,12 @@ settings block, its trainer); everything that maps ``training``, ``checkpoints``
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kubetune_trainer import memory
+from kubetune_trainer import memory, sharding
 from kubetune_trainer.errors import InvalidConfigError
 
 if TYPE_CHECKING:
@@ -119,4 +120,10 @@ def training_arguments(ctx: MethodContext) -> dict[str, Any]:
         "report_to": [spec.tracking.backend] if spec.tracking is not None else "none",
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
+        **sharding.training_arguments(
+            training.sharding,
+            training.gradientCheckpointing,
+            on_gpu=on_gpu,
+            world_size=int(os.environ.get("WORLD_SIZE", "1")),
+        ),
     }
