@@ -393,3 +393,16 @@ def test_on_failure_restarts_the_process_with_its_last_state(
     assert status["restartCount"] == 1
     assert status["lastState"]["terminated"]["exitCode"] == 7
     assert status["state"]["terminated"]["exitCode"] == 0
+
+
+def test_a_command_that_cannot_start_fails_the_pod(
+    kube: Any, namespace: str, pod_runner: PodRunner
+) -> None:
+    core: Any = client.CoreV1Api(kube)
+    pod = _pod("nostart", "", container={"command": ["/no/such/program"]})
+    core.create_namespaced_pod(namespace, pod)
+    done = _wait_phase(core, namespace, "nostart", "Succeeded", "Failed")
+    terminated = _terminated(done)
+    assert done["status"]["phase"] == "Failed"
+    assert (terminated["exitCode"], terminated["reason"]) == (128, "StartError")
+    assert "/no/such/program" in terminated["message"]

@@ -10,7 +10,9 @@ trainer pods must really train for those tests to mean anything.
 Which pods: those bound to nodes labelled ``kubetune.io/local-exec=true`` (see
 :mod:`kubetune.devenv.cluster`: a KWOK instance keeps such nodes Ready but leaves their
 pods alone) that are KWOK fake nodes (annotation ``kwok.x-k8s.io/node: fake``); a real
-node carrying the label by mistake is refused with an error in the log. How a pod becomes a process (environment, volumes as directories, the
+node carrying the label by mistake is refused with an error in the log.
+
+How a pod becomes a process (environment, volumes as directories, the
 path mapping that replaces mounts, one loopback IP per pod) is in :mod:`.plan`; the
 status it reports is in :mod:`.status`; watching, running, signalling and deleting
 in :mod:`.runner`; the kubelet's log endpoint in :mod:`.logserver`.

@@ -212,9 +212,13 @@ class LocalPod:
     def run(self) -> None:
         try:
             self._run()
-        except Exception:
+        except Exception as e:
+            # A bug here must not leave the pod Running forever: end it visibly.
             log.error("%r: pod runner error\n%s", self, traceback.format_exc())
             self.stop_process()
+            with contextlib.suppress(Exception):
+                message = f"pod runner error: {type(e).__name__}: {e}"
+                self.report(Terminated(128, "StartError", self.start_time, now(), message))
         finally:
             self.finished.set()
 
@@ -238,20 +242,18 @@ class LocalPod:
         while True:
             started = now()
             launch.termination_path.write_bytes(b"")
-            code, sig = self._execute(launch, started)
-            term = Terminated(
-                code,
-                exit_reason(code),
-                started,
-                now(),
-                termination_message(
+            try:
+                code, sig = self._execute(launch, started)
+                message = termination_message(
                     launch.termination_path.read_bytes(),
                     self.log_file.read_text(errors="replace"),
                     code,
                     plan.main_container(self.pod).get("terminationMessagePolicy", "File"),
-                ),
-                sig,
-            )
+                )
+                term = Terminated(code, exit_reason(code), started, now(), message, sig)
+            except OSError as e:  # exec failed (permissions, a missing directory...)
+                term = Terminated(128, "StartError", started, now(), str(e))
+                code = term.exit_code
             log.info("%r: container exited with code %d", self, code)
             policy = (self.pod.get("spec") or {}).get("restartPolicy", "Always")
             restart = policy == "Always" or (policy == "OnFailure" and code != 0)
