@@ -8,6 +8,7 @@ import struct
 from pathlib import Path
 
 import pytest
+from safetensors.torch import load_file
 
 from kubetune_trainer import exit_codes
 from kubetune_trainer.run import RunOptions, execute
@@ -42,6 +43,13 @@ def test_a_plateau_stops_the_run_and_the_result_says_why(tmp_path: Path) -> None
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     early = manifest["earlyStopping"]
     assert (early["stoppedAtStep"], early["bestStep"], early["metric"]) == (2, 0, "eval_loss")
+    # The best weights (before training) are put back, and the final evaluation is theirs.
+    assert early["restoredStep"] == 0
+    assert "the weights of step 0 are restored" in summary.message
+    assert manifest["metrics"]["evalLoss"] == manifest["metrics"]["initialEvalLoss"]
+    adapter = load_file(tmp_path / "out" / "adapter_model.safetensors")
+    lora_b = [t for name, t in adapter.items() if "lora_B" in name]
+    assert lora_b and all(not t.any() for t in lora_b)  # LoRA's B starts at zero
     assert manifest["metrics"]["evalPerplexity"] == pytest.approx(
         math.exp(manifest["metrics"]["evalLoss"])
     )

@@ -20,12 +20,16 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 if TYPE_CHECKING:
+    import torch
+
     from kubetune.api.training import EarlyStoppingSpec
 
 log = logging.getLogger(__name__)
 
 #: File name of the curves saved next to the adapter.
 CURVES_FILE = "training-curves.png"
+#: Most trainable weights early stopping keeps a copy of (500 M: 1 GB in bf16).
+SNAPSHOT_LIMIT = 500_000_000
 #: exp() of anything above this overflows float64's useful range for a report.
 _MAX_LOG_PERPLEXITY = 50.0
 
@@ -64,7 +68,14 @@ class PerplexityCallback(TrainerCallback):
 
 class EarlyStopping(TrainerCallback):
     """Stops training when ``spec.metric`` has not improved by more than ``minDelta`` for
-    ``patience`` evaluations in a row; :attr:`reason` then says so in words."""
+    ``patience`` evaluations in a row; :attr:`reason` then says so in words.
+
+    Stopping on overfitting but publishing the weights of ``patience`` evaluations later
+    would publish the overfit model, so the trainable weights of the best evaluation are
+    kept in CPU memory and put back when training stops, as long as there are at most
+    :data:`SNAPSHOT_LIMIT` of them (an adapter; not a full 70B fine-tune). Callers then
+    evaluate again: the reported metrics must describe the published weights.
+    """
 
     def __init__(self, spec: EarlyStoppingSpec) -> None:
         self.metric = spec.metric if spec.metric.startswith("eval_") else f"eval_{spec.metric}"
@@ -76,6 +87,8 @@ class EarlyStopping(TrainerCallback):
         self.waited = 0
         self.reason: str | None = None
         self.stopped_step: int | None = None
+        self.restored_step: int | None = None
+        self._best_weights: dict[str, torch.Tensor] | None = None
 
     def _improved(self, value: float) -> bool:
         if self.best is None:
@@ -90,8 +103,11 @@ class EarlyStopping(TrainerCallback):
         state: TrainerState,
         control: TrainerControl,
         metrics: dict[str, float] | None = None,
+        model: torch.nn.Module | None = None,
         **_: Any,
     ) -> None:
+        if self.reason is not None:  # the evaluation of the restored weights
+            return
         value = (metrics or {}).get(self.metric)
         if value is None:
             available = ", ".join(sorted(k for k in metrics or {} if k.startswith("eval_")))
@@ -103,6 +119,7 @@ class EarlyStopping(TrainerCallback):
             return
         if self._improved(float(value)):
             self.best, self.best_step, self.waited = float(value), state.global_step, 0
+            self._best_weights = _snapshot(model) if model is not None else None
             return
         self.waited += 1
         if self.waited >= self.patience and state.global_step < state.max_steps:
@@ -113,6 +130,10 @@ class EarlyStopping(TrainerCallback):
                 f"{self.waited} evaluations (best {self.best:.4g} at step {self.best_step}, "
                 f"last {float(value):.4g})"
             )
+            if model is not None and self._best_weights is not None:
+                _restore(model, self._best_weights)
+                self.restored_step = self.best_step
+                self.reason += f"; the weights of step {self.best_step} are restored"
             log.info("%s", self.reason)
             control.should_training_stop = True
 
@@ -125,9 +146,27 @@ class EarlyStopping(TrainerCallback):
                 "metric": self.metric,
                 "best": self.best,
                 "bestStep": self.best_step,
+                "restoredStep": self.restored_step,
                 "reason": self.reason,
             }
         }
+
+
+def _snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor] | None:
+    """A CPU copy of the trainable weights, or ``None`` when they are too many."""
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if sum(p.numel() for _, p in trainable) > SNAPSHOT_LIMIT:
+        return None
+    return {n: p.detach().to("cpu", copy=True) for n, p in trainable}
+
+
+def _restore(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    import torch
+
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name in weights:
+                param.copy_(weights[name].to(param.device))
 
 
 def save_curves(metrics_file: Path, folder: Path, title: str) -> Path | None:

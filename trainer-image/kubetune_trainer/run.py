@@ -430,7 +430,10 @@ def train(config: TrainerConfig, options: RunOptions) -> Summary:
     evaluated = any(
         "eval_loss" in e and e.get("step") == state.global_step for e in state.log_history
     )
-    if has_eval and not evaluated:
+    # Early stopping put the best weights back: the final metrics must describe them.
+    early = session.early_stopping
+    restored = early is not None and early.restored_step is not None
+    if has_eval and (not evaluated or restored):
         trainer.evaluate()
     if state.is_world_process_zero:
         session.uploader.flush(state)  # waits out a store outage, within its bound
