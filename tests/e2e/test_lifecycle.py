@@ -5,7 +5,7 @@ Each test applies a small version of ``examples/quickstart-cluster.yaml`` (the t
 built-in model, LoRA, batch 4, a few dozen steps) and watches what a user would: the
 FineTuneJob's status, the pods, and the output bucket. A step takes ~0.05 s on an idle
 CPU and ten times that on a busy one, so step counts are chosen for the fast case: the
-jobs interrupted mid-training get 200 steps and are interrupted from step 2 on, which
+jobs interrupted mid-training get 120 steps and are interrupted from step 2 on, which
 leaves seconds of training to interrupt even when nothing else runs.
 """
 
@@ -76,7 +76,7 @@ def test_apply_trains_to_success_with_progress_and_the_adapter_in_s3(e2e: E2E) -
 
 
 def test_preempted_pod_is_replaced_and_resumes_from_the_s3_checkpoint(e2e: E2E) -> None:
-    manifest = e2e.manifest("preempt", maxSteps=200)
+    manifest = e2e.manifest("preempt", maxSteps=120)
     manifest["spec"]["checkpoints"] = {"intervalSteps": 1000}  # only the SIGTERM checkpoint
     e2e.create(manifest)
     first = _running_pod(e2e, "preempt", min_step=2)
@@ -84,7 +84,7 @@ def test_preempted_pod_is_replaced_and_resumes_from_the_s3_checkpoint(e2e: E2E) 
 
     status = e2e.wait_state("preempt", "Succeeded", "Failed", timeout=300)["status"]
     assert status["state"] == "Succeeded", _conditions({"status": status})
-    assert status["progress"]["step"] == 200
+    assert status["progress"]["step"] == 120
 
     first_log = e2e.pod_log(first)
     assert "SIGTERM" in first_log, first_log[-2000:]
@@ -94,7 +94,7 @@ def test_preempted_pod_is_replaced_and_resumes_from_the_s3_checkpoint(e2e: E2E) 
     resumed = _RESUMED.search(e2e.pod_log(pods[0]))
     assert resumed, "the replacement pod resumed from a checkpoint"
     assert resumed.group(1).startswith(f"{e2e.output_uri('preempt')}/checkpoints/")
-    assert 2 <= int(resumed.group(3)) < 200
+    assert 2 <= int(resumed.group(3)) < 120
     if status["restarts"] != 1:
         # Checked last so that everything above is verified either way.
         pytest.xfail(
@@ -129,7 +129,7 @@ def test_bad_dataset_fails_at_once_with_the_trainers_reason(e2e: E2E) -> None:
 
 
 def test_suspend_checkpoints_and_stops_then_resume_continues(e2e: E2E) -> None:
-    manifest = e2e.manifest("pause", maxSteps=200)
+    manifest = e2e.manifest("pause", maxSteps=120)
     manifest["spec"]["checkpoints"] = {"intervalSteps": 1000}
     e2e.create(manifest)
     first = _running_pod(e2e, "pause", min_step=2)
@@ -149,9 +149,9 @@ def test_suspend_checkpoints_and_stops_then_resume_continues(e2e: E2E) -> None:
     e2e.patch_spec("pause", {"suspend": False})
     status = e2e.wait_state("pause", "Succeeded", "Failed", timeout=300)["status"]
     assert status["state"] == "Succeeded", _conditions({"status": status})
-    assert status["progress"]["step"] == 200
+    assert status["progress"]["step"] == 120
     assert status["restarts"] == 0, "a suspend is not a restart"
     pods = e2e.pods("pause")
     resumed = _RESUMED.search(e2e.pod_log(pods[-1]))
     assert resumed, "the resumed pod continued from the checkpoint"
-    assert 2 <= int(resumed.group(3)) < 200
+    assert 2 <= int(resumed.group(3)) < 120
