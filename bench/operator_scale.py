@@ -17,7 +17,9 @@ Reported:
 * the operator's peak RSS (``VmHWM`` of its process; target: 250 MB);
 * API requests per job made by the operator (its client and kopf, told apart from
   everything else by user agent in the audit log), by verb and resource, counted from
-  the first create until ``--settle`` seconds after the last Job appeared.
+  the first create until ``--settle`` seconds after the last Job appeared;
+* then the operator is killed (SIGKILL) and started again: time until it has resumed
+  every job, and the requests that cost.
 """
 
 from __future__ import annotations
@@ -142,6 +144,60 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def start_operator(cp: ControlPlane, workers: int, name: str) -> tuple[Process, str]:
+    """``kubetune operator`` for the bench namespace, once its /metrics answers."""
+    port = free_port()
+    operator = Process(
+        name,
+        [
+            str(REPO / ".venv" / "bin" / "kubetune"),
+            "operator",
+            f"--namespace={NAMESPACE}",
+            "--standalone",
+            f"--metrics-port={port}",
+            "--log-level=warning",
+            f"--pod-annotation={TEST_PHASE_ANNOTATION}=Running",
+            f"--workers={workers}",
+        ],
+        cp.workdir / f"{name}.log",
+        env=cp.env(),
+    )
+    url = f"http://127.0.0.1:{port}/metrics"
+    wait_for(operator, lambda: urllib.request.urlopen(url, timeout=2), what="up", timeout=60)
+    return operator, url
+
+
+def resumed(url: str) -> float:
+    """FineTuneJobs the operator has reconciled (``kubetune_operator_reconciles``)."""
+    with urllib.request.urlopen(url, timeout=5) as response:
+        page = response.read().decode()
+    for line in page.splitlines():
+        if line.startswith('kubetune_operator_reconciles_total{trigger="spec"}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def restart(cp: AuditedControlPlane, operator: Process, args: argparse.Namespace) -> dict[str, Any]:
+    """Kill the operator (SIGKILL) with every job in place; time until a new one has
+    resumed them all, and what that cost the API server."""
+    operator.popen.kill()
+    operator.popen.wait(10)
+    wall_start, started = time.time(), time.monotonic()
+    second, url = start_operator(cp, args.workers, "operator-restarted")
+    try:
+        poll(lambda: resumed(url) >= args.jobs, what="every job resumed", timeout=args.timeout)
+        seconds = time.monotonic() - started
+        time.sleep(args.settle)
+        requests = operator_requests(cp.audit_log, wall_start, time.time())
+    finally:
+        second.stop()
+    return {
+        "restart_resume_seconds": round(seconds, 2),
+        "restart_requests_per_job": round(sum(requests.values()) / args.jobs, 2),
+        "restart_requests": dict(requests.most_common()),
+    }
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     cp = AuditedControlPlane(binaries=build.ensure_built(), log=lambda _: None)
     cp.start()
@@ -154,24 +210,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             lambda: cp.kubectl("get", "ftj", "-n", NAMESPACE, check=False).returncode == 0,
             what="finetunejobs are served",
         )
-        metrics_port = free_port()
-        operator = Process(
-            "operator",
-            [
-                str(REPO / ".venv" / "bin" / "kubetune"),
-                "operator",
-                f"--namespace={NAMESPACE}",
-                "--standalone",
-                f"--metrics-port={metrics_port}",
-                "--log-level=warning",
-                f"--pod-annotation={TEST_PHASE_ANNOTATION}=Running",
-                f"--workers={args.workers}",
-            ],
-            cp.workdir / "operator.log",
-            env=cp.env(),
-        )
-        url = f"http://127.0.0.1:{metrics_port}/metrics"
-        wait_for(operator, lambda: urllib.request.urlopen(url, timeout=2), what="up", timeout=60)
+        operator, _ = start_operator(cp, args.workers, "operator")
         time.sleep(2)  # let the operator's watches settle before the burst
 
         api = config.new_client_from_config(config_file=str(cp.kubeconfig))
@@ -206,6 +245,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rss = peak_rss_mb(operator.pid)
         requests = operator_requests(cp.audit_log, wall_start, time.time())
         latencies = [seen[name] - created[name] for name in created]
+        restarted = restart(cp, operator, args)
         return {
             "jobs": args.jobs,
             "create_seconds": round(create_seconds, 2),
@@ -217,6 +257,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "operator_peak_rss_mb": round(rss, 1),
             "operator_requests_per_job": round(sum(requests.values()) / args.jobs, 2),
             "operator_requests": dict(requests.most_common()),
+            **restarted,
         }
     finally:
         stop.set()
@@ -250,6 +291,12 @@ def main() -> int:
     print(f"CPU used until every Job existed: {cpu}")
     print(f"operator API requests per job: {result['operator_requests_per_job']}")
     for what, count in result["operator_requests"].items():
+        print(f"  {count:6d}  {what}")
+    print(
+        f"after SIGKILL, a new operator resumed every job in {result['restart_resume_seconds']} s "
+        f"with {result['restart_requests_per_job']} API requests per job"
+    )
+    for what, count in result["restart_requests"].items():
         print(f"  {count:6d}  {what}")
     return 0
 

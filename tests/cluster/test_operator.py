@@ -253,8 +253,12 @@ def test_job_runs_on_a_gpu_node_and_succeeds_with_a_result(
         lambda: not cluster.ftj("llama")["metadata"].get("finalizers"),
         what="the progress daemon's finalizer is gone once the job finished",
     )
-    reasons = {reason for _, reason, _ in cluster.events("llama")}
-    assert {"JobCreated", "Running", "Succeeded"} <= reasons
+    poll(
+        lambda: (
+            {"JobCreated", "Running", "Succeeded"} <= {r for _, r, _ in cluster.events("llama")}
+        ),
+        what="an event for each step (kopf posts them asynchronously)",
+    )
     printed = kubectl("get", "ftj", "llama", "-n", cluster.namespace).stdout
     assert "Succeeded" in printed
 
@@ -277,7 +281,10 @@ def test_trainer_failure_reason_reaches_failed(operator: Operator, cluster: Clus
     assert failed["reason"] == "InvalidData"
     assert "line 3" in failed["message"]
     assert status["restarts"] == 0, "exit code 3 fails the Job at once (podFailurePolicy)"
-    assert ("Warning", "InvalidData") in [(t, r) for t, r, _ in cluster.events("bad-data")]
+    poll(
+        lambda: ("Warning", "InvalidData") in [(t, r) for t, r, _ in cluster.events("bad-data")],
+        what="a Warning event names the trainer's reason",
+    )
 
 
 def test_unschedulable_job_says_why(operator: Operator, cluster: Cluster) -> None:
@@ -310,14 +317,18 @@ def test_invalid_spec_is_refused_without_children_or_retries(
         cluster.core.list_namespaced_config_map(cluster.namespace, label_selector=JOB_LABEL).items
         == []
     )
-    warnings = [(t, r, n) for t, r, n in cluster.events("typo") if r == "InvalidSpec"]
-    assert warnings == [("Warning", "InvalidSpec", 1)], "one event, no retry storm"
+
+    def warnings() -> list[tuple[str, str, int]]:
+        return [(t, r, n) for t, r, n in cluster.events("typo") if r == "InvalidSpec"]
+
+    poll(warnings, what="a Warning event says why")
 
     # the API server lets training fields change only together with suspend: true
     cluster.patch_spec("typo", {"suspend": True, "adapter": {"type": "lora", "partial": None}})
     cluster.wait_state("typo", "Suspended")
     cluster.patch_spec("typo", {"suspend": False})
     cluster.wait_state("typo", "Running")
+    assert warnings() == [("Warning", "InvalidSpec", 1)], "one event, no retry storm"
 
 
 def test_suspend_stops_pods_and_resume_applies_spec_changes(
@@ -538,12 +549,8 @@ def test_interrupted_trainer_is_retried_without_counting_and_restarts_show(
         return bool(running) and running[0].metadata.name != first.metadata.name
 
     poll(replaced, what="a new trainer pod runs (backoffLimit 0 not spent)", timeout=TIMEOUT)
-    status = poll(
-        lambda: (s := cluster.status("preempted")).get("restarts") == 1 and s,
-        what="the restart is counted",
-        timeout=TIMEOUT,
-    )
-    assert status["state"] == "Running"
+    status = cluster.wait_state("preempted", "Running")
+    assert status["restarts"] == 1
 
 
 def test_active_deadline_fails_the_job_with_its_reason(

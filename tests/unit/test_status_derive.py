@@ -403,6 +403,10 @@ def test_between_pod_exit_and_job_condition_the_state_holds() -> None:
     retrying = observe(job(), [crashed])
     assert conditions(retrying)["Queued"] == ("True", "Restarting")
     assert "S3 503" in message(retrying, "Running")
+    invalid = ended_trainer("Failed", "InvalidConfig", "bad", 3)
+    failing = observe(job(), [invalid])
+    assert conditions(failing)["Running"] == ("False", "Failing"), "exit 3 is never retried"
+    assert transition(retrying, failing) is None
 
 
 def test_transient_pending_states_post_no_event_but_stuck_ones_warn() -> None:

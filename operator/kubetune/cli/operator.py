@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     import kopf
 
     from kubetune import metrics
-    from kubetune.controller import handlers, settings  # noqa: F401 (registers the handlers)
+    from kubetune.controller import handlers, login, settings  # noqa: F401 (registers handlers)
     from kubetune.controller.kube import Kube, new_api_client
     from kubetune.controller.runtime import Runtime
     from kubetune.render.options import RenderOptions
@@ -180,6 +180,11 @@ def run(args: argparse.Namespace) -> int:
         priority=priority,
         peering_name=args.peering,
         liveness_endpoint=args.liveness,
-        memo=kopf.Memo(runtime=runtime, workers=args.workers, standalone=args.standalone),
+        memo=kopf.Memo(
+            runtime=runtime,
+            workers=args.workers,
+            standalone=args.standalone,
+            connections=login.connection_limit(args.namespaces or [], args.all_namespaces),
+        ),
     )
     return 0

@@ -11,7 +11,8 @@
   object stops instead of silently acting next to another one (see
   :mod:`kubetune.controller.peering`).
 * Watches are renewed every few minutes and a stalled stream is detected quickly;
-  API calls time out instead of hanging a worker; concurrency is bounded (see below).
+  API calls time out instead of hanging a worker; kopf's connections are bounded
+  (:mod:`kubetune.controller.login`).
 """
 
 from __future__ import annotations
@@ -46,8 +47,6 @@ def configure(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
     settings.execution.max_workers = memo.workers
-    # Every concurrent API call of kopf holds its own TLS connection (~130 KiB of
-    # buffers): unbounded, a burst of 500 new jobs took the peak RSS from ~180 to ~300 MB
-    # (bench/operator_scale.py); 16 object workers per thread kept the same throughput.
-    settings.queueing.worker_limit = memo.workers * 16
+    # Event posting is fire-and-forget: a few workers suffice, and each concurrent post
+    # would hold a connection (see kubetune.controller.login for the connection bound).
     settings.posting.worker_limit = memo.workers

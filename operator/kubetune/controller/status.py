@@ -28,6 +28,7 @@ from kubetune.api.status import (
 )
 from kubetune.controller.summary import checkpoints_of, parse_summary, result_of
 from kubetune.controller.views import JobView, PodView
+from kubetune_trainer import exit_codes
 from kubetune_trainer.termination import Summary
 
 #: Container waiting reasons that need the user (a wrong image, a missing Secret).
@@ -186,8 +187,13 @@ def _active(draft: _Draft, spec: FineTuneJobSpec, pods: Sequence[PodView]) -> No
     elif not live and any(p.phase == "Failed" for p in pods):
         summary, raw = _last_summary(pods, "Failed")
         why = f"{summary.reason}: {summary.message}" if summary else raw or "pod failed"
-        draft.set("Queued", "True", "Restarting", f"the trainer exited ({why}); retrying")
-        draft.set("Running", "False", "Restarting", why)
+        if summary is not None and summary.exitCode in exit_codes.NON_RETRIABLE:
+            # podFailurePolicy fails the Job for this exit code; its condition follows
+            draft.set("Queued", "False", "Scheduled", "every pod is on a node")
+            draft.set("Running", "False", "Failing", why)
+        else:
+            draft.set("Queued", "True", "Restarting", f"the trainer exited ({why}); retrying")
+            draft.set("Running", "False", "Restarting", why)
     elif unscheduled or not live:
         draft.set("Queued", "True", "Pending", "waiting for the pods to be created and scheduled")
         draft.set("Running", "False", "Pending", f"{len(running)}/{nodes} node(s) training")
@@ -381,7 +387,9 @@ _HEADLINE: dict[State, ConditionType] = {
 }
 _WARNING_REASONS = frozenset({"InvalidSpec", "Unschedulable", *STUCK_REASONS})
 #: Steps every job passes through within seconds (Job created, pods being placed).
-_TRANSIENT_REASONS = frozenset({"Creating", "Pending", "Scheduled", "Starting", "Finishing"})
+_TRANSIENT_REASONS = frozenset(
+    {"Creating", "Pending", "Scheduled", "Starting", "Finishing", "Failing"}
+)
 
 
 def headline(status: FineTuneJobStatus) -> Condition | None:
