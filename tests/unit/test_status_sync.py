@@ -7,6 +7,7 @@ from typing import Any, cast
 from kubetune.api import FineTuneJob, parse_finetunejob
 from kubetune.controller.children import up_to_date
 from kubetune.controller.kube import Kube
+from kubetune.controller.login import connection_limit
 from kubetune.controller.runtime import Runtime, Snapshot
 from kubetune.controller.status import Transition
 from kubetune.controller.views import JobView, PodView
@@ -115,3 +116,10 @@ def test_scheduler_rewording_is_written_at_most_every_interval() -> None:
     assert len(kube.writes) == 1 and [e.reason for e in events] == ["Unschedulable"]
     runtime.publish(snapshot, running_job, [], lambda _, t: events.append(t))
     assert len(kube.writes) == 2, "anything beyond wording is written at once"
+
+
+def test_kopf_connections_leave_room_for_every_watch() -> None:
+    assert connection_limit(["ml"], all_namespaces=False) == 32 + 2 + 4
+    assert connection_limit(["a", "b", "c"], all_namespaces=False) == 32 + 2 + 12
+    assert connection_limit([], all_namespaces=True) == 32 + 2 + 4
+    assert connection_limit(["team-*"], all_namespaces=False) == 0, "unknown: unbounded"
