@@ -47,7 +47,7 @@ from kubetune.devenv.dev import (
     upload_dir,
 )
 from kubetune.devenv.podrunner import PodRunner
-from kubetune.devenv.process import Process, poll
+from kubetune.devenv.process import Process, free_port, poll
 from kubetune.devenv.s3 import S3Server
 from kubetune.render.labels import JOB_LABEL
 
@@ -88,6 +88,9 @@ def e2e_operator(
         "--standalone",
         "--progress-interval=1",
         "--trainer-image=kubetune-trainer:local",
+        # Not 9090: a process on the host's 0.0.0.0:9090 (another test's trainer) would
+        # make the pods' 127.0.0.N:9090 binds fail.
+        f"--trainer-metrics-port={free_port()}",
     )
     try:
         yield proc

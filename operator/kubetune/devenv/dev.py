@@ -11,7 +11,9 @@ What it starts, in order (everything local, on loopback, in one work directory):
 3. the FineTuneJob CRD, and the Secret ``s3-credentials`` in ``default`` (the keys
    ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL``,
    ``AWS_DEFAULT_REGION``) that ``examples/quickstart-cluster.yaml`` names;
-4. the operator, ``kubetune operator --all-namespaces --standalone``, as a child process;
+4. the operator, ``kubetune operator --all-namespaces --standalone``, as a child process,
+   with a free port as the trainers' metrics port (pods bind their own loopback address,
+   but a host process on ``0.0.0.0:9090``, a local Prometheus say, would still collide);
 5. the pod runner (:mod:`kubetune.devenv.podrunner`), which runs the trainer pods as
    local processes: the stand-in for a kubelet and a container runtime.
 
@@ -206,6 +208,7 @@ class DevEnvironment:
                 "--standalone",
                 "--trainer-image=kubetune-trainer:local",
                 "--progress-interval=5",
+                f"--trainer-metrics-port={free_port()}",
             )
         handler = logging.FileHandler(self.workdir / "podrunner.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
