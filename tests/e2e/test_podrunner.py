@@ -18,7 +18,7 @@ import pytest
 from kubernetes import client
 
 from kubetune.devenv.podrunner import PodRunner
-from kubetune.devenv.process import poll
+from kubetune.devenv.process import free_port, poll
 from tests.e2e.conftest import LOCAL_NODE_SELECTOR
 
 pytestmark = pytest.mark.e2e
@@ -234,6 +234,9 @@ def test_missing_secret_waits_then_starts(kube: Any, namespace: str, pod_runner:
     assert done["status"]["phase"] == "Succeeded"
 
 
+#: The port every serving pod binds on 0.0.0.0 (free on the host: a host process on
+#: the wildcard address would collide with the pods' loopback addresses).
+PORT = free_port()
 SERVE_AND_TRAP = """
     import http.server, os, pathlib, signal, sys, threading, time
     def stop(*_):
@@ -242,7 +245,8 @@ SERVE_AND_TRAP = """
         pathlib.Path(os.environ["MSG"]).write_text("saved checkpoint on SIGTERM")
         sys.exit(5)
     signal.signal(signal.SIGTERM, stop)  # before serving: an answer means it is trapped
-    server = http.server.HTTPServer(("0.0.0.0", 9090), http.server.SimpleHTTPRequestHandler)
+    address = ("0.0.0.0", int(os.environ["PORT"]))
+    server = http.server.HTTPServer(address, http.server.SimpleHTTPRequestHandler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     print("serving", flush=True)
     while True:
@@ -251,7 +255,10 @@ SERVE_AND_TRAP = """
 
 
 def _serving_pod(name: str, *, ignore_term: bool = False, grace: int = 30) -> dict[str, Any]:
-    env = [{"name": "MSG", "value": "/dev/termination-log"}]
+    env = [
+        {"name": "MSG", "value": "/dev/termination-log"},
+        {"name": "PORT", "value": str(PORT)},
+    ]
     if ignore_term:
         env.append({"name": "IGNORE_TERM", "value": "1"})
     pod = _pod(name, SERVE_AND_TRAP, container={"env": env}, terminationGracePeriodSeconds=grace)
@@ -287,13 +294,13 @@ def test_pods_serve_on_their_own_ip_and_sigterm_on_delete(
     kube: Any, namespace: str, pod_runner: PodRunner
 ) -> None:
     core: Any = client.CoreV1Api(kube)
-    # Two pods bind 0.0.0.0:9090 like two trainers on a node: each gets its own IP.
+    # Two pods bind 0.0.0.0:PORT like two trainers on a node: each gets its own IP.
     for name in ("srv-a", "srv-b"):
         core.create_namespaced_pod(namespace, _serving_pod(name))
     running = [_wait_phase(core, namespace, n, "Running") for n in ("srv-a", "srv-b")]
     ips = [p["status"]["podIP"] for p in running]
     assert len(set(ips)) == 2
-    for url in (f"http://{ip}:9090/" for ip in ips):
+    for url in (f"http://{ip}:{PORT}/" for ip in ips):
         poll(partial(_http_ok, url), what=f"{url} answers", timeout=20)
     status = running[0]["status"]["containerStatuses"][0]
     assert status["ready"] and "running" in status["state"]
@@ -312,7 +319,7 @@ def test_grace_period_ends_with_sigkill(kube: Any, namespace: str, pod_runner: P
     core: Any = client.CoreV1Api(kube)
     core.create_namespaced_pod(namespace, _serving_pod("stubborn", ignore_term=True, grace=1))
     ip = _wait_phase(core, namespace, "stubborn", "Running")["status"]["podIP"]
-    poll(partial(_http_ok, f"http://{ip}:9090/"), what="stubborn serves", timeout=20)
+    poll(partial(_http_ok, f"http://{ip}:{PORT}/"), what="stubborn serves", timeout=20)
     core.delete_namespaced_pod("stubborn", namespace)
     terminated = _terminated(_finally_deleted(core, namespace, "stubborn"))
     assert (terminated["exitCode"], terminated["signal"]) == (137, 9)
