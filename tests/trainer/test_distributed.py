@@ -20,25 +20,32 @@ import pytest
 from kubetune.render.trainer_config import trainer_config_json
 from kubetune_trainer import exit_codes
 from kubetune_trainer.checkpoints import MARKER
-from tests.trainer.helpers import make_config
+from tests.trainer.helpers import free_port, make_config
 from tests.trainer.test_resume import losses, wait_for_step
 
 pytestmark = pytest.mark.trainer
 
 
-def launch(tmp_path: Path, work: str, **override: Any) -> subprocess.Popen[str]:
+def launch(
+    tmp_path: Path,
+    work: str,
+    node: dict[str, str] | None = None,
+    termination: str = "termination-log",
+    **override: Any,
+) -> subprocess.Popen[str]:
+    """One pod's command and environment; ``node``: the multi-node ``PET_*`` variables."""
     config_file = tmp_path / "config.json"
     config_file.write_text(trainer_config_json(make_config(tmp_path, **override)))
+    pet = node or {"PET_NNODES": "1", "PET_NPROC_PER_NODE": "2"}
     return subprocess.Popen(
-        [sys.executable, "-m", "kubetune_trainer.launch", "--standalone"],
+        [sys.executable, "-m", "kubetune_trainer.launch", *([] if node else ["--standalone"])],
         env={
             **os.environ,
             "KUBETUNE_CONFIG": str(config_file),
             "KUBETUNE_WORK_DIR": str(tmp_path / work),
-            "KUBETUNE_TERMINATION_PATH": str(tmp_path / "termination-log"),
-            "PET_NNODES": "1",
-            "PET_NPROC_PER_NODE": "2",
+            "KUBETUNE_TERMINATION_PATH": str(tmp_path / termination),
             "OMP_NUM_THREADS": "1",
+            **pet,
         },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -83,3 +90,31 @@ def test_the_launcher_passes_on_an_invalid_input_code(tmp_path: Path) -> None:
     _, stderr = process.communicate(timeout=180)
     assert process.returncode == exit_codes.INVALID_INPUT, stderr[-3000:]
     assert summary(tmp_path)["reason"] == "InvalidData"
+
+
+def test_two_nodes_upload_one_whole_checkpoint_with_every_ranks_rng_state(
+    tmp_path: Path,
+) -> None:
+    """Two pods of one process each, as an Indexed Job with nodes: 2 renders them; each
+    node has its own disk (work dir), rank 0's node uploads."""
+    nodes = {"PET_NNODES": "2", "PET_NPROC_PER_NODE": "1", "PET_MASTER_ADDR": "127.0.0.1"}
+    nodes["PET_MASTER_PORT"] = str(free_port())
+    every_2 = {"intervalSteps": 2, "keep": 2}
+    pods = [
+        launch(
+            tmp_path,
+            f"node{rank}",
+            {**nodes, "PET_NODE_RANK": str(rank)},
+            f"termination-{rank}",
+            training={"maxSteps": 4},
+            checkpoints=every_2,
+        )
+        for rank in (0, 1)
+    ]
+    for pod in pods:
+        _, stderr = pod.communicate(timeout=180)
+        assert pod.returncode == exit_codes.SUCCESS, stderr[-3000:]
+    remote = tmp_path / "out" / "checkpoints" / "step-4"
+    assert {"rng_state_0.pth", "rng_state_1.pth", MARKER} <= {p.name for p in remote.iterdir()}
+    assert json.loads((tmp_path / "termination-0").read_text())["result"]["manifestUri"]
+    assert json.loads((tmp_path / "termination-1").read_text())["result"] == {}

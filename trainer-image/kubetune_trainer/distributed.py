@@ -7,6 +7,7 @@ a single process, so the same code runs under ``python -m`` and under ``torchrun
 from __future__ import annotations
 
 import os
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
@@ -19,6 +20,23 @@ def active() -> bool:
 def local_rank() -> int:
     """This process's index on its node (torchrun's ``LOCAL_RANK``; 0 without torchrun)."""
     return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+T = TypeVar("T")
+
+
+def rank() -> int:
+    """This process's global rank (0 without torchrun)."""
+    return dist.get_rank() if active() else 0
+
+
+def gather_to_zero(value: T) -> list[T] | None:
+    """Every rank's ``value`` on rank 0, in rank order; ``None`` on the other ranks."""
+    if not active():
+        return [value]
+    gathered: list[T] | None = [value] * dist.get_world_size() if rank() == 0 else None
+    dist.gather_object(value, gathered, dst=0)
+    return gathered
 
 
 def barrier() -> None:

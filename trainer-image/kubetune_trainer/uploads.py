@@ -53,6 +53,14 @@ def newest_local(output_dir: Path) -> tuple[int, Path] | None:
     return found[-1] if found else None
 
 
+def _rng_state(folder: Path) -> tuple[str, bytes] | None:
+    """This rank's RNG state file in ``folder`` (the Trainer's name under torchrun)."""
+    if not distributed.active():
+        return None
+    path = folder / f"rng_state_{distributed.rank()}.pth"
+    return (path.name, path.read_bytes()) if path.is_file() else None
+
+
 class CheckpointUploadCallback(TrainerCallback):
     """Uploads each checkpoint the Trainer saves (rank 0, marker last), riding out outages."""
 
@@ -150,10 +158,17 @@ class CheckpointUploadCallback(TrainerCallback):
     def on_save(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any
     ) -> None:
-        # Every rank writes its own RNG state into the folder: upload once all have.
-        distributed.barrier()
-        if state.is_world_process_zero:
-            self.upload(state)
+        # Each rank writes its RNG state into its own node's copy of the folder; rank 0
+        # gathers them all (the gather also waits until every rank has saved) and uploads
+        # one whole checkpoint, so a multi-node job resumes every rank's random stream.
+        folder = self.output_dir / f"checkpoint-{state.global_step}"
+        rng_states = distributed.gather_to_zero(_rng_state(folder))
+        if not state.is_world_process_zero:
+            return
+        for found in rng_states or []:
+            if found is not None and not (folder / found[0]).exists():
+                (folder / found[0]).write_bytes(found[1])
+        self.upload(state)
 
     def on_step_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any
