@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: help venv system quickstart test test-unit test-cluster cluster lint crd
+.PHONY: help venv system quickstart test test-unit test-cluster cluster bench-operator lint crd
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -33,6 +33,9 @@ test-cluster: venv system  ## cluster, S3 and Prometheus tests only
 
 cluster: venv system  ## a control plane with fake GPU nodes until Ctrl-C (prints the KUBECONFIG export)
 	$(PYTHON) -m kubetune.devenv cluster
+
+bench-operator: venv system  ## 500 FineTuneJobs against the test control plane (prints latency, RSS, requests/job)
+	$(PYTHON) bench/operator_scale.py
 
 lint: venv  ## ruff and mypy
 	$(VENV)/bin/ruff check .
