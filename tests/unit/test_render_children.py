@@ -93,7 +93,8 @@ def test_single_gpu_job_runs_python_and_has_the_contract_environment() -> None:
 
 def test_single_node_multi_gpu_uses_torchrun_with_one_process_per_gpu() -> None:
     children = render({"resources": {"gpus": 4}})
-    assert container(children)["command"][:2] == ["torchrun", "--standalone"]
+    launcher = ["python", "-m", "kubetune_trainer.launch", "--standalone"]
+    assert container(children)["command"] == launcher
     assert env(children)["PET_NPROC_PER_NODE"] == "4"
     assert env(children)["PET_NNODES"] == "1"
 
@@ -102,6 +103,7 @@ def test_multi_node_is_an_indexed_job_with_a_headless_service() -> None:
     children = render({"resources": {"nodes": 3, "gpus": 8}})
     spec = children.job["spec"]
     assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 3, 3)
+    assert container(children)["command"] == ["python", "-m", "kubetune_trainer.launch"]
     variables = env(children)
     assert variables["PET_NNODES"] == "3" and variables["PET_NPROC_PER_NODE"] == "8"
     assert variables["PET_NODE_RANK"] == {

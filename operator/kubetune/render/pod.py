@@ -41,19 +41,23 @@ GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 RUN_AS_USER = 1000
 
 _TRAINER_MODULE = "kubetune_trainer"
+_LAUNCHER_MODULE = "kubetune_trainer.launch"
 
 
 def _command(job: FineTuneJob) -> list[str]:
     """One process per GPU under torchrun when there is more than one; else plain Python.
 
-    torchrun reads its ``--nnodes`` etc. from the ``PET_*`` environment (see
-    :func:`_distributed_env`); ``--standalone`` gives a single node a local rendezvous.
+    Multi-process pods run ``kubetune_trainer.launch``, which runs torchrun (reading its
+    ``--nnodes`` etc. from the ``PET_*`` environment, see :func:`_distributed_env`) and
+    exits with the trainer's own exit code: bare torchrun exits 1 on SIGTERM and on any
+    worker failure, which would defeat the ``podFailurePolicy`` rules keyed on those codes.
+    ``--standalone`` gives a single node a local rendezvous.
     """
     resources = job.spec.resources
     if resources.nodes > 1:
-        return ["torchrun", "--module", _TRAINER_MODULE]
+        return ["python", "-m", _LAUNCHER_MODULE]
     if resources.gpus > 1:
-        return ["torchrun", "--standalone", "--module", _TRAINER_MODULE]
+        return ["python", "-m", _LAUNCHER_MODULE, "--standalone"]
     return ["python", "-m", _TRAINER_MODULE]
 
 
