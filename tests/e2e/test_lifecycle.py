@@ -95,14 +95,7 @@ def test_preempted_pod_is_replaced_and_resumes_from_the_s3_checkpoint(e2e: E2E) 
     assert resumed, "the replacement pod resumed from a checkpoint"
     assert resumed.group(1).startswith(f"{e2e.output_uri('preempt')}/checkpoints/")
     assert 2 <= int(resumed.group(3)) < 120
-    if status["restarts"] != 1:
-        # Checked last so that everything above is verified either way.
-        pytest.xfail(
-            f"status.restarts is {status['restarts']}, not 1: the operator counts a failed "
-            "pod only while its replacement exists, but the Job controller creates the "
-            "replacement ~10s (its backoff) after the kubelet's final delete removed the "
-            "failed pod, in a real cluster too"
-        )
+    assert status["restarts"] == 1
 
 
 def test_bad_dataset_fails_at_once_with_the_trainers_reason(e2e: E2E) -> None:

@@ -414,3 +414,18 @@ def test_transient_pending_states_post_no_event_but_stuck_ones_warn() -> None:
     stuck = pod(phase="Pending", waiting={"reason": "ErrImagePull", "message": "no such image"})
     event = transition(FineTuneJobStatus(), observe(job(active=1), [stuck]))
     assert event is not None and (event.type, event.reason) == ("Warning", "ErrImagePull")
+
+
+def test_restarts_include_resumes_the_trainer_counted() -> None:
+    """A preempted pod can be gone before its replacement exists: no pod is left to count,
+    but the resumed trainer reports how often it resumed from a checkpoint."""
+    done = pod(
+        phase="Succeeded",
+        terminated={
+            "exitCode": 0,
+            "reason": "Completed",
+            "message": json.dumps({**SUMMARY_OK, "resumes": 1}),
+        },
+    )
+    status = observe(job(conditions=[{"type": "Complete"}]), [done])
+    assert status.restarts == 1

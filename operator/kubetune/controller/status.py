@@ -359,6 +359,9 @@ def derive_status(obs: Observation) -> FineTuneJobStatus:
     if summary is not None:
         status.progress = _final_progress(previous.progress, summary, obs.now)
         status.checkpoints = checkpoints_of(summary) or previous.checkpoints
+        # A preempted pod is often deleted before its replacement exists, so no pod is
+        # left to count; the trainer counts its resumes in the checkpoint store itself.
+        status.restarts = max(status.restarts, summary.resumes)
         if state == "Succeeded":
             status.result = result_of(summary)
     return status
