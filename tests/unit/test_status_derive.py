@@ -429,3 +429,23 @@ def test_restarts_include_resumes_the_trainer_counted() -> None:
     )
     status = observe(job(conditions=[{"type": "Complete"}]), [done])
     assert status.restarts == 1
+
+
+def test_resumes_after_a_users_suspend_are_not_restarts() -> None:
+    running = observe(job(active=1), [pod()])
+    assert running.startTime is not None and running.suspensions == 0
+    suspended = spec({"suspend": True})
+    stopped = observe(job(suspend=True), [], the_spec=suspended, previous=running)
+    assert stopped.suspensions == 1
+    again = observe(job(suspend=True), [], the_spec=suspended, previous=stopped)
+    assert again.suspensions == 1, "counted once per suspension, not per observation"
+    done = pod(
+        phase="Succeeded",
+        terminated={
+            "exitCode": 0,
+            "reason": "Completed",
+            "message": json.dumps({**SUMMARY_OK, "resumes": 1}),
+        },
+    )
+    finished = observe(job(conditions=[{"type": "Complete"}]), [done], previous=again)
+    assert finished.restarts == 0

@@ -108,6 +108,11 @@ class FineTuneJobStatus(ApiModel):
     restarts: Annotated[int, Field(ge=0)] = Field(
         default=0, description="Times the trainer was restarted (preemptions, failures)."
     )
+    suspensions: Annotated[int, Field(ge=0)] = Field(
+        default=0,
+        description="Times the job was suspended after training started; the trainer's "
+        "resumes after these are not counted as restarts.",
+    )
     checkpoints: list[CheckpointRecord] = Field(
         default_factory=list, max_length=16, description="The newest complete checkpoints."
     )

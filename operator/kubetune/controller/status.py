@@ -285,6 +285,15 @@ def _restarts(obs: Observation) -> int:
     return max(obs.previous.restarts, replaced)
 
 
+def _newly_suspended_after_start(
+    previous: FineTuneJobStatus, conditions: Sequence[Condition]
+) -> int:
+    """1 when this observation turns Suspended True on a job that has trained, else 0."""
+    was = any(c.type == "Suspended" and c.status == "True" for c in previous.conditions)
+    now = any(c.type == "Suspended" and c.status == "True" for c in conditions)
+    return int(now and not was and previous.startTime is not None)
+
+
 def _start_time(obs: Observation, running: bool) -> datetime | None:
     if obs.previous.startTime is not None:
         return obs.previous.startTime
@@ -344,6 +353,7 @@ def derive_status(obs: Observation) -> FineTuneJobStatus:
         _lifecycle(draft, obs, obs.spec)
     conditions = _conditions(draft, obs)
     state = state_of(conditions)
+    suspensions = previous.suspensions + _newly_suspended_after_start(previous, conditions)
     status = FineTuneJobStatus(
         observedGeneration=obs.generation,
         conditions=conditions,
@@ -352,6 +362,7 @@ def derive_status(obs: Observation) -> FineTuneJobStatus:
         startTime=_start_time(obs, state == "Running"),
         completionTime=_completion_time(obs, state),
         restarts=_restarts(obs),
+        suspensions=suspensions,
         checkpoints=previous.checkpoints,
         result=previous.result,
     )
@@ -360,8 +371,9 @@ def derive_status(obs: Observation) -> FineTuneJobStatus:
         status.progress = _final_progress(previous.progress, summary, obs.now)
         status.checkpoints = checkpoints_of(summary) or previous.checkpoints
         # A preempted pod is often deleted before its replacement exists, so no pod is
-        # left to count; the trainer counts its resumes in the checkpoint store itself.
-        status.restarts = max(status.restarts, summary.resumes)
+        # left to count; the trainer counts its resumes in the checkpoint store itself,
+        # including the ones after a user's suspend, which are not restarts.
+        status.restarts = max(status.restarts, summary.resumes - suspensions)
         if state == "Succeeded":
             status.result = result_of(summary)
     return status
