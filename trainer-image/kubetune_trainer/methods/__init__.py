@@ -38,8 +38,13 @@ def build(ctx: MethodContext) -> Trainer:
         from kubetune_trainer import ewc as elastic
 
         dataset = ctx.spec.dataset
-        elastic.attach(trainer, ewc, ctx.tokenizer, seed=ctx.spec.training.seed,
-                       max_length=dataset.maxLength if dataset else DEFAULT_MAX_LENGTH)
+        elastic.attach(
+            trainer,
+            ewc,
+            ctx.tokenizer,
+            seed=ctx.spec.training.seed,
+            max_length=dataset.maxLength if dataset else DEFAULT_MAX_LENGTH,
+        )
     return trainer
 
 
