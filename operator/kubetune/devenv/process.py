@@ -9,6 +9,7 @@ Python process is killed (the children get SIGTERM through ``PR_SET_PDEATHSIG``)
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import ctypes
 import os
@@ -180,7 +181,7 @@ def poll(
         time.sleep(interval)
 
 
-class LocalServer:
+class LocalServer(abc.ABC):
     """Base of single-process servers (S3, Prometheus): workdir, context manager, stop.
 
     Subclasses implement :meth:`start` and set ``self.proc``; :meth:`stop` kills the
@@ -192,9 +193,9 @@ class LocalServer:
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix=prefix))
         self.proc: Process | None = None
 
+    @abc.abstractmethod
     def start(self, timeout: float = 60.0) -> Self:
         """Start the server and wait until it is ready."""
-        raise NotImplementedError
 
     def __enter__(self) -> Self:
         return self.start()
