@@ -4,21 +4,15 @@ holds secrets."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, StringConstraints
 
 from kubetune.api.base import ApiModel
 
 ConditionType = Literal["Accepted", "Queued", "Running", "Succeeded", "Failed", "Suspended"]
-CONDITION_TYPES: tuple[ConditionType, ...] = (
-    "Accepted",
-    "Queued",
-    "Running",
-    "Succeeded",
-    "Failed",
-    "Suspended",
-)
+#: The condition types in lifecycle order (the order status lists them in).
+CONDITION_TYPES: tuple[ConditionType, ...] = get_args(ConditionType)
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 #: The one-word summary shown by ``kubectl get ftj``: derived from the conditions.

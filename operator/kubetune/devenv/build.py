@@ -124,13 +124,10 @@ def _default_log(msg: str) -> None:
 
 def _mem_available() -> int:
     """Bytes of MemAvailable from /proc/meminfo (0 when unknown: then build serially)."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    with contextlib.suppress(OSError), open("/proc/meminfo", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
     return 0
 
 

@@ -40,11 +40,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
-    try:
+    with contextlib.suppress(OSError):  # no glibc: the child just won't follow us out
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
 
 
 def log_tail(path: Path, lines: int = 40) -> str:
