@@ -6,7 +6,7 @@ PIP := $(VENV)/bin/pip
 .PHONY: help venv system quickstart test test-unit test-cluster test-e2e cluster dev-cluster bench-operator lint crd
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -28,26 +28,20 @@ test: venv system  ## run the whole test suite (starts a real control plane and 
 test-unit: venv  ## run the unit tests only (no cluster, no S3, no training)
 	$(PYTHON) -m pytest tests/unit
 
-test-test-e2e: venv system  ## end to end: operator + trainer via the pod runner + S3 (~5 min)
-	$(PYTHON) -m pytest tests/e2e
-
-dev-cluster: venv system  ## control plane + S3 + operator + pod runner; prints KUBECONFIG and S3 settings (Ctrl-C stops)
-	$(VENV)/bin/kubetune dev
-
-cluster: venv system  ## cluster, S3 and Prometheus tests only
+test-cluster: venv system  ## cluster, S3 and Prometheus tests only
 	$(PYTHON) -m pytest tests/cluster
 
 test-e2e: venv system  ## end to end: operator + trainer via the pod runner + S3 (~5 min)
 	$(PYTHON) -m pytest tests/e2e
 
 dev-cluster: venv system  ## control plane + S3 + operator + pod runner; prints KUBECONFIG and S3 settings (Ctrl-C stops)
-	$(VENV)/bin/kubetune dev
+	$(PYTHON) -m devenv dev
 
 cluster: venv system  ## a control plane with fake GPU nodes until Ctrl-C (prints the KUBECONFIG export)
-	$(PYTHON) -m kubetune.devenv cluster
+	$(PYTHON) -m devenv cluster
 
 bench-operator: venv system  ## 500 FineTuneJobs against the test control plane (prints latency, RSS, requests/job)
-	$(PYTHON) bench/operator_scale.py
+	$(PYTHON) -m bench.operator_scale
 
 lint: venv  ## ruff and mypy
 	$(VENV)/bin/ruff check .

@@ -5,7 +5,7 @@
 #   (Argo CD health-check scripts run on gopher-lua, Lua 5.1 semantics).
 # - Go >= 1.26 must already be on PATH: kube-apiserver, kube-controller-manager,
 #   kube-scheduler, kubectl, etcd, kwok and helm are compiled from the Go module proxy and
-#   cached under ${XDG_CACHE_HOME:-~/.cache}/kubetune/bin (python -m kubetune.devenv build).
+#   cached under ${XDG_CACHE_HOME:-~/.cache}/kubetune/bin (python -m devenv build).
 #
 # Idempotent: installed packages and cached binaries are kept, so a second run takes
 # about a second. Quiet: only what it does and errors are printed.
@@ -37,6 +37,6 @@ fi
 
 python="${PYTHON:-.venv/bin/python}"
 if [ ! -x "$python" ]; then python=python3; fi
-"$python" -m kubetune.devenv build
+"$python" -m devenv build
 # Kueue and the monitoring CRDs (ServiceMonitor/PodMonitor) for the chart and Kueue tests.
 "$python" -m tests.cluster.external

@@ -1,6 +1,6 @@
 """Benchmark: 500 FineTuneJobs applied at once to the test control plane.
 
-    .venv/bin/python bench/operator_scale.py [--jobs 500] [--json]
+    .venv/bin/python -m bench.operator_scale [--jobs 500] [--json]
 
 Starts a fresh control plane (kube-apiserver with an audit log), installs the CRD,
 runs ``kubetune operator`` as its own process, creates ``--jobs`` FineTuneJobs from
@@ -39,11 +39,11 @@ from typing import Any
 
 from kubernetes import client, config, watch
 
+from devenv import build
+from devenv.cluster import TEST_PHASE_ANNOTATION, ControlPlane
+from devenv.process import Process, free_port, poll, wait_for
 from kubetune.api import GROUP, PLURAL, VERSION
 from kubetune.controller.kube import USER_AGENT
-from kubetune.devenv import build
-from kubetune.devenv.cluster import TEST_PHASE_ANNOTATION, ControlPlane
-from kubetune.devenv.process import Process, free_port, poll, wait_for
 from kubetune.render.labels import JOB_LABEL
 
 REPO = Path(__file__).resolve().parent.parent

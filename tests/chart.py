@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from kubetune.devenv import build
+from devenv import build
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "kubetune"

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from kubetune.devenv import build
+from devenv import build
 
 PROMETHEUS_OPERATOR = ("github.com/prometheus-operator/prometheus-operator", "v0.85.0")
 KUEUE = ("sigs.k8s.io/kueue", "v0.17.0")

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 import yaml
 
+from devenv.cluster import ControlPlane
 from kubetune.api import parse_finetunejob
-from kubetune.devenv.cluster import ControlPlane
 from kubetune.render.children import render_children
 from kubetune.render.options import RenderOptions
 from tests.chart import CHART, ROOT, VALUE_SETS, by_kind, helm, render

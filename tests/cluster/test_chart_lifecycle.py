@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 import yaml
 
-from kubetune.devenv.cluster import ControlPlane
-from kubetune.devenv.process import Process, free_port, poll, wait_for
+from devenv.cluster import ControlPlane
+from devenv.process import Process, free_port, poll, wait_for
 from tests.argocd_health import evaluate
 from tests.cases.manifests import valid_manifest
 from tests.chart import CHART, helm

@@ -18,8 +18,8 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from kubetune.devenv.cluster import ControlPlane
-from kubetune.devenv.process import poll
+from devenv.cluster import ControlPlane
+from devenv.process import poll
 from tests.cases.manifests import INVALID_CASES, VALID_SPEC_PATCHES, InvalidCase, valid_case
 
 pytestmark = pytest.mark.cluster

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from kubetune.devenv import build, versions
-from kubetune.devenv.cluster import ControlPlane, FakeNode
-from kubetune.devenv.process import ComponentError
+from devenv import build, versions
+from devenv.cluster import ControlPlane, FakeNode
+from devenv.process import ComponentError
 
 KUBERNETES_GOMOD_EXCERPT = """\
 module k8s.io/kubernetes

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from kubetune.devenv.certs import CertificateAuthority
-from kubetune.devenv.cluster import TEST_PHASE_ANNOTATION, ControlPlane
-from kubetune.devenv.process import Process, free_port, poll, wait_for
+from devenv.certs import CertificateAuthority
+from devenv.cluster import TEST_PHASE_ANNOTATION, ControlPlane
+from devenv.process import Process, free_port, poll, wait_for
 from tests.cases.manifests import valid_manifest
 from tests.chart import crd_documents
 from tests.cluster import external

@@ -5,7 +5,7 @@ Training pods land on KWOK GPU nodes; the operator puts ``kubetune.io/test-phase
 Running`` on every pod (``--pod-annotation``), so KWOK keeps them Running until a test
 ends the trainer the way a kubelet reports it: the test annotates the pod with the
 phase, exit code and termination message (the trainer's JSON summary), and KWOK writes
-them into the pod status (see :mod:`kubetune.devenv.cluster`).
+them into the pod status (see :mod:`devenv.cluster`).
 """
 
 from __future__ import annotations
@@ -23,15 +23,15 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from kubetune.api import GROUP, PLURAL, VERSION
-from kubetune.devenv.cluster import (
+from devenv.cluster import (
     TEST_EXIT_CODE_ANNOTATION,
     TEST_PHASE_ANNOTATION,
     TEST_TERMINATION_MESSAGE_ANNOTATION,
     ControlPlane,
 )
-from kubetune.devenv.process import Process, free_port, poll, wait_for
-from kubetune.devenv.prometheus import check_metrics
+from devenv.process import Process, free_port, poll, wait_for
+from devenv.prometheus import check_metrics
+from kubetune.api import GROUP, PLURAL, VERSION
 from kubetune.render.labels import JOB_LABEL
 from kubetune_trainer.metrics import TrainerMetrics
 from tests.cases.manifests import merge, valid_manifest

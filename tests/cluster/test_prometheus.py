@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from kubetune.devenv.prometheus import PrometheusServer, check_metrics
+from devenv.prometheus import PrometheusServer, check_metrics
 
 GOOD = """\
 # HELP kubetune_jobs_total FineTuneJobs reconciled.

@@ -6,7 +6,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from kubetune.devenv.s3 import S3Server
+from devenv.s3 import S3Server
 
 pytestmark = pytest.mark.s3
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from kubetune.devenv import versions
-from kubetune.devenv.cluster import (
+from devenv import versions
+from devenv.cluster import (
     LOCAL_EXEC_LABEL,
     TEST_EXIT_CODE_ANNOTATION,
     TEST_PHASE_ANNOTATION,
@@ -21,7 +21,7 @@ from kubetune.devenv.cluster import (
     ControlPlane,
     FakeNode,
 )
-from kubetune.devenv.process import poll
+from devenv.process import poll
 
 pytestmark = pytest.mark.cluster
 

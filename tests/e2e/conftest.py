@@ -6,7 +6,7 @@
     :data:`LOCAL_NODE_SELECTOR` (the session's ``cpu-0`` is a KWOK node whose pods
     "succeed" without running anything).
 ``pod_runner`` (session)
-    a started :class:`kubetune.devenv.podrunner.PodRunner` for ``local-0`` only (other
+    a started :class:`devenv.podrunner.PodRunner` for ``local-0`` only (other
     tests add local-exec nodes whose pods must be left alone).
 ``e2e_operator`` (session)
     ``kubetune operator`` as a child process watching the namespaces ``e2e-*`` only
@@ -35,9 +35,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from kubetune.api import GROUP, PLURAL, VERSION
-from kubetune.devenv.cluster import ControlPlane, FakeNode
-from kubetune.devenv.dev import (
+from devenv.cluster import ControlPlane, FakeNode
+from devenv.dev import (
     BUCKET,
     DATA_PREFIX,
     EXAMPLES,
@@ -46,9 +45,10 @@ from kubetune.devenv.dev import (
     start_operator,
     upload_dir,
 )
-from kubetune.devenv.podrunner import PodRunner
-from kubetune.devenv.process import Process, free_port, poll
-from kubetune.devenv.s3 import S3Server
+from devenv.podrunner import PodRunner
+from devenv.process import Process, free_port, poll
+from devenv.s3 import S3Server
+from kubetune.api import GROUP, PLURAL, VERSION
 from kubetune.render.labels import JOB_LABEL
 
 T = TypeVar("T")

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from kubetune.devenv.cluster import ControlPlane
-from kubetune.devenv.process import free_port
+from devenv.cluster import ControlPlane
+from devenv.process import free_port
 from tests.e2e.conftest import E2E
 
 pytestmark = pytest.mark.e2e

@@ -1,7 +1,8 @@
-"""``kubetune dev`` as a developer runs it: start, use what it prints, train, Ctrl-C.
+"""``make dev-cluster`` (``python -m devenv dev``) as a developer runs it: start, use
+what it prints, train, Ctrl-C.
 
 The quickstart manifest (``examples/quickstart-cluster.yaml``) is applied unchanged
-except for fewer steps, with kubectl and the exports ``kubetune dev`` printed, so the
+except for fewer steps, with kubectl and the exports it printed, so the
 documented path (no node selector, the ``s3-credentials`` Secret, the uploaded data)
 is what is tested.
 """
@@ -14,7 +15,7 @@ import re
 import signal
 import socket
 import subprocess
-import sysconfig
+import sys
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -23,13 +24,13 @@ import boto3
 import pytest
 import yaml
 
-from kubetune.devenv import build
-from kubetune.devenv.dev import EXAMPLES
-from kubetune.devenv.process import poll
+from devenv import build
+from devenv.dev import EXAMPLES
+from devenv.process import poll
 
 pytestmark = pytest.mark.e2e
 
-KUBETUNE = str(Path(sysconfig.get_path("scripts")) / "kubetune")
+ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = "# Ctrl-C stops everything."
 
 
@@ -40,11 +41,11 @@ def _read_until_ready(proc: subprocess.Popen[str], timeout: float) -> list[str]:
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:
-            raise AssertionError("kubetune dev exited:\n" + "".join(lines))
+            raise AssertionError("devenv dev exited:\n" + "".join(lines))
         lines.append(line)
         if line.strip() == READY_LINE:
             return lines
-    raise AssertionError("kubetune dev not ready in time:\n" + "".join(lines))
+    raise AssertionError("devenv dev not ready in time:\n" + "".join(lines))
 
 
 def _refuses(url: str) -> bool:
@@ -57,9 +58,17 @@ def test_kubetune_dev_trains_the_quickstart_and_stops_cleanly(tmp_path: Path) ->
     bins = build.ensure_built()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     crd = os.environ.get("KUBETUNE_E2E_CRD")
-    args = [KUBETUNE, "dev", "--workdir", str(tmp_path / "dev"), *(["--crd", crd] if crd else [])]
+    args = [
+        sys.executable,
+        "-m",
+        "devenv",
+        "dev",
+        "--workdir",
+        str(tmp_path / "dev"),
+        *(["--crd", crd] if crd else []),
+    ]
     proc = subprocess.Popen(
-        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT
     )
     try:
         lines = _read_until_ready(proc, timeout=120)

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from kubetune.devenv.podrunner import PodRunner
-from kubetune.devenv.process import free_port, poll
+from devenv.podrunner import PodRunner
+from devenv.process import free_port, poll
 from tests.e2e.conftest import LOCAL_NODE_SELECTOR
 
 pytestmark = pytest.mark.e2e

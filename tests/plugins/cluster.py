@@ -5,7 +5,7 @@ Fixtures:
 ``control_plane`` (session)
     builds the pinned binaries if the cache lacks them (a failed build fails the tests
     with the build's error, never a skip) and starts a
-    :class:`kubetune.devenv.cluster.ControlPlane`; torn down at session end.
+    :class:`devenv.cluster.ControlPlane`; torn down at session end.
 ``kube`` (session)
     a ``kubernetes.client.ApiClient`` for the admin kubeconfig.
 ``kubectl`` (session)
@@ -26,9 +26,9 @@ from typing import Any
 
 import pytest
 
-from kubetune.devenv import build
-from kubetune.devenv.cluster import ControlPlane
-from kubetune.devenv.process import poll
+from devenv import build
+from devenv.cluster import ControlPlane
+from devenv.process import poll
 
 _CLUSTER_FIXTURES = {"control_plane", "kube", "kubectl", "namespace"}
 

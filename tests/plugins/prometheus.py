@@ -3,7 +3,7 @@
 ``promtool`` (session): path of Debian's ``promtool`` (a missing binary is an error that
 says how to install it, not a skip).
 ``prometheus_server`` (function): factory ``prometheus_server("127.0.0.1:8000", ...)``
-returning a started :class:`kubetune.devenv.prometheus.PrometheusServer` scraping that
+returning a started :class:`devenv.prometheus.PrometheusServer` scraping that
 target (or list of targets); every server is stopped after the test.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from kubetune.devenv.prometheus import PrometheusServer, promtool_path
+from devenv.prometheus import PrometheusServer, promtool_path
 
 
 @pytest.fixture(scope="session")

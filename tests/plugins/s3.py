@@ -1,6 +1,6 @@
 """pytest plugin: a real S3 server (SeaweedFS) on loopback.
 
-``s3`` (session): a started :class:`kubetune.devenv.s3.S3Server` with ``endpoint``,
+``s3`` (session): a started :class:`devenv.s3.S3Server` with ``endpoint``,
 ``access_key``, ``secret_key``, ``region``, ``bucket`` (``kubetune``, created at start),
 ``client()`` (boto3) and ``env()`` (AWS_* variables for SDKs and subprocesses). Tests
 using it are marked ``s3`` automatically.
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from kubetune.devenv.s3 import S3Server
+from devenv.s3 import S3Server
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from kubetune.devenv.s3 import S3Server
+from devenv.s3 import S3Server
 from kubetune_trainer import exit_codes, storage, uploads
 from kubetune_trainer.checkpoints import MARKER, CheckpointStore
 from kubetune_trainer.run import RunOptions, execute, train

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 
 import pytest
-from bench.trainer_vs_trl import Setting, kubetune_spec, plain_trl_sft
 
+from bench.trainer_vs_trl import Setting, kubetune_spec, plain_trl_sft
 from kubetune.api.loading import parse_finetunejob
 from kubetune.render.trainer_config import render_trainer_config
 from kubetune_trainer.builtin import materialize

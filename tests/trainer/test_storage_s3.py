@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kubetune.devenv.s3 import S3Server
+from devenv.s3 import S3Server
 from kubetune_trainer import storage
 from kubetune_trainer.builtin import materialize
 from kubetune_trainer.errors import InfrastructureError, InvalidConfigError

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from kubetune.devenv.podrunner import plan
-from kubetune.devenv.podrunner.plan import ConfigError, Mount
+from devenv.podrunner import plan
+from devenv.podrunner.plan import ConfigError, Mount
 
 
 class FakeLookup:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kubetune.devenv.podrunner.logserver import tail_bytes
-from kubetune.devenv.podrunner.runner import loopback_addresses, runnable_node
-from kubetune.devenv.podrunner.status import (
+from devenv.podrunner.logserver import tail_bytes
+from devenv.podrunner.runner import loopback_addresses, runnable_node
+from devenv.podrunner.status import (
     Running,
     Terminated,
     Waiting,

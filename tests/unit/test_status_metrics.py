@@ -6,8 +6,8 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
+from devenv.prometheus import check_metrics
 from kubetune import metrics
-from kubetune.devenv.prometheus import check_metrics
 
 
 def page_with_jobs() -> str:

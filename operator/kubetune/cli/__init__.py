@@ -16,7 +16,6 @@ from kubetune import __version__
 from kubetune.cli import (
     crd,
     data,
-    dev,
     estimate,
     get,
     logs,
@@ -27,7 +26,7 @@ from kubetune.cli import (
     watch,
 )
 
-SUBCOMMANDS = (crd, validate, run, estimate, get, watch, logs, plot, data, operator, dev)
+SUBCOMMANDS = (crd, validate, run, estimate, get, watch, logs, plot, data, operator)
 
 
 def build_parser() -> argparse.ArgumentParser:

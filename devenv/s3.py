@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from kubetune.devenv.process import ComponentError, LocalServer, Process, wait_for
+from devenv.process import ComponentError, LocalServer, Process, wait_for
 
 Log = Callable[[str], None]
 
@@ -91,7 +91,7 @@ class S3Server(LocalServer):
         self.access_key = access_key
         self.secret_key = secret_key or secrets.token_hex(16)
         self.region = region
-        self.log = log or (lambda m: print(f"[kubetune.devenv s3] {m}", flush=True))
+        self.log = log or (lambda m: print(f"[devenv s3] {m}", flush=True))
         taken: set[int] = set()
         self.ports = {svc: free_port_pair(taken) for svc in _SERVICES}
         self.ports["iceberg"] = free_port_pair(taken)

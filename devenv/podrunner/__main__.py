@@ -1,4 +1,4 @@
-"""``python -m kubetune.devenv.podrunner``: run local-exec pods until Ctrl-C (dev only)."""
+"""``python -m devenv.podrunner``: run local-exec pods until Ctrl-C (dev only)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from kubetune.devenv.podrunner.runner import PodRunner
+from devenv.podrunner.runner import PodRunner
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m kubetune.devenv.podrunner",
+        prog="python -m devenv.podrunner",
         description="Run the pods of kubetune.io/local-exec=true nodes as local processes "
         "(a kubelet stand-in for the test/dev cluster; never for a real cluster).",
     )
@@ -31,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with PodRunner(args.kubeconfig, workdir, nodes=args.node):
-        logging.getLogger("kubetune.devenv.podrunner").info("pod dirs and logs in %s", workdir)
+        logging.getLogger("devenv.podrunner").info("pod dirs and logs in %s", workdir)
         stop.wait()
     return 0
 

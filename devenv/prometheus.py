@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from kubetune.devenv.process import ComponentError, LocalServer, Process, free_port, wait_for
+from devenv.process import ComponentError, LocalServer, Process, free_port, wait_for
 
 Log = Callable[[str], None]
 
@@ -88,7 +88,7 @@ class PrometheusServer(LocalServer):
         super().__init__(workdir, "kubetune-prom-")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log or (lambda m: print(f"[kubetune.devenv prometheus] {m}", flush=True))
+        self.log = log or (lambda m: print(f"[devenv prometheus] {m}", flush=True))
 
     def start(self, timeout: float = 60.0) -> PrometheusServer:
         """Write the config, start the server, wait until ``/-/ready`` answers 200."""

@@ -1,9 +1,11 @@
-"""Command line for the dev environment.
+"""Command line for the dev environment (run from the repository root).
 
-``python -m kubetune.devenv build``    build (or reuse) every pinned binary and list them.
-``python -m kubetune.devenv cluster``  start a control plane with fake GPU nodes, print
+``python -m devenv build``    build (or reuse) every pinned binary and list them.
+``python -m devenv cluster``  start a control plane with fake GPU nodes, print
 the KUBECONFIG export line, wait for Ctrl-C, then tear it down.
-``python -m kubetune.devenv s3``       start SeaweedFS on loopback and print its endpoint.
+``python -m devenv s3``       start SeaweedFS on loopback and print its endpoint.
+``python -m devenv dev``      a whole kubetune installation that really trains
+(``make dev-cluster``): control plane, S3, the operator, a node for the trainer pods.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from kubetune.devenv import build, versions
+from devenv import build, versions
 
 
 def _cmd_build(_: argparse.Namespace) -> int:
@@ -41,7 +43,7 @@ def _wait_for_interrupt() -> None:
 
 
 def _cmd_cluster(args: argparse.Namespace) -> int:
-    from kubetune.devenv.cluster import ComponentError, ControlPlane
+    from devenv.cluster import ComponentError, ControlPlane
 
     try:
         bins = build.ensure_built()
@@ -77,7 +79,7 @@ def _cmd_cluster(args: argparse.Namespace) -> int:
 
 
 def _cmd_s3(args: argparse.Namespace) -> int:
-    from kubetune.devenv.s3 import S3Server
+    from devenv.s3 import S3Server
 
     with S3Server(buckets=args.bucket or ["kubetune"]) as s3:
         print(
@@ -89,10 +91,44 @@ def _cmd_s3(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dev(args: argparse.Namespace) -> int:
+    from devenv.dev import DevEnvironment, write_env_file
+    from devenv.process import ComponentError
+
+    if args.workdir is not None and args.workdir.exists() and any(args.workdir.iterdir()):
+        # An old etcd, PKI and S3 volume would be half reused: start clean instead.
+        print(f"devenv dev: --workdir {args.workdir} is not empty", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    env = DevEnvironment(args.workdir, operator=args.operator, crd=args.crd)
+    try:
+        env.start()
+    except (build.BuildError, ComponentError, TimeoutError) as e:
+        print(f"devenv dev: failed to start: {e}", file=sys.stderr)
+        return 1
+    try:
+        sys.stdout.write(env.settings())
+        print(f"# the same, to source in another shell: {write_env_file(env)}")
+        print(
+            "# try: kubectl apply -f examples/quickstart-cluster.yaml && kubetune watch quickstart"
+        )
+        print("# Ctrl-C stops everything.", flush=True)
+        while not stop.wait(2.0):
+            env.check_alive()
+    except ComponentError as e:
+        print(f"devenv dev: {e}", file=sys.stderr)
+        return 1
+    finally:
+        env.stop()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m kubetune.devenv``."""
+    """Entry point of ``python -m devenv``."""
     parser = argparse.ArgumentParser(
-        prog="python -m kubetune.devenv",
+        prog="python -m devenv",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -104,8 +140,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--ready-file", help="write the kubeconfig path here once ready")
     p = sub.add_parser("s3", help="run a SeaweedFS S3 server until Ctrl-C")
     p.add_argument("--bucket", action="append", help="bucket to create (repeatable)")
+    p = sub.add_parser("dev", help="run a local dev installation that trains, until Ctrl-C")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        help="an empty or new directory to keep everything in (logs, S3 data, pod dirs) "
+        "instead of a temporary directory that is removed at exit",
+    )
+    p.add_argument(
+        "--no-operator",
+        dest="operator",
+        action="store_false",
+        help="don't start the operator (run your own `kubetune operator` against it)",
+    )
+    p.add_argument(
+        "--crd",
+        type=Path,
+        metavar="FILE",
+        help="apply this CRD instead of the one generated from the API models "
+        "(a CRD under development)",
+    )
     args = parser.parse_args(argv)
-    handlers = {"build": _cmd_build, "cluster": _cmd_cluster, "s3": _cmd_s3}
+    handlers = {"build": _cmd_build, "cluster": _cmd_cluster, "s3": _cmd_s3, "dev": _cmd_dev}
     return handlers[args.command](args)
 
 

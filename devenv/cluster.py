@@ -3,7 +3,7 @@
 Why: kubetune is an operator, so its tests need a real kube-apiserver (schema and CEL
 validation, RBAC, server-side apply, the Job controller, the scheduler, the garbage
 collector), not a mock. The machines have no container engine, so every component is a
-plain process built by :mod:`kubetune.devenv.build`:
+plain process built by :mod:`devenv.build`:
 
 * etcd (``--unsafe-no-fsync``: the data dir is thrown away anyway),
 * kube-apiserver with RBAC authorization, client-certificate auth, service-account keys,
@@ -15,7 +15,7 @@ Every port is picked by the kernel, and everything lives in one work directory, 
 clusters can run side by side. Readiness is polled (etcd ``/health``, the apiserver's
 ``/readyz``, the controller-manager's ``/healthz``, the scheduler's ``/readyz``, node
 ``Ready`` conditions, the ``default`` service account); a component that dies or does not
-get ready raises :class:`~kubetune.devenv.process.ComponentError` with its log tail.
+get ready raises :class:`~devenv.process.ComponentError` with its log tail.
 
 Fake nodes (:data:`DEFAULT_NODES`): ``gpu-h100-0`` and ``gpu-h100-1`` (8 x
 ``nvidia.com/gpu``, label ``nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3``), ``gpu-a100-0``
@@ -39,7 +39,7 @@ Pod lifecycle (KWOK stages written by :func:`pod_stages`), keys to remember:
 
 Deleted pods on KWOK nodes are finalised and removed by KWOK (what a kubelet would do).
 
-Run ``python -m kubetune.devenv cluster`` for a cluster on the command line.
+Run ``python -m devenv cluster`` for a cluster on the command line.
 """
 
 from __future__ import annotations
@@ -62,9 +62,9 @@ from typing import Any
 
 import yaml
 
-from kubetune.devenv import build
-from kubetune.devenv.certs import CertificateAuthority, KeyPair, service_account_keys
-from kubetune.devenv.process import ComponentError, Process, free_port, wait_for
+from devenv import build
+from devenv.certs import CertificateAuthority, KeyPair, service_account_keys
+from devenv.process import ComponentError, Process, free_port, wait_for
 
 __all__ = [
     "DEFAULT_NODES",
@@ -248,7 +248,7 @@ class KubectlError(subprocess.CalledProcessError):
 
 
 def _default_log(msg: str) -> None:
-    print(f"[kubetune.devenv cluster] {msg}", flush=True)
+    print(f"[devenv cluster] {msg}", flush=True)
 
 
 class ControlPlane:
@@ -330,9 +330,7 @@ class ControlPlane:
     def _start(self, deadline: float) -> None:
         missing = [str(p) for p in vars(self.bins).values() if not Path(p).is_file()]
         if missing:
-            raise ComponentError(
-                f"binaries missing: {missing}; run `python -m kubetune.devenv build`"
-            )
+            raise ComponentError(f"binaries missing: {missing}; run `python -m devenv build`")
         self.logs.mkdir(parents=True, exist_ok=True)
         ca, _admin, sa = self._write_pki()
         etcd = self._start_etcd(deadline)

@@ -19,7 +19,7 @@ GOCACHE are the user's, so a version bump only recompiles what changed. A finish
 build leaves a ``.built`` stamp; a warm run checks stamps and returns in well under a
 second. Builds take a file lock, so concurrent pytest sessions do not build twice.
 
-Run ``python -m kubetune.devenv build`` to build everything.
+Run ``python -m devenv build`` to build everything.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubetune.devenv import versions
+from devenv import versions
 
 Log = Callable[[str], None]
 
@@ -119,7 +119,7 @@ def binaries() -> Binaries:
 
 
 def _default_log(msg: str) -> None:
-    print(f"[kubetune.devenv build] {msg}", file=sys.stderr, flush=True)
+    print(f"[devenv build] {msg}", file=sys.stderr, flush=True)
 
 
 def _mem_available() -> int:

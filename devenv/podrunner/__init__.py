@@ -8,7 +8,7 @@ run kubetune's end-to-end tests and ``kubetune dev`` have no container engine, a
 trainer pods must really train for those tests to mean anything.
 
 Which pods: those bound to nodes labelled ``kubetune.io/local-exec=true`` (see
-:mod:`kubetune.devenv.cluster`: a KWOK instance keeps such nodes Ready but leaves their
+:mod:`devenv.cluster`: a KWOK instance keeps such nodes Ready but leaves their
 pods alone) that are KWOK fake nodes (annotation ``kwok.x-k8s.io/node: fake``); a real
 node carrying the label by mistake is refused with an error in the log.
 
@@ -22,9 +22,9 @@ and served to the API server's ``pods/log`` (``kubectl logs [-f]``, ``kubetune l
 by :mod:`.logserver`, whose address the runner writes into its nodes' status. Not
 served: ``exec``, ``attach``, ``port-forward``.
 
-    python -m kubetune.devenv.podrunner --kubeconfig KUBECONFIG --workdir DIR
+    python -m devenv.podrunner --kubeconfig KUBECONFIG --workdir DIR
 """
 
-from kubetune.devenv.podrunner.runner import LOCAL_EXEC_LABEL, LocalPod, PodRunner
+from devenv.podrunner.runner import LOCAL_EXEC_LABEL, LocalPod, PodRunner
 
 __all__ = ["LOCAL_EXEC_LABEL", "LocalPod", "PodRunner"]

@@ -2,7 +2,7 @@
 
 One thread per local-exec node watches that node's pods (field selector
 ``spec.nodeName=<node>``, never every pod); one thread per pod runs its process. Nodes
-are found by their label :data:`~kubetune.devenv.cluster.LOCAL_EXEC_LABEL` (polled: a
+are found by their label :data:`~devenv.cluster.LOCAL_EXEC_LABEL` (polled: a
 dev cluster has a handful of nodes) unless the names are given.
 
 What the runner does for a pod, in the kubelet's order:
@@ -46,9 +46,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kubetune.devenv.podrunner import plan
-from kubetune.devenv.podrunner.logserver import LogServer
-from kubetune.devenv.podrunner.status import (
+from devenv.podrunner import plan
+from devenv.podrunner.logserver import LogServer
+from devenv.podrunner.status import (
     ContainerState,
     Running,
     Terminated,
@@ -57,9 +57,9 @@ from kubetune.devenv.podrunner.status import (
     pod_status,
     termination_message,
 )
-from kubetune.devenv.process import _die_with_parent
+from devenv.process import _die_with_parent
 
-log = logging.getLogger("kubetune.devenv.podrunner")
+log = logging.getLogger("devenv.podrunner")
 
 LOCAL_EXEC_LABEL = "kubetune.io/local-exec"
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
@@ -103,7 +103,7 @@ def runnable_node(node: Mapping[str, Any]) -> bool:
 
 
 class ApiLookup:
-    """:class:`~kubetune.devenv.podrunner.plan.Lookup` reading Secrets/ConfigMaps live."""
+    """:class:`~devenv.podrunner.plan.Lookup` reading Secrets/ConfigMaps live."""
 
     def __init__(self, core: Any) -> None:
         self.core = core

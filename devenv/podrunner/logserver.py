@@ -25,9 +25,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-from kubetune.devenv.certs import CertificateAuthority
+from devenv.certs import CertificateAuthority
 
-log = logging.getLogger("kubetune.devenv.podrunner")
+log = logging.getLogger("devenv.podrunner")
 
 #: (namespace, pod, container) -> (log file, "is the container still running?") or None.
 Resolve = Callable[[str, str, str], tuple[Path, Callable[[], bool]] | None]

@@ -2,10 +2,10 @@
 
 What it starts, in order (everything local, on loopback, in one work directory):
 
-1. a real control plane (:mod:`kubetune.devenv.cluster`) whose only node is
+1. a real control plane (:mod:`devenv.cluster`) whose only node is
    ``local-0``, a CPU node labelled ``kubetune.io/local-exec=true`` (no KWOK GPU nodes:
    a job scheduled there would "finish" without training, which is worse than Pending);
-2. S3 (SeaweedFS, :mod:`kubetune.devenv.s3`) with the bucket ``kubetune``; the
+2. S3 (SeaweedFS, :mod:`devenv.s3`) with the bucket ``kubetune``; the
    quickstart dataset (``examples/quickstart-data/``) is uploaded to
    ``s3://kubetune/quickstart-data/``;
 3. the FineTuneJob CRD, and the Secret ``s3-credentials`` in ``default`` (the keys
@@ -14,7 +14,7 @@ What it starts, in order (everything local, on loopback, in one work directory):
 4. the operator, ``kubetune operator --all-namespaces --standalone``, as a child process,
    with a free port as the trainers' metrics port (pods bind their own loopback address,
    but a host process on ``0.0.0.0:9090``, a local Prometheus say, would still collide);
-5. the pod runner (:mod:`kubetune.devenv.podrunner`), which runs the trainer pods as
+5. the pod runner (:mod:`devenv.podrunner`), which runs the trainer pods as
    local processes: the stand-in for a kubelet and a container runtime.
 
 Then ``kubectl apply -f examples/quickstart-cluster.yaml`` trains the tiny model and
@@ -35,11 +35,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from kubetune.devenv import build
-from kubetune.devenv.cluster import ControlPlane, FakeNode
-from kubetune.devenv.podrunner import PodRunner
-from kubetune.devenv.process import Process, free_port, poll, wait_for
-from kubetune.devenv.s3 import S3Server
+from devenv import build
+from devenv.cluster import ControlPlane, FakeNode
+from devenv.podrunner import PodRunner
+from devenv.process import Process, free_port, poll, wait_for
+from devenv.s3 import S3Server
 
 Log = Callable[[str], None]
 
@@ -48,7 +48,7 @@ BUCKET = "kubetune"
 SECRET_NAME = "s3-credentials"
 DATA_PREFIX = "quickstart-data"
 #: The repository's examples (``kubetune dev`` runs from a source checkout).
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def install_crd(cp: ControlPlane, path: Path | None = None) -> None:
@@ -212,7 +212,7 @@ class DevEnvironment:
             )
         handler = logging.FileHandler(self.workdir / "podrunner.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        runner_log = logging.getLogger("kubetune.devenv.podrunner")
+        runner_log = logging.getLogger("devenv.podrunner")
         runner_log.addHandler(handler)
         runner_log.setLevel(logging.INFO)
         self.runner = PodRunner(self.cp.kubeconfig, self.workdir / "podrunner").start()
@@ -235,7 +235,7 @@ class DevEnvironment:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def check_alive(self) -> None:
-        """Raise :class:`~kubetune.devenv.process.ComponentError` (with the log tail)
+        """Raise :class:`~devenv.process.ComponentError` (with the log tail)
         if a component died."""
         if self.cp is not None:
             self.cp.check_alive()
