@@ -295,6 +295,41 @@ def test_failure_without_a_summary_uses_the_job_reason_and_the_log_tail() -> Non
     assert "ImportError" in message(status, "Failed")
 
 
+def _oom_killed_pod(name: str = "demo-abc") -> PodView:
+    return pod(
+        name,
+        phase="Failed",
+        terminated={"exitCode": 137, "reason": "OOMKilled", "message": "step 3 loss 4.1"},
+    )
+
+
+def test_oom_kill_fails_naming_the_container_and_the_memory_limit() -> None:
+    failure = {"type": "Failed", "reason": "BackoffLimitExceeded", "message": "too many"}
+    status = observe(
+        job(conditions=[failure]),
+        [_oom_killed_pod()],
+        the_spec=spec({"resources": {"memory": "600Mi"}}),
+    )
+    assert conditions(status)["Failed"] == ("True", "OOMKilled")
+    text = message(status, "Failed")
+    assert "container trainer of pod demo-abc was OOM-killed (exit 137)" in text
+    assert "spec.resources.memory (600Mi)" in text
+    event = transition(FineTuneJobStatus(), status)
+    assert event is not None and (event.type, event.reason) == ("Warning", "OOMKilled")
+
+
+def test_oom_kill_without_a_limit_says_to_set_one() -> None:
+    failure = {"type": "Failed", "reason": "BackoffLimitExceeded", "message": "too many"}
+    status = observe(job(conditions=[failure]), [_oom_killed_pod()])
+    assert "spec.resources.memory is unset" in message(status, "Failed")
+
+
+def test_oom_killed_pod_being_retried_says_so() -> None:
+    status = observe(job(active=0), [_oom_killed_pod()])
+    assert conditions(status)["Running"] == ("False", "Restarting")
+    assert "OOMKilled: container trainer of pod demo-abc" in message(status, "Running")
+
+
 def test_deadline_beats_the_trainers_interrupted_summary() -> None:
     stopped = ended_trainer("Interrupted", "Interrupted", "SIGTERM", 5)
     failure = {"type": "Failed", "reason": "DeadlineExceeded", "message": "active deadline"}

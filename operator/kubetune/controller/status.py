@@ -28,6 +28,7 @@ from kubetune.api.status import (
 )
 from kubetune.controller.summary import checkpoints_of, parse_summary, result_of
 from kubetune.controller.views import JobView, PodView
+from kubetune.render.pod import CONTAINER_NAME
 from kubetune_trainer import exit_codes
 from kubetune_trainer.termination import Summary
 
@@ -85,19 +86,45 @@ def _own_pods(obs: Observation) -> list[PodView]:
     return [pod for pod in obs.pods if pod.job_uid == obs.job.uid]
 
 
-def _last_summary(pods: Sequence[PodView], phase: str) -> tuple[Summary | None, str]:
-    """Summary (and raw message) of the newest terminated pod in ``phase``, rank 0 first."""
+def _last_ended(pods: Sequence[PodView], phase: str) -> PodView | None:
+    """The newest pod that terminated in ``phase``, rank 0 first."""
     ended = [p for p in pods if p.phase == phase and p.terminated is not None]
-    if not ended:
-        return None, ""
 
     def newest(pod: PodView) -> tuple[bool, float]:
         finished = pod.terminated.finished_at if pod.terminated else None
         return pod.index == 0, (finished.timestamp() if finished else 0.0)
 
-    pod = max(ended, key=newest)
-    message = pod.terminated.message if pod.terminated else ""
+    return max(ended, key=newest) if ended else None
+
+
+def _last_summary(pods: Sequence[PodView], phase: str) -> tuple[Summary | None, str]:
+    """Summary (and raw message) of the newest terminated pod in ``phase``, rank 0 first."""
+    pod = _last_ended(pods, phase)
+    message = pod.terminated.message if pod is not None and pod.terminated else ""
     return parse_summary(message), message.strip()
+
+
+def _oom_killed(pods: Sequence[PodView], spec: FineTuneJobSpec) -> str | None:
+    """What to tell the user when the newest failed trainer was OOM-killed, else ``None``.
+
+    The kernel kills the trainer without warning, so it leaves no summary of its own;
+    the container's ``OOMKilled`` reason is the only account, and the limit it hit is
+    ``spec.resources.memory`` (or, without one, the node's memory).
+    """
+    pod = _last_ended(pods, "Failed")
+    if pod is None or pod.terminated is None or pod.terminated.reason != "OOMKilled":
+        return None
+    memory = spec.resources.memory
+    limit = (
+        f"its memory limit, spec.resources.memory ({memory}); raise spec.resources.memory"
+        if memory
+        else "the node had free (spec.resources.memory is unset); set spec.resources.memory "
+        "to what the job needs so that it is scheduled where that much is free"
+    )
+    return (
+        f"container {CONTAINER_NAME} of pod {pod.name} was OOM-killed "
+        f"(exit {pod.terminated.exit_code}): the trainer needed more memory than {limit}"
+    )
 
 
 def _invalid(draft: _Draft, obs: Observation) -> None:
@@ -122,14 +149,18 @@ def _succeeded(draft: _Draft, pods: Sequence[PodView]) -> None:
         draft.set(kind, "False", "Finished", "the job has finished")
 
 
-def _failed(draft: _Draft, job: JobView, pods: Sequence[PodView]) -> None:
+def _failed(draft: _Draft, job: JobView, pods: Sequence[PodView], spec: FineTuneJobSpec) -> None:
     job_failure = job.failure
     job_reason = job_failure.reason if job_failure else "Failed"
     job_message = job_failure.message if job_failure else ""
     summary, raw = _last_summary(pods, "Failed")
     draft.summary = summary
+    oom = _oom_killed(pods, spec)
     if job_reason in _JOB_DECIDED:
         reason, message = job_reason, job_message
+    elif oom is not None:
+        reason = "OOMKilled"
+        message = oom + (f" ({job_reason}: {job_message})" if job_message else "")
     elif summary is not None:
         reason = summary.reason or job_reason
         message = summary.message + (f" ({job_reason}: {job_message})" if job_message else "")
@@ -186,7 +217,14 @@ def _active(draft: _Draft, spec: FineTuneJobSpec, pods: Sequence[PodView]) -> No
         draft.set("Running", "True", "Finishing", "the trainer exited; the Job is completing")
     elif not live and any(p.phase == "Failed" for p in pods):
         summary, raw = _last_summary(pods, "Failed")
-        why = f"{summary.reason}: {summary.message}" if summary else raw or "pod failed"
+        oom = _oom_killed(pods, spec)
+        why = (
+            f"OOMKilled: {oom}"
+            if oom
+            else f"{summary.reason}: {summary.message}"
+            if summary
+            else raw or "pod failed"
+        )
         if summary is not None and summary.exitCode in exit_codes.NON_RETRIABLE:
             # podFailurePolicy fails the Job for this exit code; its condition follows
             draft.set("Queued", "False", "Scheduled", "every pod is on a node")
@@ -210,7 +248,7 @@ def _lifecycle(draft: _Draft, obs: Observation, spec: FineTuneJobSpec) -> None:
         _succeeded(draft, pods)
         return
     if job is not None and job.failure:
-        _failed(draft, job, pods)
+        _failed(draft, job, pods, spec)
         return
     _not_finished(draft)
     if spec.suspend:
