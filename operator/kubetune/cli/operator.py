@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import random
+from collections.abc import Mapping
 from typing import Any
 
 from kubetune.render.options import (
@@ -139,6 +141,17 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
+def peering_identity(env: Mapping[str, str]) -> str | None:
+    """This replica's name among its peers: the pod's name in a cluster (the chart sets
+    ``KUBETUNE_OPERATOR_POD``), unique per replica and readable in the peering object.
+
+    kopf's own default (``user@host``) looks the process's uid up in ``/etc/passwd``,
+    which fails for the numeric non-root user the image runs as; ``None`` (outside a
+    pod) keeps that default.
+    """
+    return env.get("KUBETUNE_OPERATOR_POD") or None
+
+
 def run(args: argparse.Namespace) -> int:
     import kopf
 
@@ -174,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
         "off" if args.standalone else f"{args.peering} (priority {priority})",
     )
     kopf.run(
+        # kopf types identities as a NewType of str.
+        identity=peering_identity(os.environ),  # type: ignore[arg-type]
         clusterwide=args.all_namespaces,
         namespaces=args.namespaces or (),
         standalone=args.standalone,
