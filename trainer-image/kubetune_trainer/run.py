@@ -234,6 +234,14 @@ def _build(config: TrainerConfig, options: RunOptions) -> _Session:
             model_dir, spec.adapter, spec.training, tokenizer, classifier=classifier
         )
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        log.info(
+            "distributed: rank %s of %d, rendezvous %s:%s",
+            os.environ.get("RANK", "0"),
+            world,
+            os.environ.get("MASTER_ADDR", "?"),
+            os.environ.get("MASTER_PORT", "?"),
+        )
     batch = memory.batch_size(
         spec.training, on_gpu=torch.cuda.is_available(), train_rows=len(prepared.train)
     )
