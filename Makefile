@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: help venv system quickstart test test-unit test-cluster test-e2e cluster dev-cluster bench-operator lint crd
+.PHONY: help venv system images quickstart test test-unit test-cluster test-e2e cluster dev-cluster bench-operator lint crd
 
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -22,7 +22,10 @@ quickstart: venv  ## train a LoRA adapter on CPU from examples/quickstart.yaml (
 system: venv  ## Debian packages (prometheus, lua5.1) and the control-plane binaries (cached)
 	PYTHON=$(PYTHON) bash .ci/install-system.sh
 
-test: venv system  ## run the whole test suite (starts a real control plane and S3 on loopback)
+images: venv system  ## build the trainer and operator images (podman, cached by input hash) for the real node
+	$(PYTHON) -m devenv images
+
+test: venv system images  ## run the whole test suite (control plane, real node, S3; needs root)
 	$(PYTHON) -m pytest
 
 test-unit: venv  ## run the unit tests only (no cluster, no S3, no training)
@@ -31,10 +34,10 @@ test-unit: venv  ## run the unit tests only (no cluster, no S3, no training)
 test-cluster: venv system  ## cluster, S3 and Prometheus tests only
 	$(PYTHON) -m pytest tests/cluster
 
-test-e2e: venv system  ## end to end: operator + trainer via the pod runner + S3 (~5 min)
-	$(PYTHON) -m pytest tests/e2e
+test-e2e: venv system images  ## end to end on the real node: chart, operator and trainer images, S3
+	$(PYTHON) -m pytest tests/dev tests/e2e
 
-dev-cluster: venv system  ## control plane + S3 + operator + pod runner; prints KUBECONFIG and S3 settings (Ctrl-C stops)
+dev-cluster: venv system images  ## control plane + real node + S3 + operator; prints KUBECONFIG and S3 settings (Ctrl-C stops)
 	$(PYTHON) -m devenv dev
 
 cluster: venv system  ## a control plane with fake GPU nodes until Ctrl-C (prints the KUBECONFIG export)

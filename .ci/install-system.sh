@@ -2,17 +2,25 @@
 # System dependencies of the test suite, then the control-plane binaries.
 #
 # - Debian packages: prometheus (prometheus + promtool for the metrics tests), lua5.1
-#   (Argo CD health-check scripts run on gopher-lua, Lua 5.1 semantics).
+#   (Argo CD health-check scripts run on gopher-lua, Lua 5.1 semantics); for the images and
+#   the real node: mmdebstrap (the Debian base image), podman (builds the Dockerfiles),
+#   runc (the container runtime), containernetworking-plugins (the pod network's bridge),
+#   iptables and conntrack (kube-proxy), iproute2 (the node's network namespace), gcc
+#   (the pod sandbox's static pause binary).
 # - Go >= 1.26 must already be on PATH: kube-apiserver, kube-controller-manager,
 #   kube-scheduler, kubectl, etcd, kwok and helm are compiled from the Go module proxy and
-#   cached under ${XDG_CACHE_HOME:-~/.cache}/kubetune/bin (python -m devenv build).
+#   cached under ${XDG_CACHE_HOME:-~/.cache}/kubetune/bin (python -m devenv build), and so
+#   are the real node's kubelet, kube-proxy, containerd and CoreDNS.
 #
 # Idempotent: installed packages and cached binaries are kept, so a second run takes
 # about a second. Quiet: only what it does and errors are printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(prometheus lua5.1)
+packages=(
+    prometheus lua5.1
+    mmdebstrap podman runc containernetworking-plugins iptables conntrack iproute2 gcc libc6-dev
+)
 missing=()
 for pkg in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then

@@ -4,6 +4,8 @@
 ``python -m devenv cluster``  start a control plane with fake GPU nodes, print
 the KUBECONFIG export line, wait for Ctrl-C, then tear it down.
 ``python -m devenv s3``       start SeaweedFS on loopback and print its endpoint.
+``python -m devenv images``   build (or reuse) the trainer and operator images and put
+them into the real node's image store (``make images``).
 ``python -m devenv dev``      a whole kubetune installation that really trains
 (``make dev-cluster``): control plane, S3, the operator, a node for the trainer pods.
 """
@@ -91,6 +93,27 @@ def _cmd_s3(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_images(_: argparse.Namespace) -> int:
+    from devenv.images import ensure_images
+    from devenv.process import ComponentError
+
+    started = time.monotonic()
+    try:
+        report = ensure_images()
+    except (build.BuildError, ComponentError) as e:
+        print(f"images failed:\n{e}", file=sys.stderr)
+        return 1
+    for item in report:
+        what = (
+            f"built in {item.seconds:.0f}s, {item.size_bytes / 1e9:.2f} GB"
+            if item.built
+            else "up to date"
+        )
+        print(f"  {item.ref:<40} {what} (inputs {item.key[:12]})")
+    print(f"images ready in {time.monotonic() - started:.1f}s")
+    return 0
+
+
 def _cmd_dev(args: argparse.Namespace) -> int:
     from devenv.dev import DevEnvironment, write_env_file
     from devenv.process import ComponentError
@@ -140,6 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--ready-file", help="write the kubeconfig path here once ready")
     p = sub.add_parser("s3", help="run a SeaweedFS S3 server until Ctrl-C")
     p.add_argument("--bucket", action="append", help="bucket to create (repeatable)")
+    sub.add_parser("images", help="build or reuse the images; import them for the real node")
     p = sub.add_parser("dev", help="run a local dev installation that trains, until Ctrl-C")
     p.add_argument(
         "--workdir",
@@ -161,7 +185,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(a CRD under development)",
     )
     args = parser.parse_args(argv)
-    handlers = {"build": _cmd_build, "cluster": _cmd_cluster, "s3": _cmd_s3, "dev": _cmd_dev}
+    handlers = {
+        "build": _cmd_build,
+        "cluster": _cmd_cluster,
+        "s3": _cmd_s3,
+        "images": _cmd_images,
+        "dev": _cmd_dev,
+    }
     return handlers[args.command](args)
 
 

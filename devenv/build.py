@@ -11,7 +11,11 @@ module:
   module with its published ``v0.<minor>.<patch>``; then ``go build`` works.
 * ``go.etcd.io/etcd/server/v3`` has replace lines too, so it also gets a wrapper module
   (its requirements name published versions, so no replace lines are needed in ours).
-* kwok and helm have no replace lines and are ``go install``-ed directly.
+* kwok, helm, containerd and CoreDNS have no replace lines and are ``go install``-ed
+  directly.
+* The real node's kubelet and kube-proxy come from the same Kubernetes wrapper module,
+  and its pause container from ``build/pause/linux/pause.c`` in the Kubernetes module
+  source, compiled statically with the C compiler (no image can be pulled).
 
 Binaries land in ``${XDG_CACHE_HOME:-~/.cache}/kubetune/bin/<component>-<version>/``;
 wrapper modules and build logs live next to them (``src/``, ``logs/``). GOMODCACHE and
@@ -88,7 +92,26 @@ KUBERNETES = Component(
 ETCD = Component("etcd", versions.ETCD_VERSION, ("etcd",))
 KWOK = Component("kwok", versions.KWOK_VERSION, ("kwok",))
 HELM = Component("helm", versions.HELM_VERSION, ("helm",))
-COMPONENTS: tuple[Component, ...] = (KUBERNETES, ETCD, KWOK, HELM)
+#: The real node: kubelet and kube-proxy (same wrapper module as the control plane),
+#: the container runtime and its shim, cluster DNS, and the pod sandbox's pause binary.
+KUBERNETES_NODE = Component(
+    "kubernetes-node", versions.KUBERNETES_VERSION, ("kubelet", "kube-proxy")
+)
+CONTAINERD = Component(
+    "containerd", versions.CONTAINERD_VERSION, ("containerd", "containerd-shim-runc-v2", "ctr")
+)
+COREDNS = Component("coredns", versions.COREDNS_VERSION, ("coredns",))
+PAUSE = Component("pause", versions.KUBERNETES_VERSION, ("pause",))
+COMPONENTS: tuple[Component, ...] = (
+    KUBERNETES,
+    ETCD,
+    KWOK,
+    HELM,
+    KUBERNETES_NODE,
+    CONTAINERD,
+    COREDNS,
+    PAUSE,
+)
 
 
 @dataclass(frozen=True)
@@ -104,6 +127,19 @@ class Binaries:
     helm: Path
 
 
+@dataclass(frozen=True)
+class NodeBinaries:
+    """Absolute paths of the real node's binaries (built or not)."""
+
+    kubelet: Path
+    kube_proxy: Path
+    containerd: Path
+    containerd_shim: Path
+    ctr: Path
+    coredns: Path
+    pause: Path
+
+
 def binaries() -> Binaries:
     """Return where the pinned binaries live in the cache; see :func:`ensure_built`."""
     k = KUBERNETES.bin_dir
@@ -115,6 +151,19 @@ def binaries() -> Binaries:
         etcd=ETCD.bin_dir / "etcd",
         kwok=KWOK.bin_dir / "kwok",
         helm=HELM.bin_dir / "helm",
+    )
+
+
+def node_binaries() -> NodeBinaries:
+    """Return where the real node's pinned binaries live in the cache."""
+    return NodeBinaries(
+        kubelet=KUBERNETES_NODE.bin_dir / "kubelet",
+        kube_proxy=KUBERNETES_NODE.bin_dir / "kube-proxy",
+        containerd=CONTAINERD.bin_dir / "containerd",
+        containerd_shim=CONTAINERD.bin_dir / "containerd-shim-runc-v2",
+        ctr=CONTAINERD.bin_dir / "ctr",
+        coredns=COREDNS.bin_dir / "coredns",
+        pause=PAUSE.bin_dir / "pause",
     )
 
 
@@ -340,11 +389,75 @@ def _build_helm(c: Component, out: Path, src: Path, logfile: Path, log: Log) -> 
     )
 
 
+def _go_install(
+    c: Component,
+    out: Path,
+    src: Path,
+    logfile: Path,
+    log: Log,
+    packages: Sequence[str],
+    ldflags: str,
+) -> None:
+    """``go install pkg@version`` for each package of a module without replace lines."""
+    _run(
+        [_go(), "install", "-ldflags", ldflags, *(f"{pkg}@{c.version}" for pkg in packages)],
+        cwd=src,
+        logfile=logfile,
+        log=log,
+        env={"GOBIN": str(out)},
+    )
+
+
+def _build_containerd(c: Component, out: Path, src: Path, logfile: Path, log: Log) -> None:
+    module = "github.com/containerd/containerd/v2"
+    ldflags = f"-s -w -X {module}/version.Version={c.version}"
+    _go_install(c, out, src, logfile, log, [f"{module}/cmd/{b}" for b in c.binaries], ldflags)
+
+
+def _build_coredns(c: Component, out: Path, src: Path, logfile: Path, log: Log) -> None:
+    _go_install(c, out, src, logfile, log, ["github.com/coredns/coredns"], "-s -w")
+
+
+def _build_pause(c: Component, out: Path, src: Path, logfile: Path, log: Log) -> None:
+    """Compile Kubernetes' own pause program statically (the pod sandbox's process)."""
+    info = json.loads(
+        _run(
+            [_go(), "mod", "download", "-json", f"k8s.io/kubernetes@{c.version}"],
+            cwd=src,
+            logfile=logfile,
+            log=log,
+        )
+    )
+    source = Path(info["Dir"]) / "build" / "pause" / "linux" / "pause.c"
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        raise BuildError("a C compiler (gcc) is needed for the pause binary: apt-get install gcc")
+    _run(
+        [
+            cc,
+            "-static",
+            "-Os",
+            "-Wall",
+            f"-DVERSION={c.version}",
+            "-o",
+            str(out / "pause"),
+            str(source),
+        ],
+        cwd=src,
+        logfile=logfile,
+        log=log,
+    )
+
+
 _RECIPES: dict[str, Callable[[Component, Path, Path, Path, Log], None]] = {
     "kubernetes": _build_kubernetes,
+    "kubernetes-node": _build_kubernetes,
     "etcd": _build_etcd,
     "kwok": _build_kwok,
     "helm": _build_helm,
+    "containerd": _build_containerd,
+    "coredns": _build_coredns,
+    "pause": _build_pause,
 }
 
 

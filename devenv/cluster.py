@@ -31,13 +31,17 @@ Pod lifecycle (KWOK stages written by :func:`pod_stages`), keys to remember:
     exit code ``kubetune.io/test-exit-code`` (default 0 / 1) and termination message
     ``kubetune.io/test-termination-message`` (default empty).
     ``Pending``: KWOK leaves the bound pod alone; the test writes ``status`` itself.
-``kubetune.io/local-exec=true`` (node label)
-    nodes for a pod runner that executes pods as real local processes. A second KWOK
-    instance keeps such nodes Ready (node stages, lease) but applies no pod stages, so
-    the runner owns their pods' status. Add one with
-    ``ControlPlane.add_node(FakeNode("local-0", local_exec=True))``.
+KWOK manages only nodes annotated ``kwok.x-k8s.io/node=fake`` (every :class:`FakeNode`);
+a real kubelet node (:mod:`devenv.node`) joins the same control plane and KWOK leaves it
+alone. Deleted pods on KWOK nodes are finalised and removed by KWOK (what a kubelet would
+do).
 
-Deleted pods on KWOK nodes are finalised and removed by KWOK (what a kubelet would do).
+Addresses (:mod:`devenv.network`): Services, fake pods and the address the API server
+advertises all come from 198.18.0.0/15. The API server listens on every address, so that
+pods on a real node reach it at the host's pod-network address (``kubernetes`` Service
+``198.19.0.1:443``, kept in its Endpoints by the lease reconciler); clients here use
+127.0.0.1. Authorization is Node + RBAC, as in a kubeadm cluster, so a kubelet acts only
+for its own pods.
 
 Run ``python -m devenv cluster`` for a cluster on the command line.
 """
@@ -62,13 +66,13 @@ from typing import Any
 
 import yaml
 
-from devenv import build
+from devenv import build, network
 from devenv.certs import CertificateAuthority, KeyPair, service_account_keys
 from devenv.process import ComponentError, Process, free_port, wait_for
 
 __all__ = [
     "DEFAULT_NODES",
-    "LOCAL_EXEC_LABEL",
+    "FAKE_NODE_ANNOTATION",
     "TEST_EXIT_CODE_ANNOTATION",
     "TEST_PHASE_ANNOTATION",
     "TEST_TERMINATION_MESSAGE_ANNOTATION",
@@ -84,13 +88,11 @@ Log = Callable[[str], None]
 TEST_PHASE_ANNOTATION = "kubetune.io/test-phase"
 TEST_EXIT_CODE_ANNOTATION = "kubetune.io/test-exit-code"
 TEST_TERMINATION_MESSAGE_ANNOTATION = "kubetune.io/test-termination-message"
-LOCAL_EXEC_LABEL = "kubetune.io/local-exec"
 GPU_RESOURCE = "nvidia.com/gpu"
+#: The annotation KWOK selects its nodes by (KWOK's own convention).
+FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 
-SERVICE_CIDR = "10.96.0.0/12"
-SERVICE_IP = "10.96.0.1"
-POD_CIDR = "10.244.0.0/16"
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
 
@@ -105,7 +107,6 @@ class FakeNode:
     memory: str = "512Gi"
     labels: Mapping[str, str] = field(default_factory=dict)
     taints: tuple[Mapping[str, str], ...] = ()
-    local_exec: bool = False
 
     def manifest(self) -> dict[str, Any]:
         """The Node object (status included: the apiserver keeps status on node create)."""
@@ -129,8 +130,6 @@ class FakeNode:
             if self.gpu_product:
                 labels[GPU_PRODUCT_LABEL] = self.gpu_product
             taints.append({"key": GPU_RESOURCE, "value": "present", "effect": "NoSchedule"})
-        if self.local_exec:
-            labels[LOCAL_EXEC_LABEL] = "true"
         return {
             "apiVersion": "v1",
             "kind": "Node",
@@ -138,7 +137,7 @@ class FakeNode:
                 "name": self.name,
                 "labels": labels,
                 "annotations": {
-                    "kwok.x-k8s.io/node": "fake",
+                    FAKE_NODE_ANNOTATION: "fake",
                     "node.alpha.kubernetes.io/ttl": "0",
                 },
             },
@@ -277,6 +276,9 @@ class ControlPlane:
         self.kubeconfig = self.workdir / "kubeconfig"
         self.port = free_port()
         self.server = f"https://127.0.0.1:{self.port}"
+        #: The API server as a real node and its pods reach it (the host's address on
+        #: the pod network; :mod:`devenv.network`).
+        self.node_server = f"https://{network.HOST_ADDRESS}:{self.port}"
         self._ssl: ssl.SSLContext | None = None
         self.ready_seconds: float | None = None
 
@@ -374,8 +376,7 @@ class ControlPlane:
                 "--leader-elect=false",
             ],
         )
-        kwok = self._start_kwok("kwok", f"{LOCAL_EXEC_LABEL}!=true", with_pods=True)
-        self._start_kwok("kwok-local-exec", f"{LOCAL_EXEC_LABEL}=true", with_pods=False)
+        kwok = self._start_kwok()
         for node in self.nodes:
             self.add_node(node, wait=False)
         wait_for(
@@ -418,15 +419,21 @@ class ControlPlane:
                 "kubernetes.default.svc",
                 "kubernetes.default.svc.cluster.local",
             ),
-            ips=("127.0.0.1", SERVICE_IP),
+            ips=("127.0.0.1", network.HOST_ADDRESS, network.KUBERNETES_SERVICE_IP),
         )
         admin = ca.issue("admin", "kubetune-admin", orgs=("system:masters",))
         self._admin = admin
+        # The API server's identity towards kubelets (logs, exec, port-forward).
+        self._kubelet_client = ca.issue(
+            "apiserver-kubelet-client", "kube-apiserver-kubelet-client", orgs=("system:masters",)
+        )
         sa = service_account_keys(self.pki)
         self._write_kubeconfig(self.kubeconfig, admin)
         return KeyPair(ca.cert, ca.key), admin, sa
 
-    def _write_kubeconfig(self, path: Path, client: KeyPair, user: str = "admin") -> None:
+    def _write_kubeconfig(
+        self, path: Path, client: KeyPair, user: str = "admin", server: str | None = None
+    ) -> None:
         def b64(p: Path) -> str:
             return base64.b64encode(p.read_bytes()).decode()
 
@@ -437,7 +444,7 @@ class ControlPlane:
                 {
                     "name": "kubetune-test",
                     "cluster": {
-                        "server": self.server,
+                        "server": server or self.server,
                         "certificate-authority-data": b64(self._ca.cert),
                     },
                 }
@@ -465,14 +472,26 @@ class ControlPlane:
         path.write_text(yaml.safe_dump(cfg, sort_keys=False))
         path.chmod(0o600)
 
+    @property
+    def ca_cert(self) -> Path:
+        """The cluster CA's certificate (it signs every serving and client certificate)."""
+        return self._ca.cert
+
+    def client_kubeconfig(
+        self, name: str, user: str, groups: tuple[str, ...] = (), *, server: str | None = None
+    ) -> Path:
+        """A kubeconfig ``<pki>/<name>.kubeconfig`` for ``user`` in ``groups`` (a client
+        certificate signed by the cluster CA), pointing at ``server`` (default: 127.0.0.1)."""
+        pair = self._ca.issue(name, user, orgs=groups)
+        path = self.pki / f"{name}.kubeconfig"
+        self._write_kubeconfig(path, pair, user=name, server=server)
+        return path
+
     def _component_kubeconfig(self, ca: KeyPair, name: str) -> Path:
         # The controller-manager runs every controller under its own identity (no
         # per-controller service accounts: faster start), so it needs system:masters.
         orgs = ("system:masters",) if name == "kube-controller-manager" else ()
-        pair = self._ca.issue(name, f"system:{name}", orgs=orgs)
-        path = self.pki / f"{name}.kubeconfig"
-        self._write_kubeconfig(path, pair, user=name)
-        return path
+        return self.client_kubeconfig(name, f"system:{name}", orgs)
 
     def _start_etcd(self, deadline: float) -> str:
         client, peer = free_port(), free_port()
@@ -507,26 +526,29 @@ class ControlPlane:
         return [
             self.bins.kube_apiserver,
             f"--etcd-servers={etcd}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            "--bind-address=0.0.0.0",
+            f"--advertise-address={network.HOST_ADDRESS}",
             f"--secure-port={self.port}",
             f"--cert-dir={self.workdir / 'apiserver-certs'}",
             f"--tls-cert-file={self._serving.cert}",
             f"--tls-private-key-file={self._serving.key}",
             f"--client-ca-file={ca.cert}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
-            "--authorization-mode=RBAC",
+            f"--service-cluster-ip-range={network.SERVICE_CIDR}",
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            f"--kubelet-client-certificate={self._kubelet_client.cert}",
+            f"--kubelet-client-key={self._kubelet_client.key}",
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
             f"--service-account-issuer={SA_ISSUER}",
             f"--service-account-key-file={sa.cert}",
             f"--service-account-signing-key-file={sa.key}",
             "--allow-privileged=true",
-            # The apiserver would publish 127.0.0.1 in the `kubernetes` Endpoints, which
-            # validation rejects for loopback addresses; nothing here needs it.
-            "--endpoint-reconciler-type=none",
+            # Keeps the `kubernetes` Endpoints at the advertised address (pods use it).
+            "--endpoint-reconciler-type=lease",
             "--profiling=false",
         ]
 
-    def _start_kwok(self, name: str, selector: str, *, with_pods: bool) -> Process:
+    def _start_kwok(self) -> Process:
         stages_dir = self.bins.kwok.parent / "stages"
 
         def load(file: str) -> dict[str, Any]:
@@ -537,20 +559,19 @@ class ControlPlane:
         docs: list[dict[str, Any]] = [
             load("node-initialize.yaml"),
             load("node-heartbeat-with-lease.yaml"),
+            *pod_stages(load("pod-ready.yaml")),
         ]
-        if with_pods:
-            docs += pod_stages(load("pod-ready.yaml"))
-        config = self.workdir / f"{name}.yaml"
+        config = self.workdir / "kwok.yaml"
         config.write_text(yaml.safe_dump_all(docs, sort_keys=False))
         return self._spawn(
-            name,
+            "kwok",
             [
                 self.bins.kwok,
                 f"--config={config}",
                 f"--kubeconfig={self.kubeconfig}",
                 "--manage-all-nodes=false",
-                f"--manage-nodes-with-label-selector={selector}",
-                f"--cidr={POD_CIDR}",
+                f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
+                f"--cidr={network.KWOK_POD_CIDR}",
                 "--node-lease-duration-seconds=40",
             ],
         )
@@ -568,7 +589,7 @@ class ControlPlane:
         self,
         method: str,
         path: str,
-        body: Mapping[str, Any] | None = None,
+        body: Mapping[str, Any] | Sequence[Any] | None = None,
         *,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
@@ -624,11 +645,7 @@ class ControlPlane:
         if node not in self.nodes:
             self.nodes.append(node)
         if wait:
-            kwok = next(
-                p
-                for p in self.procs
-                if p.name == ("kwok-local-exec" if node.local_exec else "kwok")
-            )
+            kwok = next(p for p in self.procs if p.name == "kwok")
             wait_for(
                 kwok,
                 lambda: self._nodes_ready([node.name]),

@@ -1,21 +1,19 @@
-"""``kubetune dev``: a whole kubetune installation on one machine, training for real.
+"""``make dev-cluster`` (``python -m devenv dev``): a whole kubetune installation on one
+machine, training for real.
 
-What it starts, in order (everything local, on loopback, in one work directory):
+What it starts, in order (everything on this machine, in one work directory):
 
-1. a real control plane (:mod:`devenv.cluster`) whose only node is
-   ``local-0``, a CPU node labelled ``kubetune.io/local-exec=true`` (no KWOK GPU nodes:
-   a job scheduled there would "finish" without training, which is worse than Pending);
-2. S3 (SeaweedFS, :mod:`devenv.s3`) with the bucket ``kubetune``; the
-   quickstart dataset (``examples/quickstart-data/``) is uploaded to
-   ``s3://kubetune/quickstart-data/``;
-3. the FineTuneJob CRD, and the Secret ``s3-credentials`` in ``default`` (the keys
-   ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL``,
-   ``AWS_DEFAULT_REGION``) that ``examples/quickstart-cluster.yaml`` names;
-4. the operator, ``kubetune operator --all-namespaces --standalone``, as a child process,
-   with a free port as the trainers' metrics port (pods bind their own loopback address,
-   but a host process on ``0.0.0.0:9090``, a local Prometheus say, would still collide);
-5. the pod runner (:mod:`devenv.podrunner`), which runs the trainer pods as
-   local processes: the stand-in for a kubelet and a container runtime.
+1. a real control plane (:mod:`devenv.cluster`) without fake nodes;
+2. a real node (:mod:`devenv.node`: containerd, kubelet, kube-proxy, CoreDNS), untainted,
+   with the project's images built (or reused) and imported first (:mod:`devenv.images`);
+3. S3 (SeaweedFS, :mod:`devenv.s3`) with the bucket ``kubetune``; the quickstart dataset
+   (``examples/quickstart-data/``) is uploaded to ``s3://kubetune/quickstart-data/``;
+4. the FineTuneJob CRD, and the Secret ``s3-credentials`` in ``default`` (the keys
+   ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_ENDPOINT_URL`` (the address pods
+   reach S3 at), ``AWS_DEFAULT_REGION``) that ``examples/quickstart-cluster.yaml`` names;
+5. the operator, ``kubetune operator --all-namespaces --standalone``, as a process on the
+   host (edit, restart, no image rebuild); the trainer pods it creates run in containers
+   on the real node, from the trainer image.
 
 Then ``kubectl apply -f examples/quickstart-cluster.yaml`` trains the tiny model and
 the adapter lands in ``s3://kubetune/quickstart/``. The pieces are functions so that the
@@ -24,7 +22,6 @@ end-to-end tests assemble the same installation from their own fixtures.
 
 from __future__ import annotations
 
-import logging
 import shutil
 import sys
 import sysconfig
@@ -36,14 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from devenv import build
-from devenv.cluster import ControlPlane, FakeNode
-from devenv.podrunner import PodRunner
+from devenv.cluster import ControlPlane
+from devenv.node import RealNode
 from devenv.process import Process, free_port, poll, wait_for
 from devenv.s3 import S3Server
 
 Log = Callable[[str], None]
 
-LOCAL_NODE = FakeNode("local-0", cpu="8", memory="32Gi", local_exec=True)
 BUCKET = "kubetune"
 SECRET_NAME = "s3-credentials"
 DATA_PREFIX = "quickstart-data"
@@ -75,7 +71,7 @@ def s3_secret(s3: S3Server, name: str = SECRET_NAME) -> dict[str, Any]:
         "stringData": {
             "AWS_ACCESS_KEY_ID": s3.access_key,
             "AWS_SECRET_ACCESS_KEY": s3.secret_key,
-            "AWS_ENDPOINT_URL": s3.endpoint,
+            "AWS_ENDPOINT_URL": s3.pod_endpoint,
             "AWS_DEFAULT_REGION": s3.region,
         },
     }
@@ -145,7 +141,7 @@ def _default_log(msg: str) -> None:
 
 
 class DevEnvironment:
-    """Control plane + S3 + CRD + Secret + operator + pod runner (module docstring)."""
+    """Control plane + real node + S3 + CRD + Secret + operator (module docstring)."""
 
     def __init__(
         self,
@@ -166,7 +162,7 @@ class DevEnvironment:
         self.s3: S3Server | None = None
         self.operator: Process | None = None
         self.operator_metrics_port: int | None = None
-        self.runner: PodRunner | None = None
+        self.node: RealNode | None = None
         self.ready_seconds: float | None = None
 
     def __enter__(self) -> DevEnvironment:
@@ -189,10 +185,10 @@ class DevEnvironment:
     def _start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         bins = build.ensure_built()
-        self.cp = ControlPlane(
-            self.workdir / "cluster", nodes=[LOCAL_NODE], binaries=bins, log=self.log
-        )
+        self.cp = ControlPlane(self.workdir / "cluster", nodes=(), binaries=bins, log=self.log)
         self.cp.start()
+        self.node = RealNode(self.cp, self.workdir / "node", tainted=False, log=self.log)
+        self.node.start()
         self.s3 = S3Server(buckets=(BUCKET,), workdir=self.workdir / "s3", log=self.log)
         self.s3.start()
         keys = upload_dir(self.s3, self.data, BUCKET, DATA_PREFIX)
@@ -206,28 +202,20 @@ class DevEnvironment:
                 self.workdir / "operator.log",
                 "--all-namespaces",
                 "--standalone",
-                "--trainer-image=kubetune-trainer:local",
                 "--progress-interval=5",
-                f"--trainer-metrics-port={free_port()}",
             )
-        handler = logging.FileHandler(self.workdir / "podrunner.log")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        runner_log = logging.getLogger("devenv.podrunner")
-        runner_log.addHandler(handler)
-        runner_log.setLevel(logging.INFO)
-        self.runner = PodRunner(self.cp.kubeconfig, self.workdir / "podrunner").start()
 
     def stop(self) -> None:
         """Stop in reverse order; remove the work directory when it was created here."""
-        if self.runner is not None:
-            self.runner.stop()
-            self.runner = None
         if self.operator is not None:
             self.operator.stop()
             self.operator = None
         if self.s3 is not None:
             self.s3.stop()
             self.s3 = None
+        if self.node is not None:
+            self.node.stop()
+            self.node = None
         if self.cp is not None:
             self.cp.stop()
             self.cp = None
@@ -239,6 +227,8 @@ class DevEnvironment:
         if a component died."""
         if self.cp is not None:
             self.cp.check_alive()
+        if self.node is not None:
+            self.node.check_alive()
         for proc in (self.operator, self.s3.proc if self.s3 else None):
             if proc is not None and not proc.alive():
                 raise proc.failure("died")
@@ -260,8 +250,8 @@ class DevEnvironment:
             f"# operator log: {self.workdir / 'operator.log'}"
             if self.run_operator
             else "# operator: not started (run `kubetune operator --all-namespaces --standalone`)",
-            f"# pod runner log: {self.workdir / 'podrunner.log'}",
-            f"# pod logs: {self.workdir / 'podrunner' / 'pods'}/<ns>_<pod>_<uid>/container.log",
+            f"# node logs (containerd, kubelet, kube-proxy, coredns): {self.workdir / 'node/logs'}",
+            "# pod logs: kubectl logs <pod> (or kubetune logs <finetunejob>)",
         ]
         return "\n".join(lines) + "\n"
 

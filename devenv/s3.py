@@ -6,9 +6,14 @@ and S3 gateway in one process that answers in about a second. Tests talk to it w
 same client code users run against AWS or MinIO (boto3 / s3fs).
 
 Every port is picked free (SeaweedFS derives some gRPC ports as ``http port + 10000``, so
-ports are chosen in pairs), everything binds to 127.0.0.1, and the credentials given
-here are the only identity (``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` in the
-server's environment make it the admin identity). Buckets are created at startup.
+ports are chosen in pairs) and the credentials given here are the only identity
+(``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` in the server's environment make it the
+admin identity). Buckets are created at startup.
+
+The server's parts talk to each other on 127.0.0.1; it listens on every address, so that
+pods on the real node reach it at the host's pod-network address
+(:attr:`S3Server.pod_endpoint`, see :mod:`devenv.network`) while clients here use
+:attr:`S3Server.endpoint` on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from devenv.network import HOST_ADDRESS
 from devenv.process import ComponentError, LocalServer, Process, wait_for
 
 Log = Callable[[str], None]
@@ -52,7 +58,7 @@ def weed_binary() -> Path:
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         try:
-            s.bind(("127.0.0.1", port))
+            s.bind(("0.0.0.0", port))
         except OSError:
             return False
     return True
@@ -97,6 +103,8 @@ class S3Server(LocalServer):
         self.ports["iceberg"] = free_port_pair(taken)
         self.ports["lance"] = free_port_pair(taken)
         self.endpoint = f"http://127.0.0.1:{self.ports['s3']}"
+        #: The same server as pods on the real node reach it.
+        self.pod_endpoint = f"http://{HOST_ADDRESS}:{self.ports['s3']}"
 
     def start(self, timeout: float = 60.0) -> S3Server:
         """Start the server and return once it answers S3 requests and buckets exist."""
@@ -107,7 +115,7 @@ class S3Server(LocalServer):
             "mini",
             f"-dir={data}",
             "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1",
+            "-ip.bind=0.0.0.0",
             "-admin.ui=false",
             "-webdav=false",
             "-master.telemetry=false",

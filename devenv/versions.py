@@ -12,6 +12,9 @@ Constraints behind the choices:
 * etcd: the 3.6 line supported by Kubernetes 1.36.
 * kwok: v0.8.0 is built against Kubernetes 1.36 client libraries.
 * helm: v3 (the chart targets Helm 3; v4 changed the CLI).
+* containerd: the 2.x line (kubelet 1.36 dropped support for containerd 1.x, which is
+  what Debian ships); v2.4 declares ``go 1.26.6``.
+* CoreDNS: cluster DNS for the real node; v1.15 declares ``go 1.26.0``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ KUBERNETES_VERSION: Final = "v1.36.3"
 ETCD_VERSION: Final = "v3.6.16"
 KWOK_VERSION: Final = "v0.8.0"
 HELM_VERSION: Final = "v3.22.0"
+CONTAINERD_VERSION: Final = "v2.4.2"
+COREDNS_VERSION: Final = "v1.15.0"
 
 
 def staging_version(kubernetes_version: str = KUBERNETES_VERSION) -> str:

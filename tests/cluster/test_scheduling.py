@@ -14,7 +14,7 @@ from kubernetes import client
 
 from devenv import versions
 from devenv.cluster import (
-    LOCAL_EXEC_LABEL,
+    FAKE_NODE_ANNOTATION,
     TEST_EXIT_CODE_ANNOTATION,
     TEST_PHASE_ANNOTATION,
     TEST_TERMINATION_MESSAGE_ANNOTATION,
@@ -252,22 +252,23 @@ def test_pending_annotation_leaves_status_to_the_test(kube: Any, namespace: str)
     assert core.read_namespaced_pod("manual", namespace).status.phase == "Running"
 
 
-def test_local_exec_nodes_are_ready_but_their_pods_are_left_alone(
-    control_plane: ControlPlane, kube: Any, namespace: str
+def test_kwok_leaves_nodes_without_its_annotation_alone(
+    control_plane: ControlPlane, kube: Any
 ) -> None:
+    """A real kubelet's node (no ``kwok.x-k8s.io/node`` annotation) is never taken over."""
     core = _core(kube)
-    taint = {"key": "kubetune.io/test-only", "effect": "NoSchedule"}
-    node = FakeNode("local-exec-test", local_exec=True, taints=(taint,))
-    control_plane.add_node(node)  # waits until KWOK reports it Ready
+    unmanaged = FakeNode("not-kwok").manifest()
+    del unmanaged["metadata"]["annotations"][FAKE_NODE_ANNOTATION]
+    del unmanaged["status"]
+    control_plane.request("POST", "/api/v1/nodes", unmanaged)
+    managed = FakeNode("kwok-managed")
     try:
-        assert core.read_node(node.name).metadata.labels[LOCAL_EXEC_LABEL] == "true"
-        core.create_namespaced_pod(namespace, _pod("runner-owned", node_name=node.name))
-        core.create_namespaced_pod(namespace, _pod("kwok-owned", node_name="cpu-0"))
-        _wait_phase(core, namespace, "kwok-owned", "Running")
-        # Same start, same KWOK stages: only the pod on the local-exec node stays Pending.
-        assert core.read_namespaced_pod("runner-owned", namespace).status.phase == "Pending"
+        control_plane.add_node(managed)  # waits until KWOK reports it Ready
+        conditions = core.read_node("not-kwok").status.conditions or []
+        assert not [c for c in conditions if c.type == "Ready"], conditions
     finally:
-        core.delete_node(node.name)
+        core.delete_node("not-kwok")
+        core.delete_node(managed.name)
 
 
 def test_deleting_an_owner_deletes_owned_objects(kube: Any, namespace: str) -> None:

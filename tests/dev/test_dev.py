@@ -28,7 +28,7 @@ from devenv import build
 from devenv.dev import EXAMPLES
 from devenv.process import poll
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.node]
 
 ROOT = Path(__file__).resolve().parents[2]
 READY_LINE = "# Ctrl-C stops everything."
@@ -71,7 +71,7 @@ def test_kubetune_dev_trains_the_quickstart_and_stops_cleanly(tmp_path: Path) ->
         args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT
     )
     try:
-        lines = _read_until_ready(proc, timeout=120)
+        lines = _read_until_ready(proc, timeout=900)  # images are rebuilt first if stale
         exports = dict(re.findall(r"^export (\w+)=(\S+)$", "".join(lines), flags=re.M))
         assert set(exports) >= {"KUBECONFIG", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID"}
         shell = {**os.environ, **exports, "PATH": f"{bins.kubectl.parent}:{os.environ['PATH']}"}

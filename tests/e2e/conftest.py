@@ -1,20 +1,18 @@
-"""Fixtures of the end-to-end tests: the pieces of ``kubetune dev`` on the session cluster.
+"""Fixtures of the end-to-end tests: kubetune installed by its Helm chart, on a real node.
 
-``local_node`` (session)
-    the node ``local-0`` (label ``kubetune.io/local-exec=true``, no GPUs, no taint)
-    added to the session's control plane; pods land there with the node selector
-    :data:`LOCAL_NODE_SELECTOR` (the session's ``cpu-0`` is a KWOK node whose pods
-    "succeed" without running anything).
-``pod_runner`` (session)
-    a started :class:`devenv.podrunner.PodRunner` for ``local-0`` only (other
-    tests add local-exec nodes whose pods must be left alone).
-``e2e_operator`` (session)
-    ``kubetune operator`` as a child process watching the namespaces ``e2e-*`` only
-    (operator cluster tests run their own operators in their own namespaces), reading
-    progress every second; the FineTuneJob CRD is installed first.
+``real_node`` (package; tests/plugins/node.py)
+    containerd + kubelet + kube-proxy + CoreDNS joined to the session's control plane,
+    with the operator and trainer images in its image store.
+``kubetune_release`` (package)
+    ``helm install`` of ``charts/kubetune`` into ``kubetune-system`` with its defaults
+    (cluster-wide, peering, restricted pod security, the images' default tags), except:
+    the operator pod tolerates and selects the real node, and reads progress every
+    second. Ready when the Deployment is Available, that is when the operator container
+    passed its readiness probe (kopf's health endpoint) in a real container.
 ``e2e`` (function)
     an :class:`E2E` helper for a fresh namespace ``e2e-...`` holding the Secret
-    ``s3-credentials``, with the quickstart dataset in ``s3://kubetune/quickstart-data/``.
+    ``s3-credentials`` (S3 at the host's pod-network address), with the quickstart
+    dataset in ``s3://kubetune/quickstart-data/``.
 
 ``KUBETUNE_E2E_CRD=FILE`` applies that CRD file instead of the generated one (for a
 CRD under development).
@@ -35,67 +33,93 @@ import pytest
 import yaml
 from kubernetes import client
 
-from devenv.cluster import ControlPlane, FakeNode
-from devenv.dev import (
-    BUCKET,
-    DATA_PREFIX,
-    EXAMPLES,
-    install_crd,
-    s3_secret,
-    start_operator,
-    upload_dir,
-)
-from devenv.podrunner import PodRunner
-from devenv.process import Process, free_port, poll
+from devenv.cluster import ControlPlane
+from devenv.dev import BUCKET, DATA_PREFIX, EXAMPLES, install_crd, s3_secret, upload_dir
+from devenv.node import REAL_NODE_SELECTOR, REAL_NODE_TOLERATION, RealNode
+from devenv.process import poll
 from devenv.s3 import S3Server
 from kubetune.api import GROUP, PLURAL, VERSION
 from kubetune.render.labels import JOB_LABEL
+from kubetune.render.pod import CONTAINER_NAME
+from tests.chart import CHART, helm, values_file
 
 T = TypeVar("T")
 
-LOCAL_NODE = FakeNode("local-0", cpu="16", memory="64Gi", local_exec=True)
-LOCAL_NODE_SELECTOR = {"kubernetes.io/hostname": LOCAL_NODE.name}
 NAMESPACE_PREFIX = "e2e-"
+RELEASE = "kubetune"
+RELEASE_NAMESPACE = "kubetune-system"
+OPERATOR = f"deployment/{RELEASE}"
+#: The chart's values for the end-to-end installation (everything else: defaults).
+VALUES: dict[str, Any] = {
+    "nodeSelector": REAL_NODE_SELECTOR,
+    "tolerations": [REAL_NODE_TOLERATION],
+    "progressIntervalSeconds": 1,
+}
 
 
-@pytest.fixture(scope="session")
-def local_node(control_plane: ControlPlane) -> str:
-    if LOCAL_NODE not in control_plane.nodes:
-        control_plane.add_node(LOCAL_NODE)
-    return LOCAL_NODE.name
+def operator_log(cp: ControlPlane, tail: int = 40) -> str:
+    """The operator container's log, read through the API server and the kubelet."""
+    proc = cp.kubectl(
+        "logs", OPERATOR, "-n", RELEASE_NAMESPACE, f"--tail={tail}", check=False, timeout=30
+    )
+    return proc.stdout if proc.returncode == 0 else f"(no operator log: {proc.stderr.strip()})"
 
 
-@pytest.fixture(scope="session")
-def pod_runner(
-    control_plane: ControlPlane, local_node: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[PodRunner]:
-    workdir: Path = tmp_path_factory.mktemp("podrunner")
-    with PodRunner(control_plane.kubeconfig, workdir, nodes=[local_node]) as runner:
-        yield runner
+def _explain_release(cp: ControlPlane) -> str:
+    pods = cp.kubectl("get", "pods", "-n", RELEASE_NAMESPACE, "-o", "wide", check=False).stdout
+    described = cp.kubectl("describe", "pods", "-n", RELEASE_NAMESPACE, check=False).stdout
+    return f"{pods}\n{described[-3000:]}\n--- operator log ---\n{operator_log(cp)}"
 
 
-@pytest.fixture(scope="session")
-def e2e_operator(
-    control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Process]:
+@pytest.fixture(scope="package")
+def kubetune_release(
+    control_plane: ControlPlane, real_node: RealNode, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     crd = os.environ.get("KUBETUNE_E2E_CRD")
     install_crd(control_plane, Path(crd) if crd else None)
-    log = tmp_path_factory.mktemp("operator") / "operator.log"
-    proc, _ = start_operator(
-        control_plane,
-        log,
-        f"--namespace={NAMESPACE_PREFIX}*",
-        "--standalone",
-        "--progress-interval=1",
-        "--trainer-image=kubetune-trainer:local",
-        # Not 9090: a process on the host's 0.0.0.0:9090 (another test's trainer) would
-        # make the pods' 127.0.0.N:9090 binds fail.
-        f"--trainer-metrics-port={free_port()}",
+    values = values_file(VALUES, tmp_path_factory.mktemp("release"))
+    env = control_plane.env()
+    started = time.monotonic()
+    helm(
+        "install",
+        RELEASE,
+        str(CHART),
+        "--namespace",
+        RELEASE_NAMESPACE,
+        "--create-namespace",
+        "--values",
+        str(values),
+        env=env,
     )
+    rollout = control_plane.kubectl(
+        "rollout",
+        "status",
+        OPERATOR,
+        "-n",
+        RELEASE_NAMESPACE,
+        "--timeout=180s",
+        check=False,
+        timeout=200,
+    )
+    if rollout.returncode != 0:
+        raise AssertionError(
+            f"the operator did not become Available:\n{rollout.stderr}\n"
+            f"{_explain_release(control_plane)}"
+        )
+    print(f"kubetune installed and Available in {time.monotonic() - started:.1f}s")
     try:
-        yield proc
+        yield RELEASE
     finally:
-        proc.stop()
+        helm(
+            "uninstall",
+            RELEASE,
+            "--namespace",
+            RELEASE_NAMESPACE,
+            "--wait",
+            env=env,
+            timeout=180,
+            check=False,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -107,30 +131,26 @@ def quickstart_data(s3: S3Server) -> str:
 class E2E:
     """One test's namespace: FineTuneJobs from the quickstart, pods, S3, logs."""
 
-    def __init__(
-        self,
-        kube: Any,
-        namespace: str,
-        s3: S3Server,
-        runner: PodRunner,
-        operator: Process,
-    ) -> None:
+    def __init__(self, cp: ControlPlane, kube: Any, namespace: str, s3: S3Server) -> None:
+        self.cp = cp
         self.namespace = namespace
         self.custom = client.CustomObjectsApi(kube)
         self.core = client.CoreV1Api(kube)
         self.s3 = s3
-        self.runner = runner
-        self.operator = operator
 
     # -- FineTuneJobs ------------------------------------------------------------------
 
     def manifest(self, name: str, **training: Any) -> dict[str, Any]:
-        """The dev-cluster quickstart, made small, writing to its own S3 prefix."""
+        """The dev-cluster quickstart, made small, on the real node, writing to its own
+        S3 prefix."""
         manifest = yaml.safe_load((EXAMPLES / "quickstart-cluster.yaml").read_text())
         manifest["metadata"] = {"name": name}
         spec = manifest["spec"]
         spec["training"] |= {"batchSize": 4, "loggingSteps": 1, **training}
-        spec["scheduling"] = {"nodeSelector": LOCAL_NODE_SELECTOR}
+        spec["scheduling"] = {
+            "nodeSelector": REAL_NODE_SELECTOR,
+            "tolerations": [REAL_NODE_TOLERATION],
+        }
         spec["terminationGracePeriodSeconds"] = 60
         spec["output"]["uri"] = self.output_uri(name)
         return dict(manifest)
@@ -158,7 +178,7 @@ class E2E:
         conditions = self.ftj(name).get("status", {}).get("conditions", [])
         return next((c for c in conditions if c["type"] == kind), {})
 
-    def wait_state(self, name: str, *states: str, timeout: float = 180) -> dict[str, Any]:
+    def wait_state(self, name: str, *states: str, timeout: float = 240) -> dict[str, Any]:
         """The FineTuneJob once ``status.state`` is one of ``states``."""
 
         def check() -> dict[str, Any] | None:
@@ -167,13 +187,15 @@ class E2E:
 
         return self.wait(check, f"{name} is {'/'.join(states)}", timeout)
 
-    def wait(self, check: Callable[[], T | None], what: str, timeout: float = 180) -> T:
+    def wait(self, check: Callable[[], T | None], what: str, timeout: float = 240) -> T:
         """:func:`poll`, with the operator's log tail in the error."""
         try:
             return poll(check, what=what, timeout=timeout, interval=0.5)
         except TimeoutError as e:
-            tail = "\n".join(self.operator.log_file.read_text(errors="replace").splitlines()[-30:])
-            raise TimeoutError(f"{e}\n--- operator log ---\n{tail}") from None
+            pods = self.cp.kubectl("get", "pods", "-n", self.namespace, "-o", "wide", check=False)
+            raise TimeoutError(
+                f"{e}\n--- pods ---\n{pods.stdout}\n--- operator log ---\n{operator_log(self.cp)}"
+            ) from None
 
     # -- pods ------------------------------------------------------------------------------
 
@@ -186,8 +208,11 @@ class E2E:
         return sorted(items, key=lambda p: p["metadata"]["creationTimestamp"])
 
     def pod_log(self, pod: dict[str, Any]) -> str:
-        path = self.runner.log_file(self.namespace, pod["metadata"]["name"])
-        return path.read_text(errors="replace") if path else ""
+        """The trainer container's log, as ``kubectl logs`` reads it (from the kubelet)."""
+        log: str = self.core.read_namespaced_pod_log(
+            pod["metadata"]["name"], self.namespace, container=CONTAINER_NAME
+        )
+        return log
 
     # -- S3 --------------------------------------------------------------------------------
 
@@ -206,8 +231,7 @@ def e2e(
     control_plane: ControlPlane,
     kube: Any,
     s3: S3Server,
-    pod_runner: PodRunner,
-    e2e_operator: Process,
+    kubetune_release: str,
     quickstart_data: str,
     request: pytest.FixtureRequest,
 ) -> Iterator[E2E]:
@@ -225,7 +249,7 @@ def e2e(
     control_plane.request("POST", f"/api/v1/namespaces/{name}/secrets", s3_secret(s3))
     started = time.monotonic()
     try:
-        yield E2E(kube, name, s3, pod_runner, e2e_operator)
+        yield E2E(control_plane, kube, name, s3)
     finally:
         print(f"{request.node.name}: {time.monotonic() - started:.1f}s")
         control_plane.request("DELETE", f"/api/v1/namespaces/{name}")
