@@ -8,9 +8,11 @@ skipping model deserialisation keeps the operator's CPU and memory low.
 from __future__ import annotations
 
 import json
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client, config
@@ -24,7 +26,11 @@ _TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 _RETRY_DELAYS = (0.5, 1.0, 2.0)
 
 
-USER_AGENT = f"kubetune-operator/{__version__}"
+#: Who posts the operator's events (``kubectl describe`` shows it as "From").
+COMPONENT = "kubetune-operator"
+USER_AGENT = f"{COMPONENT}/{__version__}"
+#: Characters of an event message at most (longer ones are cut in the middle).
+EVENT_MESSAGE_LIMIT = 1024
 
 
 def new_api_client() -> client.ApiClient:
@@ -50,7 +56,7 @@ def _json(call: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]
 
 @dataclass
 class Kube:
-    """Typed entry points for ConfigMaps, Services, Jobs and FineTuneJob status."""
+    """Typed entry points for ConfigMaps, Services, Jobs, events and FineTuneJob status."""
 
     api: client.ApiClient
 
@@ -103,30 +109,60 @@ class Kube:
             if error.status not in (404, 409):
                 raise
 
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Merge-patch ``status`` of the FineTuneJob (nulls remove fields).
+    def patch_status(
+        self, namespace: str, name: str, status: dict[str, Any], resource_version: str
+    ) -> str:
+        """Merge-patch ``status`` of the FineTuneJob (nulls remove fields) if it is still
+        at ``resource_version``; return the version the write made.
 
-        Retried a few times on throttling and server errors: a status write is often
-        triggered by the last event a job will ever have (its Job completing), so a
-        write lost to a brief API server hiccup would otherwise stay lost.
+        The precondition makes a write derived from an outdated view fail (HTTP 409)
+        instead of replacing a newer status (a paused replica's, or one derived before
+        a spec edit). Retried a few times on throttling and server errors: a status
+        write is often triggered by the last event a job will ever have (its Job
+        completing), so a write lost to a brief API server hiccup would stay lost.
         """
-        for delay in (*_RETRY_DELAYS, None):
+        body = {"metadata": {"resourceVersion": resource_version}, "status": status}
+        delays = iter(_RETRY_DELAYS)
+        while True:
             try:
-                _json(
+                written = _json(
                     self.custom.patch_namespaced_custom_object_status,
                     GROUP,
                     VERSION,
                     namespace,
                     PLURAL,
                     name,
-                    {"status": status},
+                    body,
                     _content_type=MERGE_PATCH,
                 )
-                return
+                return str(written["metadata"]["resourceVersion"])
             except ApiException as error:
+                delay = next(delays, None)
                 if delay is None or error.status not in _TRANSIENT_STATUS:
                     raise
                 time.sleep(delay)
+
+    def post_event(self, involved: Mapping[str, Any], type: str, reason: str, message: str) -> None:
+        """Post a core/v1 Event about ``involved`` (an object reference)."""
+        if len(message) > EVENT_MESSAGE_LIMIT:
+            half = EVENT_MESSAGE_LIMIT // 2 - 2
+            message = f"{message[:half]}...{message[-half:]}"
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        namespace = involved["namespace"]
+        event = {
+            "metadata": {"generateName": f"{involved['name']}.", "namespace": namespace},
+            "involvedObject": dict(involved),
+            "type": type,
+            "reason": reason,
+            "message": message,
+            "source": {"component": COMPONENT, "host": socket.gethostname()},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": socket.gethostname(),
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        _json(self.core.create_namespaced_event, namespace, event)
 
     def delete_finetunejob(self, namespace: str, name: str, uid: str) -> None:
         body = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid))
