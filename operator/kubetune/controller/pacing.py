@@ -30,7 +30,7 @@ from kubetune.controller.status import in_transit
 class Pacing:
     """Seconds a status write may wait, by what changed."""
 
-    settle: float = 10.0
+    settle: float = 15.0
     progress: float = 15.0
     rewording: float = 15.0
 
