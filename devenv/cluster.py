@@ -258,6 +258,10 @@ class ControlPlane:
     admin kubeconfig (client certificate in ``system:masters``) with embedded data.
     """
 
+    #: Addresses KWOK gives pods (a subclass may pick loopback ones that local servers
+    #: can answer for, as the operator bench does).
+    pod_cidr = POD_CIDR
+
     def __init__(
         self,
         workdir: Path | None = None,
@@ -550,7 +554,7 @@ class ControlPlane:
                 f"--kubeconfig={self.kubeconfig}",
                 "--manage-all-nodes=false",
                 f"--manage-nodes-with-label-selector={selector}",
-                f"--cidr={POD_CIDR}",
+                f"--cidr={self.pod_cidr}",
                 "--node-lease-duration-seconds=40",
             ],
         )
