@@ -47,6 +47,7 @@ resumes everything in < 10 s.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import os
@@ -320,6 +321,9 @@ class Cluster:
         self.cp = BenchControlPlane(
             nodes=(*DEFAULT_NODES, *nodes), binaries=build.ensure_built(), log=lambda _: None
         )
+        if args.controller_qps:
+            qps = args.controller_qps
+            self.cp.controller_manager_flags = (f"--kube-api-qps={qps}", f"--kube-api-burst={qps}")
         self.operator: Process | None = None
         self.operator_url = ""
         self.profiler: Process | None = None
@@ -598,18 +602,19 @@ class TrainerPages:
             def do_GET(self) -> None:
                 metrics.set("step", pages.step())
                 body = generate_latest(metrics.registry)
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                # a reader that gave up (its 2 s timeout) has closed the connection
+                with contextlib.suppress(ConnectionError):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/plain; version=0.0.4")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
 
             def log_message(self, *_: Any) -> None:
                 pass
 
         self.server = ThreadingHTTPServer(("0.0.0.0", 0), Handler)
         self.port = self.server.server_address[1]
-        self.reads = 0
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def step(self) -> int:
@@ -786,6 +791,13 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--crd", type=Path, default=REPO / "crds" / "finetunejob.yaml")
     parser.add_argument("--workers", type=int, default=8, help="the operator's --workers")
+    parser.add_argument(
+        "--controller-qps",
+        type=int,
+        default=0,
+        help="kube-controller-manager's API requests per second (0: its default, 20; the Job "
+        "controller then creates pods more slowly than a burst creates Jobs)",
+    )
     parser.add_argument(
         "--py-spy",
         type=Path,

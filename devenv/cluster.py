@@ -261,6 +261,8 @@ class ControlPlane:
     #: Addresses KWOK gives pods (a subclass may pick loopback ones that local servers
     #: can answer for, as the operator bench does).
     pod_cidr = POD_CIDR
+    #: Extra kube-controller-manager flags (the operator bench raises its API rate limit).
+    controller_manager_flags: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -363,6 +365,7 @@ class ControlPlane:
                 f"--cluster-signing-key-file={ca.key}",
                 "--controllers=*",
                 "--concurrent-gc-syncs=5",
+                *self.controller_manager_flags,
             ],
         )
         scheduler = self._spawn(
