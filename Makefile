@@ -43,7 +43,7 @@ dev-cluster: venv system images  ## control plane + real node + S3 + operator; p
 cluster: venv system  ## a control plane with fake GPU nodes until Ctrl-C (prints the KUBECONFIG export)
 	$(PYTHON) -m devenv cluster
 
-bench-operator: venv system  ## 500 FineTuneJobs against the test control plane (prints latency, RSS, requests/job)
+bench-operator: venv system  ## operator cost per job vs a raw client: 1,000-job burst, steady arrival, progress (docs/operator-performance.md)
 	$(PYTHON) -m bench.operator_scale
 
 lint: venv  ## ruff and mypy

@@ -257,6 +257,12 @@ class ControlPlane:
     admin kubeconfig (client certificate in ``system:masters``) with embedded data.
     """
 
+    #: Addresses KWOK gives pods (a subclass may pick loopback ones that local servers
+    #: can answer for, as the operator bench does).
+    pod_cidr = network.KWOK_POD_CIDR
+    #: Extra kube-controller-manager flags (the operator bench raises its API rate limit).
+    controller_manager_flags: tuple[str, ...] = ()
+
     def __init__(
         self,
         workdir: Path | None = None,
@@ -361,6 +367,7 @@ class ControlPlane:
                 f"--cluster-signing-key-file={ca.key}",
                 "--controllers=*",
                 "--concurrent-gc-syncs=5",
+                *self.controller_manager_flags,
             ],
         )
         scheduler = self._spawn(
@@ -571,7 +578,7 @@ class ControlPlane:
                 f"--kubeconfig={self.kubeconfig}",
                 "--manage-all-nodes=false",
                 f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
-                f"--cidr={network.KWOK_POD_CIDR}",
+                f"--cidr={self.pod_cidr}",
                 "--node-lease-duration-seconds=40",
             ],
         )

@@ -35,7 +35,8 @@ _LONG_BUCKETS = (1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 864
 
 RECONCILES = Counter(
     "kubetune_operator_reconciles",
-    "Reconciliations of FineTuneJobs, by what triggered them (spec, child, timer).",
+    "Reconciliation passes of FineTuneJobs, by what first asked for them (spec, child, "
+    "progress, timer).",
     ["trigger"],
     registry=REGISTRY,
 )
@@ -50,6 +51,13 @@ RECONCILE_DURATION = Histogram(
     "Time one reconciliation took, by trigger.",
     ["trigger"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=REGISTRY,
+)
+STATUS_WRITES = Counter(
+    "kubetune_operator_status_writes",
+    "FineTuneJob status writes, by what changed: progress (status.progress alone) or state "
+    "(anything else).",
+    ["change"],
     registry=REGISTRY,
 )
 JOB_CREATION = Histogram(

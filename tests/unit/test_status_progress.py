@@ -1,16 +1,27 @@
-"""Progress from the trainer's real metrics page, ETA, and termination message parsing."""
+"""Progress from the trainer's real metrics page (read by the operator's reader), ETA, and
+termination message parsing."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import socket
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
 from prometheus_client import generate_latest
 
 from kubetune.api.status import Progress
-from kubetune.controller.progress import parse_metrics, progress_from_samples, scrape
+from kubetune.controller.progress import (
+    ProgressReader,
+    parse_metrics,
+    progress_from_samples,
+    rank0_url,
+    scrape,
+)
 from kubetune.controller.summary import checkpoints_of, parse_summary, result_of
+from kubetune.controller.views import PodView
 from kubetune_trainer.metrics import TrainerMetrics
 from kubetune_trainer.termination import Summary
 
@@ -69,14 +80,68 @@ def test_no_eta_without_total_or_steps_and_none_without_a_step_gauge() -> None:
     assert done is not None and done.etaSeconds == 0 and done.percent == 100
 
 
+async def scrape_once(url: str, timeout: float = 2.0) -> dict[str, float] | None:
+    client_timeout = aiohttp.ClientTimeout(total=timeout)
+    async with aiohttp.ClientSession(timeout=client_timeout) as session:
+        return await scrape(session, url)
+
+
 def test_scrape_reads_a_live_endpoint_and_tolerates_unreachable_ones() -> None:
     metrics = TrainerMetrics()
     metrics.set("step", 7)
     port = metrics.serve(free_port())
-    samples = scrape(f"http://127.0.0.1:{port}/metrics")
+    samples = asyncio.run(scrape_once(f"http://127.0.0.1:{port}/metrics"))
     assert samples is not None and samples["step"] == 7
-    assert scrape(f"http://127.0.0.1:{free_port()}/metrics", timeout=0.5) is None
-    assert scrape("http://10.255.255.1:9090/metrics", timeout=0.2) is None
+    assert asyncio.run(scrape_once(f"http://127.0.0.1:{free_port()}/metrics", 0.5)) is None
+    assert asyncio.run(scrape_once("http://10.255.255.1:9090/metrics", 0.2)) is None
+
+
+def running_pod(name: str, index: int, ip: str | None, phase: str = "Running") -> PodView:
+    return PodView.from_manifest(
+        {
+            "metadata": {
+                "name": name,
+                "annotations": {"batch.kubernetes.io/job-completion-index": str(index)},
+            },
+            "status": {"phase": phase, **({"podIP": ip} if ip else {})},
+        }
+    )
+
+
+def test_rank0_is_the_lowest_index_running_pod_with_an_ip() -> None:
+    pods = [
+        running_pod("b", 1, "127.0.0.3"),
+        running_pod("a", 0, "127.0.0.2", phase="Pending"),
+        running_pod("c", 2, None),
+    ]
+    assert rank0_url(pods, 9090) == "http://127.0.0.3:9090/metrics"
+    assert rank0_url(pods[1:], 9090) is None
+
+
+def test_reader_reads_each_running_job_once_per_interval() -> None:
+    metrics = TrainerMetrics()
+    metrics.set("step", 3)
+    port = metrics.serve(free_port())
+    running = {("ml", "a"), ("ml", "b")}
+    readings: list[tuple[str, str]] = []
+    reader = ProgressReader(
+        running=lambda: running,
+        pods=lambda key: [running_pod(key[1], 0, "127.0.0.1")],
+        record=lambda key, samples: readings.append(key),
+        port=port,
+        interval=0.4,
+    )
+
+    async def run_for(seconds: float) -> None:
+        task = asyncio.create_task(reader.run())
+        await asyncio.sleep(seconds)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run_for(1.0))  # reads at 0 s, 0.4 s and 0.8 s
+    assert sorted(set(readings)) == [("ml", "a"), ("ml", "b")]
+    assert 2 * 2 <= len(readings) <= 2 * 3
 
 
 def test_summary_round_trips_from_the_trainers_writer() -> None:

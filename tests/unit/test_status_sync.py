@@ -1,15 +1,16 @@
-"""When the controller needs no API call: Jobs already up to date, scheduler rewording."""
+"""When the controller writes: Jobs already up to date, status writes paced, versions."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any, cast
 
 from kubetune.api import FineTuneJob, parse_finetunejob
 from kubetune.controller.children import up_to_date
 from kubetune.controller.kube import Kube
 from kubetune.controller.login import connection_limit
-from kubetune.controller.runtime import Runtime, Snapshot
-from kubetune.controller.status import Transition
+from kubetune.controller.pacing import Pacing
+from kubetune.controller.runtime import Runtime, Snapshot, now
 from kubetune.controller.views import JobView, PodView
 from kubetune.render.children import Children, render_children
 from kubetune.render.options import RenderOptions
@@ -69,53 +70,121 @@ def test_a_finished_job_is_never_touched() -> None:
 
 
 class RecordingKube:
-    """Stands in for the API client where only the status writes are of interest."""
+    """Stands in for the API client where only status writes and events are of interest.
+
+    Versions count writes: the FineTuneJob starts at "1", each write makes the next.
+    """
 
     def __init__(self) -> None:
-        self.writes: list[dict[str, Any]] = []
+        self.writes: list[tuple[str, dict[str, Any]]] = []
+        self.events: list[str] = []
 
-    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.writes.append(status)
+    def patch_status(
+        self, namespace: str, name: str, status: dict[str, Any], resource_version: str
+    ) -> str:
+        self.writes.append((resource_version, status))
+        return str(len(self.writes) + 1)
+
+    def post_event(self, involved: dict[str, Any], type: str, reason: str, message: str) -> None:
+        self.events.append(reason)
+
+
+def pod_view(phase: str, conditions: list[dict[str, str]] | None = None) -> PodView:
+    return PodView.from_manifest(
+        {
+            "metadata": {
+                "name": "p",
+                "ownerReferences": [{"kind": "Job", "uid": "u", "controller": True}],
+            },
+            "status": {"phase": phase, "conditions": conditions or []},
+        }
+    )
 
 
 def unschedulable(message: str) -> list[PodView]:
-    return [
-        PodView.from_manifest(
-            {
-                "metadata": {
-                    "name": "p",
-                    "ownerReferences": [{"kind": "Job", "uid": "u", "controller": True}],
-                },
-                "status": {
-                    "phase": "Pending",
-                    "conditions": [
-                        {
-                            "type": "PodScheduled",
-                            "status": "False",
-                            "reason": "Unschedulable",
-                            "message": message,
-                        }
-                    ],
-                },
-            }
-        )
-    ]
+    scheduled = {
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": message,
+    }
+    return [pod_view("Pending", [scheduled])]
 
 
-def test_scheduler_rewording_is_written_at_most_every_interval() -> None:
-    manifest = merge(valid_manifest("demo"), {"metadata": {"namespace": "ml", "generation": 1}})
-    snapshot = Snapshot.from_body(manifest)
+RUNNING = [pod_view("Running", [{"type": "PodScheduled", "status": "True"}])]
+ACTIVE_JOB = JobView.from_manifest({"metadata": {"uid": "u"}, "status": {"active": 1}})
+
+
+def snapshot_at(version: str, status: dict[str, Any] | None = None) -> Snapshot:
+    manifest = merge(
+        valid_manifest("demo"),
+        {"metadata": {"namespace": "ml", "generation": 1, "resourceVersion": version}},
+    )
+    return Snapshot.from_body({**manifest, "status": status or {}})
+
+
+def recording_runtime() -> tuple[Runtime, RecordingKube]:
     kube = RecordingKube()
-    runtime = Runtime(kube=cast(Kube, kube), options=RenderOptions())
-    running_job = JobView.from_manifest({"metadata": {"uid": "u"}, "status": {"active": 1}})
-    events: list[Transition] = []
-    for message in ("0/4 nodes: 4 Insufficient gpu", "0/4 nodes: 3 Insufficient gpu"):
-        runtime.publish(
-            snapshot, running_job, unschedulable(message), lambda _, t: events.append(t)
-        )
-    assert len(kube.writes) == 1 and [e.reason for e in events] == ["Unschedulable"]
-    runtime.publish(snapshot, running_job, [], lambda _, t: events.append(t))
+    return Runtime(kube=cast(Kube, kube), options=RenderOptions()), kube
+
+
+def test_create_to_running_is_one_status_write_and_one_event() -> None:
+    runtime, kube = recording_runtime()
+    snapshot = snapshot_at("1")
+    created = JobView.from_manifest({"metadata": {"uid": "u"}})
+    for job, pods in ((None, []), (created, []), (created, [pod_view("Pending")])):
+        _, wait = runtime.publish(snapshot, job, pods)
+        assert wait is not None and 0 < wait <= runtime.pacing.settle, "transient: waits"
+    status, wait = runtime.publish(snapshot, ACTIVE_JOB, RUNNING)
+    assert (status.state, wait) == ("Running", None)
+    assert [version for version, _ in kube.writes] == ["1"]
+    assert kube.events == ["Running"]
+    assert runtime.seen(("ml", "demo"), "2"), "the write's echo brings nothing new"
+
+
+def test_a_transient_step_is_written_once_it_lasts() -> None:
+    runtime, kube = recording_runtime()
+    runtime.pacing = Pacing(settle=0.0)
+    status, wait = runtime.publish(snapshot_at("1"), None, [])
+    assert (status.state, wait, len(kube.writes)) == ("Pending", None, 1)
+    assert kube.events == [], "a transient step gets no event"
+
+
+def test_scheduler_rewording_waits_for_its_interval() -> None:
+    runtime, kube = recording_runtime()
+    snapshot = snapshot_at("1")
+    runtime.publish(snapshot, ACTIVE_JOB, unschedulable("0/4 nodes: 4 Insufficient gpu"))
+    _, wait = runtime.publish(snapshot, ACTIVE_JOB, unschedulable("0/4 nodes: 3 Insufficient gpu"))
+    assert len(kube.writes) == 1 and kube.events == ["Unschedulable"]
+    assert wait is not None and 14 < wait <= runtime.pacing.rewording
+    runtime.publish(snapshot, ACTIVE_JOB, RUNNING)
     assert len(kube.writes) == 2, "anything beyond wording is written at once"
+    assert kube.writes[1][0] == "2", "based on the version the first write made"
+
+
+def test_progress_alone_is_written_at_most_every_interval() -> None:
+    runtime, kube = recording_runtime()
+    snapshot, key, read_at = snapshot_at("1"), ("ml", "demo"), now()
+    runtime.publish(snapshot, ACTIVE_JOB, RUNNING)
+    runtime.record(key, {"step": 5.0, "total_steps": 10.0}, read_at)
+    status, _ = runtime.publish(snapshot, ACTIVE_JOB, RUNNING)
+    assert status.progress is not None and status.progress.step == 5
+    assert len(kube.writes) == 2, "the first reading is written at once"
+    runtime.record(key, {"step": 6.0, "total_steps": 10.0}, read_at + timedelta(seconds=1))
+    status, wait = runtime.publish(snapshot, ACTIVE_JOB, RUNNING)
+    assert status.progress is not None and status.progress.step == 5, "still the written one"
+    assert wait is not None and 14 < wait <= runtime.pacing.progress
+    assert len(kube.writes) == 2
+
+
+def test_a_version_written_by_someone_else_is_the_truth() -> None:
+    runtime, kube = recording_runtime()
+    runtime.publish(snapshot_at("1"), ACTIVE_JOB, RUNNING)
+    assert runtime.previous(snapshot_at("1")).state == "Running", "the cache lags our write"
+    foreign = snapshot_at("7", {"state": "Queued"})
+    assert runtime.previous(foreign).state == "Queued"
+    runtime.publish(foreign, ACTIVE_JOB, RUNNING)
+    assert kube.writes[-1][0] == "7" and kube.writes[-1][1]["state"] == "Running"
 
 
 def test_kopf_connections_leave_room_for_every_watch() -> None:

@@ -42,7 +42,7 @@ class _QuietWatchHandlers(logging.Filter):
     """kopf logs every successful handler call at INFO; for the handlers that run on
     every Job/pod event that is noise: keep those lines for ``--log-level debug``."""
 
-    NOISY = ("Handler 'child_changed' succeeded", "Handler 'finetunejob_event' succeeded")
+    NOISY = ("Handler 'child_changed' succeeded", "Handler 'finetunejob_changed' succeeded")
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.getMessage().startswith(self.NOISY)
@@ -104,10 +104,18 @@ def register(subparsers: Any) -> None:
         help="seconds between reads of a running trainer's metrics (default %(default)s)",
     )
     parser.add_argument(
+        "--progress-write-interval",
+        type=float,
+        default=15.0,
+        help="least seconds between two status writes of a job that change only its "
+        "progress (default %(default)s)",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=8,
-        help="threads for API calls of handlers (default %(default)s)",
+        help="threads that reconcile jobs (each pass makes the API calls of one job; "
+        "default %(default)s)",
     )
     parser.add_argument(
         "--peering",
@@ -158,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
     from kubetune import metrics
     from kubetune.controller import handlers, login, settings  # noqa: F401 (registers handlers)
     from kubetune.controller.kube import Kube, new_api_client
+    from kubetune.controller.pacing import Pacing
     from kubetune.controller.runtime import Runtime
     from kubetune.render.options import RenderOptions
 
@@ -175,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
             metrics_port=args.trainer_metrics_port,
             pod_annotations=dict(args.pod_annotation),
         ),
-        progress_interval=args.progress_interval,
+        pacing=Pacing(progress=args.progress_write_interval),
     )
     metrics.serve(args.metrics_port, runtime.states)
     priority = args.peering_priority
@@ -198,6 +207,7 @@ def run(args: argparse.Namespace) -> int:
         memo=kopf.Memo(
             runtime=runtime,
             workers=args.workers,
+            progress_interval=args.progress_interval,
             standalone=args.standalone,
             connections=login.connection_limit(args.namespaces or [], args.all_namespaces),
         ),

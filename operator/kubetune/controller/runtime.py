@@ -1,43 +1,48 @@
 """The operator's per-process state and the one place status is written.
 
-Status is written from several triggers (the FineTuneJob's own handlers, events of
-its Job and pods, the progress scraper). Each write derives the whole status from
-the newest observation under a per-job lock, and remembers what it wrote: the watch
-event for a write arrives later than the next trigger may, so the remembered status,
-not the possibly older cached object, is the "previous" status of the next
-derivation. Only this process writes status (peering pauses any other replica).
-A new wording of why a job is Unschedulable alone is written at most every
-:data:`REWORDING_INTERVAL` seconds per job.
+Each reconciliation pass (:mod:`kubetune.controller.reconciler`) derives the whole
+status from the newest observation and hands it to :meth:`Runtime.publish`, which
+writes it when :mod:`kubetune.controller.pacing` says so and remembers what it wrote.
+The watch event for a write arrives later than the next pass may run, so the
+remembered status, not the possibly older cached object, is the "previous" status of
+the next derivation — but only while the cached object is at a version this process
+knows the status of (the one a write was based on, or one it produced). At any other
+version someone else wrote the object, and its status is the truth again: nothing
+here trusts memory over the cluster.
+
+Every write names the version it was derived from (a precondition): a write from an
+outdated view (a spec edited meanwhile, a replica paused by peering that still holds
+old views) fails with a conflict instead of replacing a newer status, and the next
+pass derives again.
+
+Events are posted here, by the controller's own client: kopf posts events only from
+its per-object tasks, and these passes run in the controller's workers.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
 from kubetune import metrics
 from kubetune.api import FineTuneJob, InvalidManifest, parse_finetunejob
-from kubetune.api.status import FineTuneJobStatus, Progress, State
+from kubetune.api.status import FineTuneJobStatus, State
 from kubetune.controller.kube import Kube
-from kubetune.controller.status import Observation, Transition, derive_status, transition
-from kubetune.controller.views import JobView, PodView, parse_time
+from kubetune.controller.pacing import Pacing, WriteLog, due, only_progress
+from kubetune.controller.progress import progress_from_samples
+from kubetune.controller.status import Observation, derive_status, transition
+from kubetune.controller.views import JobView, Key, PodView, parse_time
 from kubetune.render.options import RenderOptions
 
+__all__ = ["Key", "Runtime", "Snapshot", "now"]
+
 log = logging.getLogger("kubetune.operator")
-
-#: Seconds between two writes of a job's status that only reword why it is
-#: Unschedulable: the scheduler rewrites "0/4 nodes are available: ..." at every attempt,
-#: and each write costs the API server a validation of the whole object (CEL included).
-REWORDING_INTERVAL = 15.0
-
-Key = tuple[str, str]
-"""(namespace, name) of a FineTuneJob."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class Snapshot:
     key: Key
     uid: str
     generation: int
+    resource_version: str
     created: datetime | None
     job: FineTuneJob | None
     problems: tuple[str, ...]
@@ -70,6 +76,7 @@ class Snapshot:
             key=(meta.get("namespace", ""), meta.get("name", "")),
             uid=meta.get("uid", ""),
             generation=int(meta.get("generation") or 0),
+            resource_version=str(meta.get("resourceVersion", "")),
             created=parse_time(meta.get("creationTimestamp")),
             job=job,
             problems=problems,
@@ -77,12 +84,14 @@ class Snapshot:
         )
 
     def reference(self) -> dict[str, Any]:
-        """A body kopf can post events for."""
+        """The object reference of events about it, and of its children's owner."""
         namespace, name = self.key
         return {
             "apiVersion": "kubetune.io/v1alpha1",
             "kind": "FineTuneJob",
-            "metadata": {"namespace": namespace, "name": name, "uid": self.uid},
+            "namespace": namespace,
+            "name": name,
+            "uid": self.uid,
         }
 
 
@@ -90,51 +99,88 @@ def now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-Emit = Callable[[dict[str, Any], Transition], None]
+@dataclass
+class _Memory:
+    """What this process knows about one FineTuneJob beyond the cached object."""
+
+    status: FineTuneJobStatus | None = None
+    versions: tuple[str, ...] = ()
+    """Versions of the FineTuneJob at which ``status`` is the status it holds."""
+    log: WriteLog = field(default_factory=WriteLog)
+    handled: int | None = None
+    """The spec generation whose children this process has ensured."""
+    reading: tuple[dict[str, float], datetime] | None = None
+    """The trainer's newest metrics samples and when they were read."""
 
 
 @dataclass
 class Runtime:
-    """Settings, API access and the written-status memory of one operator process."""
+    """Settings, API access and the per-job memory of one operator process."""
 
     kube: Kube
     options: RenderOptions
-    progress_interval: float = 30.0
-    _written: dict[Key, FineTuneJobStatus] = field(default_factory=dict)
-    _written_at: dict[Key, float] = field(default_factory=dict)
-    _locks: defaultdict[Key, threading.Lock] = field(
-        default_factory=lambda: defaultdict(threading.Lock)
-    )
+    pacing: Pacing = field(default_factory=Pacing)
+    _memory: dict[Key, _Memory] = field(default_factory=dict)
 
     def states(self) -> dict[Key, State]:
-        """State of every job this process has written status for (the jobs gauge)."""
-        return {key: s.state for key, s in list(self._written.items()) if s.state is not None}
+        """State of every job this process has derived a status for (the jobs gauge)."""
+        return {
+            key: m.status.state
+            for key, m in list(self._memory.items())
+            if m.status is not None and m.status.state is not None
+        }
+
+    def running(self) -> list[Key]:
+        """Jobs whose status says Running (their progress is read)."""
+        return [key for key, state in self.states().items() if state == "Running"]
 
     def forget(self, key: Key) -> None:
         """Drop what is remembered about a deleted FineTuneJob."""
-        self._written.pop(key, None)
-        self._written_at.pop(key, None)
-        self._locks.pop(key, None)
+        self._memory.pop(key, None)
+
+    def seen(self, key: Key, resource_version: str) -> bool:
+        """Whether a pass already knows the FineTuneJob at this version (its own
+        write's echo, or a re-listing): such a watch event brings nothing new."""
+        memory = self._memory.get(key)
+        return memory is not None and memory.versions[-1:] == (resource_version,)
 
     def previous(self, snapshot: Snapshot) -> FineTuneJobStatus:
-        return self._written.get(snapshot.key, snapshot.status)
+        """The status the FineTuneJob holds (see the module docstring)."""
+        memory = self._memory.get(snapshot.key)
+        if memory and memory.status is not None and snapshot.resource_version in memory.versions:
+            return memory.status
+        return snapshot.status
+
+    def needs_children(self, snapshot: Snapshot) -> bool:
+        """Whether this process has yet to ensure the children of the current spec."""
+        memory = self._memory.get(snapshot.key)
+        return memory is None or memory.handled != snapshot.generation
+
+    def children_ensured(self, snapshot: Snapshot) -> None:
+        self._memory.setdefault(snapshot.key, _Memory()).handled = snapshot.generation
+
+    def record(self, key: Key, samples: dict[str, float], read_at: datetime) -> None:
+        """A reading of the trainer's metrics, for the job's next pass."""
+        self._memory.setdefault(key, _Memory()).reading = (samples, read_at)
 
     def publish(
-        self,
-        snapshot: Snapshot,
-        job: JobView | None,
-        pods: Sequence[PodView],
-        emit: Emit,
-        progress: Callable[[FineTuneJobStatus], Progress | None] | None = None,
-    ) -> FineTuneJobStatus:
-        """Derive the status from this observation and write it if it changed.
+        self, snapshot: Snapshot, job: JobView | None, pods: Sequence[PodView]
+    ) -> tuple[FineTuneJobStatus, float | None]:
+        """Derive the status from this observation; write it if it changed and its
+        time has come. Returns the status the job now holds and, when a write waits,
+        the seconds until it is due (the caller passes again then).
 
-        ``progress`` (the scraper) gets the freshly derived status and may return new
-        progress to record with it.
+        Raises :class:`ApiException` when the write fails (409: the job changed since
+        ``snapshot``; its watch event brings the new version).
         """
-        with self._locks[snapshot.key]:
-            previous = self.previous(snapshot)
-            observation = Observation(
+        memory = self._memory.setdefault(snapshot.key, _Memory())
+        previous = self.previous(snapshot)
+        known = snapshot.resource_version in memory.versions
+        versions = memory.versions if known else (snapshot.resource_version,)
+        if versions[-1] == snapshot.resource_version:
+            versions = (snapshot.resource_version,)  # the cache caught up with us
+        status = derive_status(
+            Observation(
                 generation=snapshot.generation,
                 spec=snapshot.job.spec if snapshot.job else None,
                 problems=snapshot.problems,
@@ -143,39 +189,72 @@ class Runtime:
                 previous=previous,
                 now=now(),
             )
-            status = derive_status(observation)
-            if progress is not None and (scraped := progress(status)) is not None:
-                status.progress = scraped
-            if status == previous:
-                self._written[snapshot.key] = status
-                return status
-            last = self._written_at.get(snapshot.key)
-            recent = last is not None and time.monotonic() - last < REWORDING_INTERVAL
-            if recent and _rewording(previous, status):
-                return previous
+        )
+        self._add_reading(memory, status, previous)
+        clock = time.monotonic()
+        when = due(previous, status, memory.log, clock, self.pacing)
+        if when is None or when > clock:
+            memory.status, memory.versions = previous, versions
+            if when is None:
+                memory.log.settled()
+                return previous, None
+            memory.log.pending(clock)
+            return previous, when - clock
+        namespace, name = snapshot.key
+        written = self.kube.patch_status(
+            namespace, name, status.model_dump(mode="json"), versions[-1]
+        )
+        progress_only = only_progress(previous, status)
+        memory.log.wrote(clock, progress=status.progress != previous.progress)
+        memory.status, memory.versions = status, (*versions, written)
+        metrics.STATUS_WRITES.labels(change="progress" if progress_only else "state").inc()
+        self._announce(snapshot, previous, status)
+        return status, None
+
+    @staticmethod
+    def _add_reading(
+        memory: _Memory, status: FineTuneJobStatus, previous: FineTuneJobStatus
+    ) -> None:
+        """Progress from the newest reading of a running trainer, if not yet in it."""
+        if status.state != "Running" or memory.reading is None:
+            return
+        samples, read_at = memory.reading
+        shown = previous.progress.updatedAt if previous.progress else None
+        if shown is not None and read_at <= shown:
+            return
+        progress = progress_from_samples(
+            samples, now=read_at, previous=previous.progress, started=status.startTime
+        )
+        if progress is not None:
+            status.progress = progress
+
+    def _announce(
+        self, snapshot: Snapshot, previous: FineTuneJobStatus, status: FineTuneJobStatus
+    ) -> None:
+        """Log line, event and histogram samples for a change of state or reason."""
+        change = transition(previous, status)
+        if change is None:
+            return
+        namespace, name = snapshot.key
+        log.info("%s/%s: %s (%s)", namespace, name, change.reason, change.message)
+        self.event(snapshot, change.type, change.reason, change.message)
+        _observe(snapshot, previous, status)
+
+    def event(self, snapshot: Snapshot, type: str, reason: str, message: str) -> None:
+        """Post an event about the FineTuneJob; a failure is logged, never raised
+        (events help a reader, the status is the record)."""
+        try:
+            self.kube.post_event(snapshot.reference(), type, reason, message)
+        except ApiException as error:
             namespace, name = snapshot.key
-            self.kube.patch_status(namespace, name, status.model_dump(mode="json"))
-            self._written[snapshot.key] = status
-            self._written_at[snapshot.key] = time.monotonic()
-            change = transition(previous, status)
-            if change is not None:
-                log.info("%s/%s: %s (%s)", namespace, name, change.reason, change.message)
-                emit(snapshot.reference(), change)
-                _observe(snapshot, previous, status)
-            return status
-
-
-def _rewording(previous: FineTuneJobStatus, status: FineTuneJobStatus) -> bool:
-    """Whether only the scheduler's wording of an Unschedulable condition changed."""
-
-    def silent(s: FineTuneJobStatus) -> FineTuneJobStatus:
-        quiet = [
-            c.model_copy(update={"message": ""}) if c.reason == "Unschedulable" else c
-            for c in s.conditions
-        ]
-        return s.model_copy(update={"conditions": quiet})
-
-    return silent(previous) == silent(status)
+            log.warning(
+                "%s/%s: event %s not posted: %s %s",
+                namespace,
+                name,
+                reason,
+                error.status,
+                error.reason,
+            )
 
 
 def _observe(snapshot: Snapshot, previous: FineTuneJobStatus, status: FineTuneJobStatus) -> None:

@@ -456,6 +456,14 @@ def headline(status: FineTuneJobStatus) -> Condition | None:
     return by_type.get(kind)
 
 
+def in_transit(status: FineTuneJobStatus) -> bool:
+    """Whether the job is in a step every job passes through within seconds (see
+    :data:`_TRANSIENT_REASONS`): such a step gets no event, and its status write may
+    wait for the next step (:mod:`kubetune.controller.pacing`)."""
+    explained = headline(status)
+    return explained is not None and explained.reason in _TRANSIENT_REASONS
+
+
 def transition(previous: FineTuneJobStatus, current: FineTuneJobStatus) -> Transition | None:
     """The event for going from ``previous`` to ``current``, ``None`` if nothing moved."""
     new = headline(current)
@@ -464,8 +472,8 @@ def transition(previous: FineTuneJobStatus, current: FineTuneJobStatus) -> Trans
     old = headline(previous)
     if old is not None and (previous.state, old.reason) == (current.state, new.reason):
         return None
-    warning = current.state == "Failed" or new.reason in _WARNING_REASONS
-    if new.reason in _TRANSIENT_REASONS:
+    if in_transit(current):
         return None  # the next state says what happened; an event each would be noise
+    warning = current.state == "Failed" or new.reason in _WARNING_REASONS
     message = f"{current.state}: {new.message}" if new.message else str(current.state)
     return Transition("Warning" if warning else "Normal", new.reason, message[:1024])

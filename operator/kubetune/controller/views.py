@@ -16,6 +16,9 @@ from typing import Any
 from kubetune.render.job import CONFIG_DIGEST_ANNOTATION, TEMPLATE_HASH_ANNOTATION
 from kubetune.render.pod import COMPLETION_INDEX_ANNOTATION, CONTAINER_NAME
 
+Key = tuple[str, str]
+"""(namespace, name) of a FineTuneJob: what its Job, pods and every trigger are filed by."""
+
 #: Job spec fields that can change on a live Job and follow the FineTuneJob spec.
 SYNCED_FIELDS = ("activeDeadlineSeconds", "backoffLimit", "ttlSecondsAfterFinished", "suspend")
 

@@ -1,0 +1,156 @@
+"""One reconciliation pass of one FineTuneJob: level-based, from the operator's indexes.
+
+A pass reads nothing from the API server: the FineTuneJob, its Job and its pods come
+from kopf's indexes (kept current by watches). It
+
+1. ensures the children of a spec generation this process hasn't handled yet
+   (:mod:`kubetune.controller.children`; a restarted operator checks every job once,
+   and a Job that is up to date costs no API call);
+2. derives and publishes the status (:meth:`kubetune.controller.runtime.Runtime.publish`);
+3. deletes a finished job whose ``ttlSecondsAfterFinished`` has passed.
+
+It returns the seconds after which the job needs another pass without any new event
+(a status write that waits, a retry after an API error, a TTL), or ``None``. Nothing
+is kept in the FineTuneJob for kopf (no diff-base annotation, no handler progress, no
+finalizer): the spec generation handled is ``status.observedGeneration`` of the status
+written after it, and this process's memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from kubetune import metrics
+from kubetune.controller.children import JobReplaced, ensure_children, up_to_date
+from kubetune.controller.runtime import Runtime, Snapshot, now
+from kubetune.controller.views import JobView, Key, PodView
+from kubetune.render.children import render_children
+
+log = logging.getLogger("kubetune.operator")
+
+_TERMINAL = ("Succeeded", "Failed")
+#: Seconds before a pass that failed on an API error runs again.
+API_RETRY_SECONDS = 5.0
+#: Seconds before a replaced Job's name is tried again.
+REPLACED_RETRY_SECONDS = 2.0
+#: Seconds before a status write that met a newer version is derived again (its watch
+#: event usually comes first).
+CONFLICT_RETRY_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Views:
+    """Readers of the operator's indexes for one job."""
+
+    snapshot: Callable[[Key], Snapshot | None]
+    job: Callable[[Key], JobView | None]
+    pods: Callable[[Key], list[PodView]]
+
+
+def _adopt(snapshot: Snapshot) -> Callable[[dict[str, Any]], None]:
+    """Owner reference (the FineTuneJob as controller) and namespace for a child."""
+    reference = snapshot.reference()
+    owner = {
+        "apiVersion": reference["apiVersion"],
+        "kind": reference["kind"],
+        "name": reference["name"],
+        "uid": reference["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+    def adopt(manifest: dict[str, Any]) -> None:
+        meta = manifest.setdefault("metadata", {})
+        meta["namespace"] = reference["namespace"]
+        meta["ownerReferences"] = [*meta.get("ownerReferences", []), owner]
+
+    return adopt
+
+
+@dataclass
+class Reconciler:
+    """The pass; called from worker threads, one key at a time (the work queue's rule)."""
+
+    runtime: Runtime
+    views: Views
+
+    def reconcile(self, key: Key, trigger: str) -> float | None:
+        metrics.RECONCILES.labels(trigger=trigger).inc()
+        started = time.monotonic()
+        try:
+            return self._pass(key)
+        finally:
+            duration = time.monotonic() - started
+            metrics.RECONCILE_DURATION.labels(trigger=trigger).observe(duration)
+
+    def _pass(self, key: Key) -> float | None:
+        snapshot = self.views.snapshot(key)
+        if snapshot is None:  # deleted (its children go with it), or not ours
+            self.runtime.forget(key)
+            return None
+        job = self.views.job(key)
+        try:
+            if self.runtime.needs_children(snapshot):
+                job = self._children(snapshot, job)
+            status, wait = self.runtime.publish(snapshot, job, self.views.pods(key))
+        except JobReplaced as replaced:
+            log.info("%s/%s: %s", *key, replaced)
+            return REPLACED_RETRY_SECONDS
+        except ApiException as error:
+            metrics.RECONCILE_ERRORS.labels(reason=error.reason or str(error.status)).inc()
+            if error.status == 409:
+                return CONFLICT_RETRY_SECONDS
+            log.warning("%s/%s: API error %s: %s", *key, error.status, error.reason)
+            return API_RETRY_SECONDS
+        expires = self._expires_in(snapshot, status.state, status.completionTime)
+        if expires is not None and expires <= 0:
+            log.info("%s/%s: deleting: ttlSecondsAfterFinished passed", *key)
+            self.runtime.kube.delete_finetunejob(*key, snapshot.uid)
+            return None
+        waits = [seconds for seconds in (wait, expires) if seconds is not None]
+        return min(waits) if waits else None
+
+    def _children(self, snapshot: Snapshot, known: JobView | None) -> JobView | None:
+        """Ensure the children of the current spec; the Job as it now is."""
+        spec = snapshot.job
+        if spec is None:
+            metrics.RECONCILE_ERRORS.labels(reason="InvalidSpec").inc()
+            problems = "; ".join(snapshot.problems)
+            log.warning("%s/%s: invalid spec, no children created: %s", *snapshot.key, problems)
+            self.runtime.children_ensured(snapshot)
+            return known
+        if self.runtime.previous(snapshot).state in _TERMINAL:
+            self.runtime.children_ensured(snapshot)  # finished: children left as they are
+            return known
+        children = render_children(spec, self.runtime.options)
+        if known is not None and up_to_date(known, children, spec):
+            self.runtime.children_ensured(snapshot)
+            return known
+        outcome = ensure_children(self.runtime.kube, spec, children, _adopt(snapshot))
+        for action in outcome.actions:
+            log.info("%s/%s: %s", *snapshot.key, action)
+        if outcome.created_job:
+            if snapshot.created is not None:
+                seconds = (now() - snapshot.created).total_seconds()
+                metrics.JOB_CREATION.observe(max(0.0, seconds))
+            self.runtime.event(snapshot, "Normal", "JobCreated", outcome.actions[-1])
+        self.runtime.children_ensured(snapshot)
+        return JobView.from_manifest(outcome.job) if outcome.job else known
+
+    @staticmethod
+    def _expires_in(
+        snapshot: Snapshot, state: str | None, completed: datetime | None
+    ) -> float | None:
+        """Seconds until a finished job's TTL has passed; ``None`` without one."""
+        ttl = snapshot.job.spec.ttlSecondsAfterFinished if snapshot.job else None
+        if ttl is None or state not in _TERMINAL:
+            return None
+        deadline = (completed or now()) + timedelta(seconds=ttl)
+        return (deadline - now()).total_seconds()
