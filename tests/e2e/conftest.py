@@ -6,8 +6,8 @@
 ``kubetune_release`` (package)
     ``helm install`` of ``charts/kubetune`` into ``kubetune-system`` with its defaults
     (cluster-wide, peering, restricted pod security, the images' default tags), except:
-    the operator pod tolerates and selects the real node, and reads progress every
-    second. Ready when the Deployment is Available, that is when the operator container
+    the operator pod tolerates and selects the real node, and reads and writes progress
+    every second. Ready when the Deployment is Available, that is when the operator container
     passed its readiness probe (kopf's health endpoint) in a real container.
 ``e2e`` (function)
     an :class:`E2E` helper for a fresh namespace ``e2e-...`` holding the Secret
@@ -54,6 +54,7 @@ VALUES: dict[str, Any] = {
     "nodeSelector": REAL_NODE_SELECTOR,
     "tolerations": [REAL_NODE_TOLERATION],
     "progressIntervalSeconds": 1,
+    "progressWriteIntervalSeconds": 1,
 }
 
 
