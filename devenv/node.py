@@ -66,6 +66,8 @@ REAL_NODE_SELECTOR = {REAL_NODE_LABEL: "true"}
 GPU_RESOURCE = "nvidia.com/gpu"
 GPUS = 4
 CGROUP_ROOT = "kubetune-node"
+#: Prefix of the node's runtime directory under /run (sockets need a short path).
+RUNTIME_PREFIX = "kt-node-"
 DNS_SERVICE = "kube-dns"
 
 
@@ -276,7 +278,7 @@ class RealNode:
         self.bins = build.node_binaries()
         self.net = network.NodeNetwork()
         # Unix sockets (containerd's, the shims') need a short path.
-        self.runtime_dir = Path(tempfile.mkdtemp(prefix="kt-node-", dir="/run"))
+        self.runtime_dir = Path(tempfile.mkdtemp(prefix=RUNTIME_PREFIX, dir="/run"))
         self.logs = workdir / "logs"
         self.containerd = Containerd(
             self.runtime_dir / "containerd",
@@ -347,8 +349,9 @@ class RealNode:
         self.net.create()
         (self.workdir / "cni").mkdir(parents=True, exist_ok=True)
         (self.workdir / "cni" / "10-kubetune.conflist").write_text(json.dumps(cni_config()))
-        self.containerd.start()
+        self.containerd.start()  # holds the image store's lock: no other node runs now
         self.containerd.remove_containers()
+        self._remove_leftovers()
         self.images = images.ensure_images(
             self.containerd, images=images.IMAGES if self.build_images else (), log=self.log
         )
@@ -368,6 +371,16 @@ class RealNode:
         except ComponentError as e:
             raise ComponentError(f"{e}\nnode condition Ready: {self._ready_condition()}") from None
         self._advertise_gpus()
+
+    def _remove_leftovers(self) -> None:
+        """What a run killed before its cleanup (SIGKILL, a crash) left: its runtime
+        directory's mounts and its cgroups (their processes died with it)."""
+        for stale in Path("/run").glob(f"{RUNTIME_PREFIX}*"):
+            if stale != self.runtime_dir:
+                unmount_below(stale)
+                shutil.rmtree(stale, ignore_errors=True)
+        for hierarchy in _cgroup_hierarchies():
+            _remove_cgroup_tree(hierarchy / CGROUP_ROOT)
 
     def _start_kubelet(self) -> Process:
         cfg_dir = self.workdir / "config"

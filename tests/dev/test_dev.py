@@ -24,7 +24,8 @@ import boto3
 import pytest
 import yaml
 
-from devenv import build
+from devenv import build, network
+from devenv.containerd import mounts_below
 from devenv.dev import EXAMPLES
 from devenv.process import poll
 
@@ -46,6 +47,13 @@ def _read_until_ready(proc: subprocess.Popen[str], timeout: float) -> list[str]:
         if line.strip() == READY_LINE:
             return lines
     raise AssertionError("devenv dev not ready in time:\n" + "".join(lines))
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _refuses(url: str) -> bool:
@@ -130,3 +138,8 @@ def test_kubetune_dev_trains_the_quickstart_and_stops_cleanly(tmp_path: Path) ->
     assert proc.returncode == 0, out
     assert _refuses(server["cluster"]["server"]), "the API server stopped"
     assert _refuses(exports["AWS_ENDPOINT_URL"]), "S3 stopped"
+    assert not network.netns_exists("kubetune-node"), "the node's network namespace is gone"
+    workdir = str(tmp_path / "dev")
+    left = [p for p in Path("/proc").glob("[0-9]*") if workdir in _cmdline(p)]
+    assert not left, f"processes left running: {[_cmdline(p) for p in left]}"
+    assert not mounts_below(tmp_path), "nothing stays mounted"
