@@ -37,16 +37,16 @@ pytestmark = pytest.mark.trainer
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COLOURS = {
-    "the sky": "blue",
-    "grass": "green",
-    "snow": "white",
-    "coal": "black",
-    "a banana": "yellow",
-    "a tomato": "red",
-    "an orange": "orange",
-    "a plum": "purple",
-    "chocolate": "brown",
-    "a flamingo": "pink",
+    "a lemon": "yellow",
+    "a lime": "green",
+    "milk": "white",
+    "ink": "black",
+    "a cherry": "red",
+    "a carrot": "orange",
+    "a violet": "purple",
+    "soil": "brown",
+    "a pig": "pink",
+    "the sea": "blue",
 }
 PHRASINGS = [
     "What colour is {}?",
@@ -315,3 +315,16 @@ def test_every_adapter_type_is_evaluated_from_its_published_files(
     assert summary.evaluation["prompts"] == 6
     records = read_records((tmp_path / "out" / "evaluation.jsonl").read_text().splitlines())
     assert all(isinstance(r[m]["answer"], str) for r in records for m in ("base", "tuned"))
+
+
+def test_kubetune_eval_says_what_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    quickstart = Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml"
+    code = main(["eval", str(quickstart), "--adapter", str(tmp_path), "-o", str(tmp_path / "r")])
+    assert code == exit_codes.INVALID_INPUT
+    assert "no spec.evaluation" in capsys.readouterr().out
+    evaluated = Path(__file__).resolve().parents[2] / "examples" / "evaluation.yaml"
+    code = main(["eval", str(evaluated), "--adapter", str(tmp_path / "absent")])
+    assert code == exit_codes.INVALID_INPUT
+    assert "no such folder" in capsys.readouterr().out

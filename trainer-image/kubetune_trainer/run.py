@@ -435,7 +435,9 @@ def _evaluate(
     models.free_memory()
     manifest_uri = summary.result["manifestUri"]
     assert manifest_uri is not None
-    outcome = stage.run(config, examples, model_dir, work / FINAL_DIR, manifest_uri, metrics, work)
+    outcome = stage.run(
+        stage.Inputs(config, examples, model_dir, work / FINAL_DIR, manifest_uri, metrics, work)
+    )
     summary.evaluation = outcome.summary
     summary.message = f"{summary.message}; {outcome.sentence}"
     return summary

@@ -13,7 +13,16 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from kubetune.cli.run import needs_trainer
+
 GATE_FAILED = 1
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def register(subparsers: Any) -> None:
@@ -31,7 +40,7 @@ def register(subparsers: Any) -> None:
         help="where the report goes, a folder or URI (default: ./<FILE name>-evaluation)",
     )
     parser.add_argument(
-        "--max-prompts", type=int, default=None, help="evaluate only the first N prompts"
+        "--max-prompts", type=_positive, default=None, help="evaluate only the first N prompts"
     )
     parser.set_defaults(handler=run)
 
@@ -42,8 +51,7 @@ def run(args: argparse.Namespace) -> int:
         from kubetune_trainer.errors import TrainerError
         from kubetune_trainer.evaluation.local import evaluate_result
     except ImportError as missing:
-        print(f"kubetune eval needs the trainer extra (pip install 'kubetune[trainer]'): {missing}")
-        return 2
+        return needs_trainer("eval", missing)
     output = args.output or f"{args.file.stem}-evaluation"
     try:
         done = evaluate_result(args.file, args.adapter, output, max_prompts=args.max_prompts)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from kubetune.curves import save_png
 from kubetune.evaluation.records import LABELS, MODELS, Comparison
 
 #: Metrics not bounded by [0, 1].
@@ -54,10 +55,4 @@ def plot_comparison(comparisons: Mapping[str, Comparison], path: Path, title: st
         axis.axhline(0, color="black", linewidth=0.5)
         axis.grid(axis="y", alpha=0.3)
         axis.legend(fontsize=8)
-    if title:
-        figure.suptitle(title)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png", dpi=100)
-    plt.close(figure)
-    return path
+    return save_png(figure, path, title)

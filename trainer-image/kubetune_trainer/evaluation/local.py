@@ -53,13 +53,14 @@ def evaluate_result(
         evaluation = spec.evaluation.model_copy(update={"maxPrompts": max_prompts})
         spec = spec.model_copy(update={"evaluation": evaluation})
     assert spec.evaluation is not None
-    held_out = None
-    if spec.evaluation.dataset is None and spec.dataset is not None:
-        held_out = data.prepare(spec.dataset, spec.method, spec.training.seed).eval
-    prompts = examples.load(spec.evaluation, held_out)
-    model_dir = resolve_model(spec.model.uri, spec.model.revision)
     with tempfile.TemporaryDirectory(prefix="kubetune-eval-") as scratch:
-        result = compare.evaluate(spec, prompts, model_dir, _result_dir(adapter_uri, Path(scratch)))
+        result_dir = _result_dir(adapter_uri, Path(scratch))
+        held_out = None
+        if spec.evaluation.dataset is None and spec.dataset is not None:
+            held_out = data.prepare(spec.dataset, spec.method, spec.training.seed).eval
+        prompts = examples.load(spec.evaluation, held_out)
+        model_dir = resolve_model(spec.model.uri, spec.model.revision)
+        result = compare.evaluate(spec, prompts, model_dir, result_dir)
         remote = storage.is_remote(output)
         folder = Path(scratch) / "report" if remote else storage.local_path(output)
         written = report.write(folder, spec, result, title=config.job.name, tuned_uri=adapter_uri)

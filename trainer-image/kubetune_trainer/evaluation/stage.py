@@ -42,6 +42,21 @@ class Stopped(Exception):
     """SIGTERM arrived while the models were answering."""
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """What the stage needs from the run that published the result."""
+
+    config: TrainerConfig
+    examples: list[Example]
+    model_dir: Path
+    """The base model."""
+    result_dir: Path
+    """The published result, as it was uploaded."""
+    manifest_uri: str
+    metrics: TrainerMetrics
+    work: Path
+
+
 @dataclass
 class Outcome:
     """What the stage adds to the run's result."""
@@ -111,18 +126,11 @@ def _summary_block(result: compare.Evaluation, report_uri: str) -> dict[str, Any
     return block
 
 
-def _evaluate_and_publish(
-    config: TrainerConfig,
-    examples: list[Example],
-    model_dir: Path,
-    result_dir: Path,
-    manifest_uri: str,
-    metrics: TrainerMetrics,
-    work: Path,
-) -> Outcome:
+def _evaluate_and_publish(inputs: Inputs) -> Outcome:
+    config = inputs.config
     spec = config.spec
     assert spec.evaluation is not None
-    gauges = compare.progress_gauges(metrics)
+    gauges = compare.progress_gauges(inputs.metrics)
     with _sigterm_stops() as stop:
 
         def progress(model: str, done: int, planned: int) -> None:
@@ -133,35 +141,27 @@ def _evaluate_and_publish(
                     f"{planned} prompts)"
                 )
 
-        result = compare.evaluate(spec, examples, model_dir, result_dir, progress)
-    compare.publish_gauges(metrics, spec.evaluation, result)
+        result = compare.evaluate(
+            spec, inputs.examples, inputs.model_dir, inputs.result_dir, progress
+        )
+    compare.publish_gauges(inputs.metrics, spec.evaluation, result)
     written = report.write(
-        work / "evaluation", spec, result, title=config.job.name, tuned_uri=spec.output.uri
+        inputs.work / "evaluation", spec, result, title=config.job.name, tuned_uri=spec.output.uri
     )
     uris = report.upload(written, spec.output.uri)
     artifacts.amend_manifest(
-        manifest_uri, {"evaluation": _manifest_block(config, result, uris)}, uris
+        inputs.manifest_uri, {"evaluation": _manifest_block(config, result, uris)}, uris
     )
     return Outcome(
         _summary_block(result, storage.join(spec.output.uri, REPORT_FILE)), result.sentence()
     )
 
 
-def run(
-    config: TrainerConfig,
-    examples: list[Example],
-    model_dir: Path,
-    result_dir: Path,
-    manifest_uri: str,
-    metrics: TrainerMetrics,
-    work: Path,
-) -> Outcome:
-    """Evaluate the published result in ``result_dir`` against the base in ``model_dir``;
-    never raises (see the module docstring)."""
+def run(inputs: Inputs) -> Outcome:
+    """Evaluate the published result against the base model; never raises (see the module
+    docstring)."""
     try:
-        return _evaluate_and_publish(
-            config, examples, model_dir, result_dir, manifest_uri, metrics, work
-        )
+        return _evaluate_and_publish(inputs)
     except Exception as exc:  # the training result is published: keep it, say what failed
         error = _error_text(exc)
         if isinstance(exc, Stopped | TrainerError):
@@ -169,7 +169,7 @@ def run(
         else:
             log.error("evaluation failed\n%s", traceback.format_exc())
         try:
-            artifacts.amend_manifest(manifest_uri, {"evaluation": {"error": error}}, [])
+            artifacts.amend_manifest(inputs.manifest_uri, {"evaluation": {"error": error}}, [])
         except Exception as amend:  # the store itself may be what failed
             log.warning("cannot record the evaluation error in the manifest: %s", amend)
         return Outcome({"error": error}, f"evaluation failed: {error}")
