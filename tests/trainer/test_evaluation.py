@@ -2,7 +2,7 @@
 
 The task: name the colour of a thing, asked in six phrasings. The held-out rows ask about
 the same things in phrasings those rows alone use, so the random base model gets none
-right and a LoRA trained for 120 steps gets most of them.
+right and a LoRA trained for 160 steps gets most of them.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def colour_job(tmp_path: Path, **training: Any) -> TrainerConfig:
         tmp_path,
         ROWS,
         dataset={"validationSplit": "0.2"},
-        training={"maxSteps": 120, "batchSize": 8, "learningRate": "1e-2", **training},
+        training={"maxSteps": 160, "batchSize": 8, "learningRate": "1e-2", **training},
         checkpoints={"intervalSteps": 1000},
         evaluation={"generation": {"maxNewTokens": 8}, "metrics": METRICS, "gate": GATE},
     )
