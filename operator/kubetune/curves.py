@@ -61,6 +61,13 @@ def plot_curves(records: list[dict[str, Any]], path: Path, title: str = "") -> P
         axis.set_xlabel("step")
         axis.grid(alpha=0.3)
         axis.legend()
+    return save_png(figure, path, title)
+
+
+def save_png(figure: Any, path: Path, title: str) -> Path:
+    """Title, lay out, write and close a matplotlib figure (every chart kubetune draws)."""
+    import matplotlib.pyplot as plt
+
     if title:
         figure.suptitle(title)
     figure.tight_layout()

@@ -350,6 +350,88 @@ INVALID_CASES: tuple[InvalidCase, ...] = (
         "validation",
     ),
     InvalidCase(
+        "evaluation-without-prompts",
+        {"evaluation": {}},
+        "spec.evaluation.dataset",
+        "evaluation needs prompts",
+    ),
+    InvalidCase(
+        "evaluation-of-a-reward-model",
+        {
+            "method": "reward",
+            "dataset": {"train": {"format": "preference"}, "validationSplit": "0.1"},
+            "evaluation": {},
+        },
+        "spec.evaluation",
+        "no text generator",
+    ),
+    InvalidCase(
+        "evaluation-regex-without-pattern",
+        {"dataset": {"validationSplit": "0.1"}, "evaluation": {"metrics": ["regexMatch"]}},
+        "spec.evaluation.pattern",
+        "needs pattern",
+    ),
+    InvalidCase(
+        "evaluation-bad-regex",
+        {
+            "dataset": {"validationSplit": "0.1"},
+            "evaluation": {"metrics": ["regexMatch"], "pattern": "(unclosed"},
+        },
+        "spec.evaluation.pattern",
+        "regular expression",
+        server=False,
+    ),
+    InvalidCase(
+        "evaluation-duplicate-metrics",
+        {"dataset": {"validationSplit": "0.1"}, "evaluation": {"metrics": ["rougeL", "rougeL"]}},
+        "spec.evaluation.metrics",
+        "unique",
+    ),
+    InvalidCase(
+        "evaluation-gate-on-a-metric-not-computed",
+        {
+            "dataset": {"validationSplit": "0.1"},
+            "evaluation": {"gate": [{"metric": "contains", "minDelta": "0.05"}]},
+        },
+        "spec.evaluation.gate",
+        "one of evaluation.metrics",
+    ),
+    InvalidCase(
+        "evaluation-gate-without-threshold",
+        {"dataset": {"validationSplit": "0.1"}, "evaluation": {"gate": [{"metric": "rougeL"}]}},
+        "spec.evaluation.gate[0].minDelta",
+        "minDelta and/or min",
+    ),
+    InvalidCase(
+        "evaluation-gate-bad-number",
+        {
+            "dataset": {"validationSplit": "0.1"},
+            "evaluation": {"gate": [{"metric": "rougeL", "min": "+0.5"}]},
+        },
+        "spec.evaluation.gate[0].min",
+        "pattern",
+    ),
+    InvalidCase(
+        "evaluation-win-rate-without-reward-model",
+        {"dataset": {"validationSplit": "0.1"}, "evaluation": {"metrics": ["winRate"]}},
+        "spec.evaluation.metrics",
+        "reward.modelUri",
+    ),
+    InvalidCase(
+        "evaluation-of-generated-data-only",
+        {
+            "dataset": DELETE,
+            "selfCritique": {
+                "prompts": {"uri": "s3://d/p.jsonl"},
+                "principles": ["Be kind."],
+                "generateOnly": True,
+            },
+            "evaluation": {"dataset": {"uri": "s3://d/eval.jsonl"}},
+        },
+        "spec.evaluation",
+        "trains nothing",
+    ),
+    InvalidCase(
         "ewc-without-reference",
         {"training": {"ewc": {"samples": 8}}},
         "spec.training.ewc.referenceDataset",
@@ -416,6 +498,25 @@ VALID_SPEC_PATCHES: dict[str, dict[str, Any]] = {
         "method": "dpo",
         "dataset": DELETE,
         "selfCritique": {"prompts": {"uri": "s3://d/p.jsonl"}, "principles": ["Be honest."]},
+    },
+    "evaluation-held-out-rows": {"dataset": {"validationSplit": "0.1"}, "evaluation": {}},
+    "evaluation-full": {
+        "method": "grpo",
+        "dataset": {"train": {"format": "promptCompletion"}},
+        "grpo": {"numGenerations": 2},
+        "reward": {"modelUri": "s3://m/reward"},
+        "evaluation": {
+            "dataset": {"uri": "s3://d/eval.jsonl", "format": "promptCompletion"},
+            "referenceColumn": "answer",
+            "maxPrompts": 200,
+            "generation": {"maxNewTokens": 32, "temperature": "0.7", "batchSize": 16},
+            "metrics": ["exactMatch", "regexMatch", "rewardScore", "winRate"],
+            "pattern": "^[0-9]+$",
+            "gate": [
+                {"metric": "winRate", "min": "0.55"},
+                {"metric": "exactMatch", "minDelta": "-0.02", "min": "0.3"},
+            ],
+        },
     },
     "early-stopping-and-ewc": {
         "dataset": {"validationSplit": "0.1"},

@@ -149,11 +149,41 @@ def test_kubectl_get_ftj_shows_printer_columns(
     kubectl: Any, ftj: client.CustomObjectsApi, namespace: str
 ) -> None:
     ftj.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, valid_case("merge-lora"))
-    status = {"status": {"state": "Running", "progress": {"percent": 40, "loss": 1.25}}}
+    evaluation = {
+        "type": "EvaluationPassed",
+        "status": "Unknown",
+        "reason": "Pending",
+        "lastTransitionTime": "2026-11-25T12:00:00Z",
+    }
+    status = {
+        "status": {
+            "state": "Running",
+            "progress": {"percent": 40, "loss": 1.25},
+            "conditions": [evaluation],
+        }
+    }
     ftj.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, "demo", status)
     lines = kubectl("get", "ftj", "-n", namespace).stdout.splitlines()
-    assert lines[0].split() == ["NAME", "STATE", "METHOD", "MODEL", "PROGRESS", "LOSS", "AGE"]
-    assert lines[1].split()[:6] == ["demo", "Running", "sft", "hf://org/model", "40", "1.25"]
+    assert lines[0].split() == [
+        "NAME",
+        "STATE",
+        "METHOD",
+        "MODEL",
+        "PROGRESS",
+        "LOSS",
+        "EVALUATION",
+        "AGE",
+    ]
+    # The Evaluation column filters the conditions by type (a JSONPath filter).
+    assert lines[1].split()[:7] == [
+        "demo",
+        "Running",
+        "sft",
+        "hf://org/model",
+        "40",
+        "1.25",
+        "Pending",
+    ]
 
 
 def _patch(ftj: client.CustomObjectsApi, namespace: str, spec: dict[str, Any]) -> Any:

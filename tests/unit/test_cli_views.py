@@ -64,15 +64,56 @@ def test_job_row_and_table() -> None:
         "1.235",
         "-",
         "10m00s",
+        "-",
         "1h",
     ]
     assert rows[1][2:5] == ["Pending", "sft", "-"]
     text = table(
-        ["NAMESPACE", "NAME", "STATE", "METHOD", "STEPS", "LOSS", "EVAL", "ETA", "AGE"], rows
+        ["NAMESPACE", "NAME", "STATE", "METHOD", "STEPS", "LOSS", "EVAL", "ETA", "EV", "AGE"],
+        rows,
     )
     lines = text.splitlines()
     assert lines[0].startswith("NAMESPACE   NAME         STATE")
-    assert lines[2].split() == ["ml", "queued-one", "Pending", "sft", "-", "-", "-", "-", "1h"]
+    assert lines[2].split() == [
+        "ml",
+        "queued-one",
+        "Pending",
+        "sft",
+        "-",
+        "-",
+        "-",
+        "-",
+        "-",
+        "1h",
+    ]
+
+
+def _evaluated(reason: str, status: str = "True", headline: str = "") -> dict[str, Any]:
+    result = {"evaluation": {"prompts": 4, "headline": headline}} if headline else {}
+    return _job(
+        state="Succeeded",
+        conditions=[{"type": "EvaluationPassed", "status": status, "reason": reason}],
+        result={"adapterUri": "s3://b/a", **result},
+    )
+
+
+def test_evaluation_column_shows_the_headline_and_the_verdict() -> None:
+    def column(job: dict[str, Any]) -> str:
+        return job_row(job, NOW, False)[7]
+
+    assert column(_evaluated("GatePassed", headline="exact match 0.21 → 0.64")) == (
+        "exact match 0.21 → 0.64 (gate passed)"
+    )
+    assert column(_evaluated("GateFailed", "False", "exact match 0.21 → 0.22")) == (
+        "exact match 0.21 → 0.22 (gate failed)"
+    )
+    assert column(_evaluated("Evaluated", headline="ROUGE-L 0.10 → 0.30")) == "ROUGE-L 0.10 → 0.30"
+    assert column(_evaluated("EvaluationFailed", "False")) == "EvaluationFailed"
+    assert column(_evaluated("Pending", "Unknown")) == "Pending"
+    assert column(_job(state="Succeeded")) == "-"
+    assert final_message(_evaluated("GateFailed", "False", "exact match 0.21 → 0.22")).splitlines()[
+        -1
+    ] == ("  evaluation: exact match 0.21 → 0.22 (gate failed)")
 
 
 def test_progress_line_and_final_message() -> None:
@@ -148,6 +189,26 @@ def test_plot_writes_a_png(tmp_path: Path, capsys: Any) -> None:
         plot_curves(read_records(['{"step": 1, "loss": 2}']), tmp_path / "one.png").stat().st_size
         > 1000
     )
+
+
+def test_plot_evaluation_draws_the_means_of_the_records(tmp_path: Path, capsys: Any) -> None:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    records = [
+        {
+            "index": i,
+            "base": {"answer": "x", "scores": {"exactMatch": 0.0, "rougeL": 0.5}},
+            "tuned": {"answer": "y", "scores": {"exactMatch": float(i % 2), "rougeL": 0.75}},
+        }
+        for i in range(4)
+    ]
+    (folder / "evaluation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    output = tmp_path / "evaluation.png"
+    assert main(["plot", str(folder), "--evaluation", "-o", str(output)]) == 0
+    assert output.read_bytes().startswith(PNG_MAGIC)
+    (folder / "evaluation.jsonl").write_text("")
+    assert main(["plot", str(folder), "--evaluation", "-o", str(output)]) == 1
+    assert "nothing to draw" in capsys.readouterr().out
 
 
 def test_plot_errors_are_one_line(tmp_path: Path, capsys: Any) -> None:

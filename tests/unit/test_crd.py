@@ -79,7 +79,7 @@ def test_names_columns_and_subresources() -> None:
     version = spec["versions"][0]
     assert version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["State", "Method", "Model", "Progress", "Loss", "Age"]
+    assert columns == ["State", "Method", "Model", "Progress", "Loss", "Evaluation", "Age"]
 
 
 def test_yaml_round_trips() -> None:

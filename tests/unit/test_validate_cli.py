@@ -29,6 +29,7 @@ def test_examples_exist_for_every_method_and_adapter() -> None:
     assert any(s.get("adapter", {}).get("newTokens") for s in specs)
     assert any(s.get("resources", {}).get("nodes", 1) > 1 for s in specs)
     assert any(s.get("scheduling", {}).get("queueName") for s in specs)
+    assert any(s.get("evaluation", {}).get("gate") for s in specs)
     assert all(p.read_text().startswith("#") for p in EXAMPLES), "each example needs a header"
 
 

@@ -41,7 +41,8 @@ def compute_dtype(precision: str) -> torch.dtype:
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
 
 
-def _quantization(adapter: AdapterSpec) -> Any:
+def quantization_config(adapter: AdapterSpec) -> Any:
+    """The bitsandbytes config of a qlora adapter (also used to evaluate its base model)."""
     import torch
     from transformers import BitsAndBytesConfig
 
@@ -156,7 +157,7 @@ def load(
         )
     kwargs: dict[str, Any] = {"dtype": compute_dtype(training.precision)}
     if adapter.type == "qlora":
-        kwargs["quantization_config"] = _quantization(adapter)
+        kwargs["quantization_config"] = quantization_config(adapter)
     if classifier:
         kwargs["num_labels"] = 1
     loader = AutoModelForSequenceClassification if classifier else AutoModelForCausalLM

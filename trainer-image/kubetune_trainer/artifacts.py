@@ -1,9 +1,11 @@
 """Results: the trained weights, tokenizer, ``metrics.jsonl`` and ``manifest.json``.
 
 Upload order is the contract with readers: every file first, ``manifest.json`` last, so
-whoever sees a manifest sees a whole result. The manifest records what is needed to
-trust and reproduce the result: the spec digest and resolved config, library versions,
-the SHA-256 and row count of every data file, and the final metrics.
+whoever sees a manifest sees a whole result (a stage after publishing, the evaluation,
+uploads its files, then rewrites the manifest whole with its entries added). The
+manifest records what is needed to trust and reproduce the result: the spec digest and
+resolved config, library versions, the SHA-256 and row count of every data file, and
+the final metrics.
 """
 
 from __future__ import annotations
@@ -151,6 +153,17 @@ def publish(
         storage.upload_file(metrics_file, target)
         files.append(target)
     manifest_uri = storage.join(output_uri, MANIFEST)
-    document = build_manifest(files)
-    storage.write_bytes(manifest_uri, json.dumps(document, indent=2, sort_keys=True).encode())
+    _write_manifest(manifest_uri, build_manifest(files))
     return ResultUris(output_uri, manifest_uri, merged_uri)
+
+
+def _write_manifest(uri: str, document: dict[str, Any]) -> None:
+    storage.write_bytes(uri, json.dumps(document, indent=2, sort_keys=True).encode())
+
+
+def amend_manifest(manifest_uri: str, entries: dict[str, Any], files: list[str]) -> None:
+    """Add ``entries`` and the (already uploaded) ``files`` to the published manifest."""
+    document = json.loads(storage.read_bytes(manifest_uri))
+    document.update(entries)
+    document["files"] = [*document.get("files", []), *files]
+    _write_manifest(manifest_uri, document)

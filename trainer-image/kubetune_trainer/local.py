@@ -128,4 +128,6 @@ def format_summary(summary: Summary) -> str:
     for key, value in summary.result.items():
         if value:
             lines.append(f"  {key}: {value}")
+    for metric, score in (summary.evaluation.get("metrics") or {}).items():
+        lines.append(f"  evaluation {metric}: base {score['base']:.4f}, tuned {score['tuned']:.4f}")
     return "\n".join(lines)

@@ -18,6 +18,15 @@ gauges still update). All gauges, updated at every logging step:
 ``kubetune_trainer_resumes``           times this job resumed from a checkpoint
 =====================================  ==============================================
 
+Gauges of the evaluation after training (``spec.evaluation``), present once set:
+
+===================================================  ======================================
+``kubetune_trainer_evaluation_answers{model}``       prompts answered so far (base, tuned)
+``kubetune_trainer_evaluation_score{metric,model}``  a metric's mean over the prompts
+``kubetune_trainer_evaluation_gate_passed{metric}``  1 when the gated metric met its
+                                                     threshold, 0 when not
+===================================================  ======================================
+
 Counters (this process's lifetime):
 
 ================================================  ===================================
@@ -56,6 +65,18 @@ DESCRIPTIONS = {
     "last_checkpoint_step": "Step of the newest checkpoint uploaded to the output store.",
     "resumes": "Times this job resumed from a checkpoint (over all its pods).",
 }
+#: Gauges with labels: name -> (help, label names).
+LABELLED = {
+    "evaluation_answers": ("Evaluation prompts answered so far, per model.", ("model",)),
+    "evaluation_score": (
+        "An evaluation metric's mean over the prompts, base and tuned model.",
+        ("metric", "model"),
+    ),
+    "evaluation_gate_passed": (
+        "1 when the tuned model met the metric's evaluation gate threshold, 0 when not.",
+        ("metric",),
+    ),
+}
 COUNTERS = {
     "checkpoints": "Checkpoints uploaded to the output store (completion marker written).",
     "checkpoint_upload_failures": "Checkpoint uploads that failed after their retries.",
@@ -75,17 +96,24 @@ class TrainerMetrics:
             name: Counter(PREFIX + name, help_text, registry=self.registry)
             for name, help_text in COUNTERS.items()
         }
+        self.labelled = {
+            name: Gauge(PREFIX + name, help_text, labels, registry=self.registry)
+            for name, (help_text, labels) in LABELLED.items()
+        }
 
     def set(self, name: str, value: float) -> None:
         self.gauges[name].set(value)
 
+    def set_labelled(self, name: str, labels: dict[str, str], value: float) -> None:
+        self.labelled[name].labels(**labels).set(value)
+
     def inc(self, name: str) -> None:
         self.counters[name].inc()
 
-    def value(self, name: str) -> float:
+    def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """A gauge's value, or a counter's total (``name`` without ``_total``)."""
         sample = name + "_total" if name in self.counters else name
-        return float(self.registry.get_sample_value(PREFIX + sample) or 0.0)
+        return float(self.registry.get_sample_value(PREFIX + sample, labels) or 0.0)
 
     def serve(self, port: int | None = None) -> int:
         """Start the endpoint (port from the environment by default); return the port, 0 if off.

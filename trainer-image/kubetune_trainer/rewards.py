@@ -101,7 +101,7 @@ def build(spec: RewardSpec | None, training: TrainingSpec) -> Rewards:
         raise InvalidConfigError("methods grpo and rloo need reward.modelUri or reward.functions")
     rewards = Rewards([], [], [])
     if spec.modelUri is not None:
-        model, tokenizer = _reward_model(spec.modelUri, training)
+        model, tokenizer = load_reward_model(spec.modelUri, training)
         rewards.functions.append(model)
         rewards.processing_classes.append(tokenizer)
         rewards.weights.append(1.0)
@@ -112,8 +112,9 @@ def build(spec: RewardSpec | None, training: TrainingSpec) -> Rewards:
     return rewards
 
 
-def _reward_model(uri: str, training: TrainingSpec) -> tuple[Any, Any]:
-    """A sequence classifier with one label, such as a reward job's ``merged/`` output."""
+def load_reward_model(uri: str, training: TrainingSpec) -> tuple[Any, Any]:
+    """A sequence classifier with one label, such as a reward job's ``merged/`` output: the
+    reward of grpo/rloo, and the judge of the evaluation's rewardScore and winRate."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from kubetune_trainer.adapters import compute_dtype, ensure_tokenizer_ready

@@ -31,13 +31,17 @@ if TYPE_CHECKING:
     from kubetune_trainer.adapters import LoadedModel
     from kubetune_trainer.checkpoints import CheckpointStore
     from kubetune_trainer.data import PreparedData
+    from kubetune_trainer.evaluation.examples import Example
     from kubetune_trainer.memory import BatchSize
+    from kubetune_trainer.metrics import TrainerMetrics
     from kubetune_trainer.monitoring import EarlyStopping
     from kubetune_trainer.uploads import CheckpointUploadCallback
 
 log = logging.getLogger(__name__)
 
 WORK_DIR_ENV = "KUBETUNE_WORK_DIR"
+#: The result folder under the work dir: what is uploaded, and what evaluation loads.
+FINAL_DIR = "final"
 
 
 @dataclass
@@ -163,6 +167,8 @@ class _Session:
     early_stopping: EarlyStopping | None = None
     stages: list[Any] = field(default_factory=list)
     """Stages before training with something to say in the result (``Reporting``)."""
+    evaluation: list[Example] | None = None
+    """The prompts ``spec.evaluation`` answers after training, read and checked up front."""
     started: float = field(default_factory=time.time)
 
 
@@ -178,6 +184,7 @@ def _build(config: TrainerConfig, options: RunOptions) -> _Session:
     from kubetune_trainer.checkpoints import CheckpointStore
     from kubetune_trainer.data import tasks
     from kubetune_trainer.errors import InvalidConfigError
+    from kubetune_trainer.evaluation import examples as evaluation
     from kubetune_trainer.metrics import TrainerMetrics
     from kubetune_trainer.monitoring import EarlyStopping, PerplexityCallback
     from kubetune_trainer.preemption import PreemptionCallback
@@ -227,6 +234,8 @@ def _build(config: TrainerConfig, options: RunOptions) -> _Session:
         prepared.report.trainRows,
         prepared.report.evalRows,
     )
+    # Bad evaluation data fails the job now, not after training.
+    examples = evaluation.load(spec.evaluation, prepared.eval) if spec.evaluation else None
 
     set_seed(spec.training.seed)
     if loaded is None:
@@ -291,6 +300,7 @@ def _build(config: TrainerConfig, options: RunOptions) -> _Session:
         batch,
         early_stopping,
         stages,
+        examples,
     )
 
 
@@ -306,7 +316,7 @@ def _publish(session: _Session, metrics: dict[str, float]) -> Summary:
         "metrics": metrics,
         "resumes": session.uploader.resumes,
     }
-    final_dir = session.work / "final"
+    final_dir = session.work / FINAL_DIR
     artifacts.save_final(trainer, session.tokenizer, final_dir)
     if not trainer.is_world_process_zero():
         # Under torchrun every rank takes part in saving; only rank 0 publishes.
@@ -394,12 +404,50 @@ def _generate_only(config: TrainerConfig) -> Summary:
 
 def train(config: TrainerConfig, options: RunOptions) -> Summary:
     """The run itself; raises :class:`TrainerError` for expected failures."""
-    from kubetune_trainer.errors import InfrastructureError
-    from kubetune_trainer.resume import resume_point
-
     if config.spec.selfCritique is not None and config.spec.selfCritique.generateOnly:
         return _generate_only(config)
     session = _build(config, options)
+    summary = _train(session, options)
+    examples = session.evaluation
+    if (
+        examples is None
+        or summary.outcome != "Succeeded"
+        or not session.trainer.is_world_process_zero()
+    ):
+        return summary
+    model_dir, work, metrics = session.model_dir, session.work, session.uploader.metrics
+    # Evaluation loads the published weights: the trainer, its model and optimizer go first.
+    del session
+    return _evaluate(config, examples, model_dir, work, metrics, summary)
+
+
+def _evaluate(
+    config: TrainerConfig,
+    examples: list[Example],
+    model_dir: Path,
+    work: Path,
+    metrics: TrainerMetrics,
+    summary: Summary,
+) -> Summary:
+    """Run ``spec.evaluation`` on the published result; its outcome joins the summary."""
+    from kubetune_trainer.evaluation import models, stage
+
+    models.free_memory()
+    manifest_uri = summary.result["manifestUri"]
+    assert manifest_uri is not None
+    outcome = stage.run(
+        stage.Inputs(config, examples, model_dir, work / FINAL_DIR, manifest_uri, metrics, work)
+    )
+    summary.evaluation = outcome.summary
+    summary.message = f"{summary.message}; {outcome.sentence}"
+    return summary
+
+
+def _train(session: _Session, options: RunOptions) -> Summary:
+    """Resume or start, train, and publish the result."""
+    from kubetune_trainer.errors import InfrastructureError
+    from kubetune_trainer.resume import resume_point
+
     trainer, has_eval = session.trainer, session.prepared.eval is not None
     checkpoint_dir = session.work / "checkpoints"
     if not options.resume:

@@ -9,11 +9,11 @@ it. The result is two datasets, written as JSONL to ``<output.uri>/self-critique
   and ``critiques`` (principle, critique and revision of every step), for method dpo.
   Pairs whose revision equals the draft teach nothing and are left out.
 
-Generation runs in batches with left padding (decoder-only models continue from the
-right edge) and the spec's sampling settings. A revision that comes back empty keeps
-the previous answer and does not count as a revision of that principle. ``stage.json``,
-written last, lets a restarted attempt of the job reuse the data instead of sampling
-again (its checkpoints were trained on exactly that data).
+Generation runs in batches (:mod:`kubetune_trainer.generation`) with the spec's sampling
+settings. A revision that comes back empty keeps the previous answer and does not count
+as a revision of that principle. ``stage.json``, written last, lets a restarted attempt
+of the job reuse the data instead of sampling again (its checkpoints were trained on
+exactly that data).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from kubetune.api.dataset import DatasetSpec
 from kubetune.api.sources import DataSource
-from kubetune_trainer import storage
+from kubetune_trainer import generation, storage
 from kubetune_trainer.data.readers import read_source
 from kubetune_trainer.errors import InvalidConfigError, InvalidDataError
 
@@ -128,7 +128,8 @@ def _fill(template: str, **values: str) -> str:
 
 
 class Generator:
-    """Batched sampling from ``model`` with the spec's settings."""
+    """Batched sampling from ``model`` with the spec's settings, through the chat template
+    when the model has one."""
 
     def __init__(
         self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, spec: SelfCritiqueSpec
@@ -136,15 +137,12 @@ class Generator:
         self.model = model
         self.tokenizer = tokenizer
         sampling = spec.sampling
-        temperature = float(sampling.temperature)
-        self.kwargs: dict[str, Any] = {
-            "max_new_tokens": sampling.maxNewTokens,
-            "pad_token_id": tokenizer.pad_token_id,
-        }
-        if temperature > 0:
-            self.kwargs.update(do_sample=True, temperature=temperature, top_p=float(sampling.topP))
-        else:
-            self.kwargs["do_sample"] = False
+        self.sampling = generation.Sampling(
+            max_new_tokens=sampling.maxNewTokens,
+            temperature=float(sampling.temperature),
+            top_p=float(sampling.topP),
+            batch_size=BATCH,
+        )
 
     def _input(self, request: Prompt) -> str:
         messages = [{"role": "user", "content": request}] if isinstance(request, str) else request
@@ -155,30 +153,8 @@ class Generator:
         )
 
     def __call__(self, requests: list[Prompt]) -> list[str]:
-        import torch
-
-        out: list[str] = []
-        side = self.tokenizer.padding_side
-        self.tokenizer.padding_side = "left"
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            for start in range(0, len(requests), BATCH):
-                texts = [self._input(r) for r in requests[start : start + BATCH]]
-                batch = self.tokenizer(
-                    texts, return_tensors="pt", padding=True, add_special_tokens=False
-                ).to(self.model.device)
-                with torch.no_grad():
-                    # transformers types generate() through nn.Module.__getattr__.
-                    tokens = self.model.generate(**batch, **self.kwargs)  # type: ignore[operator]
-                new = tokens[:, batch["input_ids"].shape[1] :]
-                out.extend(
-                    t.strip() for t in self.tokenizer.batch_decode(new, skip_special_tokens=True)
-                )
-        finally:
-            self.tokenizer.padding_side = side
-            self.model.train(was_training)
-        return out
+        texts = [self._input(r) for r in requests]
+        return generation.generate(self.model, self.tokenizer, texts, self.sampling)
 
 
 def critique_and_revise(

@@ -16,11 +16,17 @@ trims (long message first, then old checkpoints) to stay below that. Fields::
                  "mergedUri": ".../merged" | null},
       "checkpoints": [{"step": 100, "uri": ".../checkpoints/step-100",
                        "evalLoss": 1.4 | null}],
-      "resumes": 2
+      "resumes": 2,
+      "evaluation": {"prompts": 48, "metrics": {"exactMatch": {"base": 0.21, "tuned": 0.64}},
+                     "headline": "exact match 0.21 → 0.64", "reportUri": ".../evaluation.md",
+                     "gate": {"passed": false, "failures": ["..."]}}
+                    | {"error": "why the evaluation failed"} | {}
     }
 
 ``checkpoints`` lists the complete checkpoints in the store, oldest first; ``resumes`` is
-how many times the job resumed from one (counted across pods, in the checkpoints' markers).
+how many times the job resumed from one (counted across pods, in the checkpoints' markers);
+``evaluation`` is what ``spec.evaluation`` found after training (empty without it; ``gate``
+only with thresholds).
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ class Summary:
     result: dict[str, str | None] = field(default_factory=dict)
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     resumes: int = 0
+    evaluation: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         """Compact JSON below :data:`LIMIT_BYTES`."""
@@ -64,6 +71,9 @@ class Summary:
             text = json.dumps(data, separators=(",", ":"))
         while len(text.encode()) >= LIMIT_BYTES and data["metrics"]:
             data["metrics"].pop(sorted(data["metrics"])[-1])
+            text = json.dumps(data, separators=(",", ":"))
+        while len(text.encode()) >= LIMIT_BYTES and len(data["message"]) > 100:
+            data["message"] = data["message"][: len(data["message"]) // 2] + "..."
             text = json.dumps(data, separators=(",", ":"))
         return text
 

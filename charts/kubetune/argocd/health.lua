@@ -17,6 +17,10 @@
 -- A FineTuneJob is a bounded job, so "Healthy" means "finished successfully" and every
 -- live phase (waiting for the operator, accepted, queued, running) is "Progressing".
 -- Argo CD therefore keeps a sync with waves or hooks waiting until training finished.
+--
+-- A job with spec.evaluation whose gate failed (or whose evaluation failed) ends
+-- Succeeded with EvaluationPassed=False: its training worked but the adapter must not be
+-- promoted, so it is "Degraded", which stops later sync waves from deploying it.
 
 local hs = {}
 
@@ -94,6 +98,7 @@ local succeeded = condition(conditions, "Succeeded")
 local suspended = condition(conditions, "Suspended")
 local queued = condition(conditions, "Queued")
 local running = condition(conditions, "Running")
+local evaluation = condition(conditions, "EvaluationPassed")
 
 if is_true(failed) then
   hs.status = "Degraded"
@@ -103,6 +108,12 @@ end
 if accepted ~= nil and accepted.status == "False" then
   hs.status = "Degraded"
   hs.message = describe(accepted, "The job was not accepted")
+  return hs
+end
+if is_true(succeeded) and evaluation ~= nil and evaluation.status == "False" then
+  hs.status = "Degraded"
+  hs.message = "Trained, but the evaluation did not pass: "
+    .. describe(evaluation, "EvaluationPassed is False")
   return hs
 end
 if is_true(succeeded) then

@@ -62,6 +62,13 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "jsonPath": ".status.progress.loss",
         "description": "Latest training loss.",
     },
+    {
+        "name": "Evaluation",
+        "type": "string",
+        "jsonPath": '.status.conditions[?(@.type=="EvaluationPassed")].reason',
+        "description": "The evaluation's verdict (GatePassed, GateFailed, Evaluated, "
+        "EvaluationFailed, Pending), with spec.evaluation.",
+    },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 

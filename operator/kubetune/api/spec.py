@@ -9,6 +9,8 @@ from pydantic import Field
 from kubetune.api.adapter import AdapterSpec
 from kubetune.api.base import ApiModel, ObjectName
 from kubetune.api.dataset import DatasetSpec
+from kubetune.api.evaluation import SPEC_RULES as EVALUATION_RULES
+from kubetune.api.evaluation import EvaluationSpec
 from kubetune.api.infrastructure import (
     CheckpointSpec,
     EnvVar,
@@ -250,6 +252,12 @@ class FineTuneJobSpec(ApiModel):
         default_factory=list, max_length=64, description="Extra environment of the trainer."
     )
     tracking: TrackingSpec | None = Field(default=None, description="Experiment tracking.")
+    evaluation: EvaluationSpec | None = Field(
+        default=None,
+        description="After training, answer evaluation prompts with the base and the tuned "
+        "model and compare them (status.result.evaluation, a report next to the adapter, "
+        "an optional gate).",
+    )
 
     rules = (
         Rule(
@@ -377,5 +385,6 @@ class FineTuneJobSpec(ApiModel):
             cel="!self.output.merge || self.adapter.type in ['lora', 'qlora']",
             reason="FieldValueForbidden",
         ),
+        *EVALUATION_RULES,
         *(_immutable_while_running(field) for field in IMMUTABLE_WHILE_RUNNING),
     )

@@ -9,9 +9,15 @@ from typing import Annotated, Literal, get_args
 from pydantic import Field, StringConstraints
 
 from kubetune.api.base import ApiModel
+from kubetune.api.evaluation import EvaluationResult
 
-ConditionType = Literal["Accepted", "Queued", "Running", "Succeeded", "Failed", "Suspended"]
-#: The condition types in lifecycle order (the order status lists them in).
+LifecycleConditionType = Literal[
+    "Accepted", "Queued", "Running", "Succeeded", "Failed", "Suspended"
+]
+#: The conditions every job has, in lifecycle order (the order status lists them in).
+LIFECYCLE_CONDITION_TYPES: tuple[LifecycleConditionType, ...] = get_args(LifecycleConditionType)
+#: ``EvaluationPassed`` is set only for jobs with ``spec.evaluation``.
+ConditionType = Literal[LifecycleConditionType, "EvaluationPassed"]
 CONDITION_TYPES: tuple[ConditionType, ...] = get_args(ConditionType)
 ConditionStatus = Literal["True", "False", "Unknown"]
 
@@ -81,6 +87,9 @@ class Result(ApiModel):
     metrics: dict[str, float] = Field(
         default_factory=dict, max_length=64, description="Final metrics (loss, evalLoss, ...)."
     )
+    evaluation: EvaluationResult | None = Field(
+        default=None, description="Base model against tuned model (spec.evaluation)."
+    )
 
 
 class FineTuneJobStatus(ApiModel):
@@ -92,7 +101,8 @@ class FineTuneJobStatus(ApiModel):
     conditions: list[Condition] = Field(
         default_factory=list,
         max_length=16,
-        description="Accepted, Queued, Running, Succeeded, Failed, Suspended.",
+        description="Accepted, Queued, Running, Succeeded, Failed, Suspended; "
+        "EvaluationPassed with spec.evaluation.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     state: State | None = Field(default=None, description="One-word summary of the conditions.")

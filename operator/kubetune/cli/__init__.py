@@ -17,6 +17,7 @@ from kubetune.cli import (
     crd,
     data,
     estimate,
+    evaluate,
     get,
     logs,
     operator,
@@ -26,7 +27,7 @@ from kubetune.cli import (
     watch,
 )
 
-SUBCOMMANDS = (crd, validate, run, estimate, get, watch, logs, plot, data, operator)
+SUBCOMMANDS = (crd, validate, run, evaluate, estimate, get, watch, logs, plot, data, operator)
 
 
 def build_parser() -> argparse.ArgumentParser:

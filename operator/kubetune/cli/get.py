@@ -1,4 +1,5 @@
-"""``kubetune get``: FineTuneJobs as a table (state, steps, loss, eval loss, ETA, age)."""
+"""``kubetune get``: FineTuneJobs as a table (state, steps, loss, eval loss, ETA, evaluation,
+age)."""
 
 from __future__ import annotations
 

@@ -32,12 +32,19 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
+def needs_trainer(command: str, missing: ImportError) -> int:
+    """What a command that runs the trainer says when the trainer extra is not installed."""
+    print(
+        f"kubetune {command} needs the trainer extra (pip install 'kubetune[trainer]'): {missing}"
+    )
+    return 2
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         from kubetune_trainer.local import format_summary, run_manifest
     except ImportError as missing:
-        print(f"kubetune run needs the trainer extra (pip install 'kubetune[trainer]'): {missing}")
-        return 2
+        return needs_trainer("run", missing)
     summary = run_manifest(
         args.file,
         work_dir=args.work_dir,

@@ -47,6 +47,24 @@ def steps(progress: dict[str, Any]) -> str:
     return f"{done}/{total} ({progress.get('percent', done * 100 // total)}%)"
 
 
+#: How each ``EvaluationPassed`` reason reads next to the headline numbers.
+_EVALUATION_VERDICTS = {"GatePassed": " (gate passed)", "GateFailed": " (gate failed)"}
+
+
+def evaluation(status: dict[str, Any]) -> str:
+    """``exact match 0.21 → 0.64 (gate passed)``; the reason while there are no numbers
+    (Pending, EvaluationFailed); '-' for jobs without spec.evaluation."""
+    condition = next(
+        (c for c in status.get("conditions", []) if c.get("type") == "EvaluationPassed"), None
+    )
+    if condition is None:
+        return "-"
+    headline = ((status.get("result") or {}).get("evaluation") or {}).get("headline")
+    if not headline:
+        return str(condition.get("reason") or "-")
+    return headline + _EVALUATION_VERDICTS.get(str(condition.get("reason")), "")
+
+
 def job_row(job: dict[str, Any], now: datetime, with_namespace: bool) -> list[str]:
     """One line of ``kubetune get``."""
     status = job.get("status") or {}
@@ -59,12 +77,13 @@ def job_row(job: dict[str, Any], now: datetime, with_namespace: bool) -> list[st
         _number(progress.get("loss")),
         _number(progress.get("evalLoss")),
         duration(progress.get("etaSeconds")),
+        evaluation(status),
         age(job["metadata"].get("creationTimestamp"), now),
     ]
     return [job["metadata"].get("namespace", ""), *row] if with_namespace else row
 
 
-HEADERS = ["NAME", "STATE", "METHOD", "STEPS", "LOSS", "EVAL LOSS", "ETA", "AGE"]
+HEADERS = ["NAME", "STATE", "METHOD", "STEPS", "LOSS", "EVAL LOSS", "ETA", "EVALUATION", "AGE"]
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -120,6 +139,8 @@ def final_message(job: dict[str, Any]) -> str:
     )
     lines = [f"{job['metadata']['name']}: {state}{reason}"]
     lines += [f"  {k}: {v}" for k, v in (status.get("result") or {}).items() if isinstance(v, str)]
+    if (verdict := evaluation(status)) != "-":
+        lines.append(f"  evaluation: {verdict}")
     return "\n".join(lines)
 
 

@@ -6,6 +6,10 @@ nothing. The previous status is consulted only for what the world forgets:
 ``lastTransitionTime`` (kept while a condition's status is unchanged), ``startTime``,
 ``completionTime``, the monotonic ``restarts`` count (pods are deleted after they
 end), the last progress, and the terminal outcome once the Job is deleted by its TTL.
+
+``EvaluationPassed`` exists only for jobs with ``spec.evaluation``: Unknown until the
+trainer ends, then what its summary says (the gate's verdict, or why the evaluation
+failed). A failed gate or evaluation leaves the job ``Succeeded``: training did.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Literal
 from kubetune.api.spec import FineTuneJobSpec
 from kubetune.api.status import (
     CONDITION_TYPES,
+    LIFECYCLE_CONDITION_TYPES,
     Condition,
     ConditionStatus,
     ConditionType,
@@ -130,11 +135,28 @@ def _oom_killed(pods: Sequence[PodView], spec: FineTuneJobSpec) -> str | None:
 def _invalid(draft: _Draft, obs: Observation) -> None:
     problems = "; ".join(obs.problems)
     draft.set("Accepted", "False", "InvalidSpec", problems)
-    for kind in CONDITION_TYPES[1:]:
+    for kind in LIFECYCLE_CONDITION_TYPES[1:]:
         draft.set(kind, "False", "InvalidSpec", "not started: the spec is invalid")
 
 
-def _succeeded(draft: _Draft, pods: Sequence[PodView]) -> None:
+def _evaluated(summary: Summary | None) -> Verdict:
+    """``EvaluationPassed`` of a job whose trainer succeeded."""
+    found = summary.evaluation if summary is not None else {}
+    if not isinstance(found, dict) or not found:
+        return Verdict("Unknown", "NotReported", "the trainer reported no evaluation result")
+    if found.get("error"):
+        return Verdict("False", "EvaluationFailed", f"the evaluation failed: {found['error']}")
+    headline = str(found.get("headline", ""))
+    gate = found.get("gate")
+    if not isinstance(gate, dict):
+        return Verdict("True", "Evaluated", headline)
+    if gate.get("passed"):
+        return Verdict("True", "GatePassed", f"{headline}; gate passed")
+    failures = "; ".join(str(f) for f in gate.get("failures") or [])
+    return Verdict("False", "GateFailed", f"{headline}; gate failed: {failures}")
+
+
+def _succeeded(draft: _Draft, spec: FineTuneJobSpec, pods: Sequence[PodView]) -> None:
     summary, _ = _last_summary(pods, "Succeeded")
     draft.summary = summary
     message = "training finished"
@@ -143,6 +165,10 @@ def _succeeded(draft: _Draft, pods: Sequence[PodView]) -> None:
         message = f"training finished at step {summary.step}" + (
             f"; adapter at {adapter}" if adapter else ""
         )
+    if spec.evaluation is not None:
+        evaluated = _evaluated(summary)
+        draft.verdicts["EvaluationPassed"] = evaluated
+        message += f"; evaluation: {evaluated.message}"
     draft.set("Succeeded", "True", "Succeeded", message)
     draft.set("Failed", "False", "Succeeded")
     for kind in ("Queued", "Running", "Suspended"):
@@ -245,12 +271,16 @@ def _lifecycle(draft: _Draft, obs: Observation, spec: FineTuneJobSpec) -> None:
     pods = _own_pods(obs)
     queue = spec.scheduling.queueName if spec.scheduling else None
     if job is not None and job.success:
-        _succeeded(draft, pods)
+        _succeeded(draft, spec, pods)
         return
     if job is not None and job.failure:
         _failed(draft, job, pods, spec)
+        if spec.evaluation is not None:
+            draft.set("EvaluationPassed", "False", "NotEvaluated", "training failed")
         return
     _not_finished(draft)
+    if spec.evaluation is not None:
+        draft.set("EvaluationPassed", "Unknown", "Pending", "the evaluation runs after training")
     if spec.suspend:
         _suspended(draft, pods)
     elif job is None:
@@ -276,7 +306,9 @@ def _conditions(draft: _Draft, obs: Observation) -> list[Condition]:
     before = {c.type: c for c in obs.previous.conditions}
     conditions = []
     for kind in CONDITION_TYPES:
-        verdict = draft.verdicts[kind]
+        verdict = draft.verdicts.get(kind)
+        if verdict is None:  # EvaluationPassed without spec.evaluation
+            continue
         old = before.get(kind)
         unchanged = old is not None and old.status == verdict.status
         conditions.append(
@@ -474,6 +506,9 @@ def transition(previous: FineTuneJobStatus, current: FineTuneJobStatus) -> Trans
         return None
     if in_transit(current):
         return None  # the next state says what happened; an event each would be noise
-    warning = current.state == "Failed" or new.reason in _WARNING_REASONS
+    evaluation = next((c for c in current.conditions if c.type == "EvaluationPassed"), None)
+    # A Succeeded job whose adapter must not be promoted deserves the same attention.
+    gated_out = evaluation is not None and evaluation.status == "False"
+    warning = current.state == "Failed" or new.reason in _WARNING_REASONS or gated_out
     message = f"{current.state}: {new.message}" if new.message else str(current.state)
     return Transition("Warning" if warning else "Normal", new.reason, message[:1024])

@@ -12,6 +12,7 @@ import json
 import math
 from typing import Any
 
+from kubetune.api.evaluation import EVALUATION_METRICS, EvaluationResult, MetricComparison
 from kubetune.api.status import CheckpointRecord, Result
 from kubetune_trainer.termination import Summary
 
@@ -41,6 +42,35 @@ def _finite(values: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def evaluation_of(summary: Summary) -> EvaluationResult | None:
+    """``status.result.evaluation`` from the summary's evaluation block (``None`` without
+    numbers: no evaluation, or one that failed). Whatever the block holds, never raises."""
+    block = summary.evaluation if isinstance(summary.evaluation, dict) else {}
+    metrics = block.get("metrics")
+    if not isinstance(metrics, dict):
+        return None
+    comparisons = {}
+    for name, scores in metrics.items():
+        values = _finite(scores) if isinstance(scores, dict) else {}
+        if name in EVALUATION_METRICS and {"base", "tuned"} <= values.keys():
+            base, tuned = values["base"], values["tuned"]
+            comparisons[name] = MetricComparison(
+                base=base, tuned=tuned, delta=round(tuned - base, 9)
+            )
+    if not comparisons:
+        return None
+    report = block.get("reportUri")
+    try:
+        return EvaluationResult(
+            prompts=int(block.get("prompts") or 0),
+            metrics=comparisons,
+            headline=str(block.get("headline") or "")[:256],
+            reportUri=report[:2048] if isinstance(report, str) else None,
+        )
+    except (TypeError, ValueError):
+        return None
+
+
 def result_of(summary: Summary) -> Result:
     """``status.result`` from a succeeded trainer's summary."""
     uris = summary.result or {}
@@ -49,6 +79,7 @@ def result_of(summary: Summary) -> Result:
         manifestUri=uris.get("manifestUri"),
         mergedUri=uris.get("mergedUri"),
         metrics=dict(list(_finite(summary.metrics or {}).items())[:64]),
+        evaluation=evaluation_of(summary),
     )
 
 
