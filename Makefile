@@ -8,10 +8,12 @@ PIP := $(VENV)/bin/pip
 help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(VENV)/.installed: pyproject.toml
+# The images' pins constrain the dev install too, so the tests run what the images ship.
+$(VENV)/.installed: pyproject.toml trainer-image/constraints.txt deploy/operator-constraints.txt
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[operator,trainer,dev]'
+	$(PIP) install -q -e '.[operator,trainer,dev]' \
+		-c trainer-image/constraints.txt -c deploy/operator-constraints.txt
 	touch $@
 
 venv: $(VENV)/.installed  ## create the virtual environment with every extra
