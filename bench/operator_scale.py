@@ -105,34 +105,10 @@ TARGETS = {
 }
 
 
-class BenchControlPlane(ControlPlane):
-    """The test control plane, with the operator's own identity audit-logged and pods
-    on loopback addresses (127.64.0.0/16: a local server answers for all of them)."""
-
-    pod_cidr = "127.64.0.0/16"
-
-    @property
-    def audit_log(self) -> Path:
-        return self.workdir / "audit.log"
-
-    @property
-    def operator_kubeconfig(self) -> Path:
-        """A kubeconfig for the operator: its own user (in ``system:masters``)."""
-        path = self.pki / "operator.kubeconfig"
-        if not path.exists():
-            pair = self._ca.issue("operator", OPERATOR_USER, orgs=("system:masters",))
-            self._write_kubeconfig(path, pair, user=OPERATOR_USER)
-        return path
-
-    def _apiserver_args(self, *args: Any) -> list[str | Path]:
-        policy = self.workdir / "audit-policy.yaml"
-        policy.write_text(AUDIT_POLICY)
-        return [
-            *super()._apiserver_args(*args),
-            f"--audit-policy-file={policy}",
-            f"--audit-log-path={self.audit_log}",
-            "--audit-log-maxsize=0",
-        ]
+def operator_kubeconfig(cp: ControlPlane) -> Path:
+    """A kubeconfig for the operator: its own user (in ``system:masters``), which the
+    audit policy records."""
+    return cp.client_kubeconfig("operator", OPERATOR_USER, ("system:masters",))
 
 
 # -- measuring ------------------------------------------------------------------------
@@ -318,12 +294,18 @@ class Cluster:
 
     def __init__(self, args: argparse.Namespace, nodes: tuple[FakeNode, ...] = ()) -> None:
         self.args = args
-        self.cp = BenchControlPlane(
-            nodes=(*DEFAULT_NODES, *nodes), binaries=build.ensure_built(), log=lambda _: None
+        qps = args.controller_qps
+        # Pods on loopback addresses (127.64.0.0/16): one local server answers for all.
+        self.cp = ControlPlane(
+            nodes=(*DEFAULT_NODES, *nodes),
+            binaries=build.ensure_built(),
+            log=lambda _: None,
+            pod_cidr="127.64.0.0/16",
+            audit_policy=AUDIT_POLICY,
+            controller_manager_flags=(f"--kube-api-qps={qps}", f"--kube-api-burst={qps}")
+            if qps
+            else (),
         )
-        if args.controller_qps:
-            qps = args.controller_qps
-            self.cp.controller_manager_flags = (f"--kube-api-qps={qps}", f"--kube-api-burst={qps}")
         self.operator: Process | None = None
         self.operator_url = ""
         self.profiler: Process | None = None
@@ -379,7 +361,7 @@ class Cluster:
     def start_operator(self, name: str, *extra: str) -> Process:
         """``kubetune operator`` for the bench namespace, once its /metrics answers."""
         port = free_port()
-        env = {**self.cp.env(), "KUBECONFIG": str(self.cp.operator_kubeconfig)}
+        env = {**self.cp.env(), "KUBECONFIG": str(operator_kubeconfig(self.cp))}
         self.operator = Process(
             name,
             [

@@ -257,12 +257,6 @@ class ControlPlane:
     admin kubeconfig (client certificate in ``system:masters``) with embedded data.
     """
 
-    #: Addresses KWOK gives pods (a subclass may pick loopback ones that local servers
-    #: can answer for, as the operator bench does).
-    pod_cidr = network.KWOK_POD_CIDR
-    #: Extra kube-controller-manager flags (the operator bench raises its API rate limit).
-    controller_manager_flags: tuple[str, ...] = ()
-
     def __init__(
         self,
         workdir: Path | None = None,
@@ -270,11 +264,25 @@ class ControlPlane:
         nodes: Sequence[FakeNode] = DEFAULT_NODES,
         binaries: build.Binaries | None = None,
         log: Log = _default_log,
+        pod_cidr: str = network.KWOK_POD_CIDR,
+        audit_policy: str | None = None,
+        apiserver_flags: Sequence[str] = (),
+        controller_manager_flags: Sequence[str] = (),
     ) -> None:
+        """``pod_cidr``: the addresses KWOK gives pods (the operator bench picks loopback
+        ones a local server answers for). ``audit_policy``: an audit Policy document; the
+        API server then logs to :attr:`audit_log` (tests count the operator's writes
+        there). The flags are appended to those components' command lines (fault tests
+        shorten the node-failure timeouts, the bench raises the controllers' API rate)."""
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="kubetune-cp-"))
         self.nodes = list(nodes)
         self.bins = binaries or build.binaries()
+        self.pod_cidr = pod_cidr
+        self.audit_policy = audit_policy
+        self.audit_log = self.workdir / "audit.log"
+        self.apiserver_flags = list(apiserver_flags)
+        self.controller_manager_flags = list(controller_manager_flags)
         self.log = log
         self.procs: list[Process] = []
         self.pki = self.workdir / "pki"
@@ -286,6 +294,7 @@ class ControlPlane:
         #: the pod network; :mod:`devenv.network`).
         self.node_server = f"https://{network.HOST_ADDRESS}:{self.port}"
         self._ssl: ssl.SSLContext | None = None
+        self._readiness: dict[str, tuple[Callable[[], bool], str]] = {}
         self.ready_seconds: float | None = None
 
     # -- lifecycle -------------------------------------------------------------------
@@ -325,15 +334,42 @@ class ControlPlane:
             proc.stop()
         self.procs.clear()
 
-    def _spawn(self, name: str, args: Sequence[str | Path]) -> Process:
+    def _spawn(
+        self, name: str, args: Sequence[str | Path], ready: Callable[[], bool], what: str
+    ) -> Process:
+        """Start a component; remember how, and how to tell it is ready, for restarts."""
         self.log(f"starting {name}")
         proc = Process(name, [str(a) for a in args], self.logs / f"{name}.log")
         self.procs.append(proc)
+        self._readiness[name] = (ready, what)
         return proc
+
+    def restart(self, name: str, *, kill: bool = False, timeout: float = 120.0) -> float:
+        """Stop the component ``name`` (SIGTERM, or SIGKILL with ``kill``), start it again
+        with the same command line, and return the seconds until it is ready again.
+
+        For fault tests: clients (the operator, the kubelet, KWOK) must reconnect on their
+        own. The log file is appended to, so one log tells the component's whole story.
+        """
+        old = next(p for p in self.procs if p.name == name)
+        started = time.monotonic()
+        if kill:
+            old.kill()
+        else:
+            old.stop()
+        proc = Process(name, old.args, old.log_file)
+        self.procs[self.procs.index(old)] = proc
+        ready, what = self._readiness[name]
+        wait_for(proc, ready, what=what, timeout=timeout)
+        return time.monotonic() - started
 
     @staticmethod
     def _left(deadline: float) -> float:
         return max(1.0, deadline - time.monotonic())
+
+    def _wait_ready(self, proc: Process, deadline: float) -> None:
+        ready, what = self._readiness[proc.name]
+        wait_for(proc, ready, what=what, timeout=self._left(deadline))
 
     def _start(self, deadline: float) -> None:
         missing = [str(p) for p in vars(self.bins).values() if not Path(p).is_file()]
@@ -342,13 +378,13 @@ class ControlPlane:
         self.logs.mkdir(parents=True, exist_ok=True)
         ca, _admin, sa = self._write_pki()
         etcd = self._start_etcd(deadline)
-        apiserver = self._spawn("kube-apiserver", self._apiserver_args(ca, sa, etcd))
-        wait_for(
-            apiserver,
+        apiserver = self._spawn(
+            "kube-apiserver",
+            self._apiserver_args(ca, sa, etcd),
             lambda: self._get_text("/readyz") == "ok",
-            what="GET /readyz returns ok",
-            timeout=self._left(deadline),
+            "GET /readyz returns ok",
         )
+        self._wait_ready(apiserver, deadline)
         kcm_port, sched_port = free_port(), free_port()
         kcm = self._spawn(
             "kube-controller-manager",
@@ -369,6 +405,8 @@ class ControlPlane:
                 "--concurrent-gc-syncs=5",
                 *self.controller_manager_flags,
             ],
+            lambda: self._component_healthy(kcm_port, "/healthz"),
+            "GET /healthz returns ok",
         )
         scheduler = self._spawn(
             "kube-scheduler",
@@ -382,22 +420,14 @@ class ControlPlane:
                 f"--cert-dir={self.workdir / 'scheduler-certs'}",
                 "--leader-elect=false",
             ],
+            lambda: self._component_healthy(sched_port, "/readyz"),
+            "GET /readyz returns ok",
         )
         kwok = self._start_kwok()
         for node in self.nodes:
             self.add_node(node, wait=False)
-        wait_for(
-            kcm,
-            lambda: self._component_healthy(kcm_port, "/healthz"),
-            what="GET /healthz returns ok",
-            timeout=self._left(deadline),
-        )
-        wait_for(
-            scheduler,
-            lambda: self._component_healthy(sched_port, "/readyz"),
-            what="GET /readyz returns ok",
-            timeout=self._left(deadline),
-        )
+        self._wait_ready(kcm, deadline)
+        self._wait_ready(scheduler, deadline)
         wait_for(
             kwok,
             lambda: self._nodes_ready([n.name for n in self.nodes]),
@@ -503,6 +533,11 @@ class ControlPlane:
     def _start_etcd(self, deadline: float) -> str:
         client, peer = free_port(), free_port()
         url = f"http://127.0.0.1:{client}"
+
+        def healthy() -> bool:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                return bool(json.loads(r.read()).get("health") == "true")
+
         proc = self._spawn(
             "etcd",
             [
@@ -518,15 +553,10 @@ class ControlPlane:
                 "--quota-backend-bytes=2147483648",
                 "--log-level=warn",
             ],
+            healthy,
+            f"GET {url}/health reports healthy",
         )
-
-        def healthy() -> bool:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                return bool(json.loads(r.read()).get("health") == "true")
-
-        wait_for(
-            proc, healthy, what=f"GET {url}/health reports healthy", timeout=self._left(deadline)
-        )
+        self._wait_ready(proc, deadline)
         return url
 
     def _apiserver_args(self, ca: KeyPair, sa: KeyPair, etcd: str) -> list[str | Path]:
@@ -553,6 +583,19 @@ class ControlPlane:
             # Keeps the `kubernetes` Endpoints at the advertised address (pods use it).
             "--endpoint-reconciler-type=lease",
             "--profiling=false",
+            *self._audit_args(),
+            *self.apiserver_flags,
+        ]
+
+    def _audit_args(self) -> list[str]:
+        if self.audit_policy is None:
+            return []
+        policy = self.workdir / "audit-policy.yaml"
+        policy.write_text(self.audit_policy)
+        return [
+            f"--audit-policy-file={policy}",
+            f"--audit-log-path={self.audit_log}",
+            "--audit-log-maxsize=0",
         ]
 
     def _start_kwok(self) -> Process:
@@ -581,6 +624,8 @@ class ControlPlane:
                 f"--cidr={self.pod_cidr}",
                 "--node-lease-duration-seconds=40",
             ],
+            lambda: True,
+            "started",
         )
 
     # -- API helpers (plain HTTPS: no client library needed to bootstrap) ------------

@@ -45,7 +45,7 @@ import shutil
 import tempfile
 import time
 import urllib.error
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -382,7 +382,7 @@ class RealNode:
         for hierarchy in _cgroup_hierarchies():
             _remove_cgroup_tree(hierarchy / CGROUP_ROOT)
 
-    def _start_kubelet(self) -> Process:
+    def _start_kubelet(self, overrides: Mapping[str, Any] | None = None) -> Process:
         cfg_dir = self.workdir / "config"
         cfg_dir.mkdir(parents=True, exist_ok=True)
         resolv = cfg_dir / "resolv.conf"
@@ -398,6 +398,7 @@ class RealNode:
                     plugins_dir=self.workdir / "volume-plugins",
                     tainted=self.tainted,
                 )
+                | dict(overrides or {})
             )
         )
         kubeconfig = self.cp.client_kubeconfig(
@@ -498,6 +499,29 @@ class RealNode:
             what=f"node {self.name} advertises {self.gpus} {GPU_RESOURCE}",
             timeout=30,
         )
+
+    # -- faults --------------------------------------------------------------------------
+
+    def stop_kubelet(self) -> None:
+        """Stop only the kubelet: containers keep running (containerd does), the node
+        stops reporting and the control plane marks it NotReady after its grace period."""
+        kubelet = next(p for p in self.procs if p.name == "kubelet")
+        kubelet.stop()
+        self.procs.remove(kubelet)
+
+    def start_kubelet(
+        self, overrides: Mapping[str, Any] | None = None, timeout: float = 60
+    ) -> None:
+        """Start the kubelet again, with ``overrides`` of its configuration (e.g. eviction
+        thresholds); return once the node is Ready and advertises its GPUs again."""
+        kubelet = self._start_kubelet(overrides)
+        wait_for(kubelet, self._ready, what=f"node {self.name} is Ready", timeout=timeout)
+        self._advertise_gpus()
+
+    def restart_kubelet(self, overrides: Mapping[str, Any] | None = None) -> None:
+        """:meth:`stop_kubelet`, then :meth:`start_kubelet` with ``overrides``."""
+        self.stop_kubelet()
+        self.start_kubelet(overrides)
 
     # -- stop ----------------------------------------------------------------------------
 

@@ -103,6 +103,14 @@ class Process:
             f"--- last lines of {self.log_file} ---\n{log_tail(self.log_file)}"
         )
 
+    def kill(self) -> None:
+        """SIGKILL the process's session at once: no cleanup, as when a machine dies."""
+        if self.popen.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+        self.popen.wait(10)
+
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM the process (its session), then SIGKILL if it does not exit in time."""
         if self.popen.poll() is not None:

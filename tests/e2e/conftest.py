@@ -6,13 +6,18 @@
 ``kubetune_release`` (package)
     ``helm install`` of ``charts/kubetune`` into ``kubetune-system`` with its defaults
     (cluster-wide, peering, restricted pod security, the images' default tags), except:
-    the operator pod tolerates and selects the real node, and reads and writes progress
-    every second. Ready when the Deployment is Available, that is when the operator container
+    the operator pod tolerates and selects the real node, reads and writes progress every
+    second, and fails a job whose container waits for its image for :data:`START_TIMEOUT`
+    seconds. Ready when the Deployment is Available, that is when the operator container
     passed its readiness probe (kopf's health endpoint) in a real container.
 ``e2e`` (function)
-    an :class:`E2E` helper for a fresh namespace ``e2e-...`` holding the Secret
-    ``s3-credentials`` (S3 at the host's pod-network address), with the quickstart
-    dataset in ``s3://kubetune/quickstart-data/``.
+    an :class:`E2E` helper for a fresh namespace ``e2e-...`` holding the Secrets
+    ``s3-credentials`` (S3 at the host's pod-network address) and ``hf-token`` (a Hub
+    token every job's trainer gets), with the quickstart dataset in
+    ``s3://kubetune/quickstart-data/``. Before the namespace goes, every log, event,
+    status, ConfigMap, termination message and ``manifest.json`` of the test is searched
+    for those Secrets' values (:mod:`tests.secrets_scan`): a hit fails the test; so does
+    one in the operator's log at the end of the package.
 
 ``KUBETUNE_E2E_CRD=FILE`` applies that CRD file instead of the generated one (for a
 CRD under development).
@@ -22,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -30,29 +34,52 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-import yaml
 from kubernetes import client
 
 from devenv.cluster import ControlPlane
-from devenv.dev import BUCKET, DATA_PREFIX, EXAMPLES, install_crd, s3_secret, upload_dir
+from devenv.dev import BUCKET, install_crd, s3_secret
 from devenv.node import REAL_NODE_SELECTOR, REAL_NODE_TOLERATION, RealNode
 from devenv.process import poll
 from devenv.s3 import S3Server
 from kubetune.api import GROUP, PLURAL, VERSION
 from kubetune.render.labels import JOB_LABEL
 from kubetune.render.pod import CONTAINER_NAME
+from tests.cases.jobs import quickstart_on_real_node
 from tests.chart import CHART, helm, values_file
+from tests.plugins.cluster import make_namespace
+from tests.secrets_scan import hits, manifest_texts, namespace_texts
 
 T = TypeVar("T")
+
+HF_SECRET = "hf-token"
+_HF_TOKEN = f"hf_{secrets.token_hex(16)}"
+
+
+def _given(s3: S3Server) -> tuple[str, ...]:
+    """Every credential value the end-to-end jobs are given."""
+    return (s3.secret_key, _HF_TOKEN)
+
+
+def _hf_secret() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": HF_SECRET},
+        "stringData": {"HF_TOKEN": _HF_TOKEN},
+    }
+
 
 NAMESPACE_PREFIX = "e2e-"
 RELEASE = "kubetune"
 RELEASE_NAMESPACE = "kubetune-system"
 OPERATOR = f"deployment/{RELEASE}"
+#: Seconds a trainer container may wait for its image before its job fails.
+START_TIMEOUT = 20
 #: The chart's values for the end-to-end installation (everything else: defaults).
 VALUES: dict[str, Any] = {
     "nodeSelector": REAL_NODE_SELECTOR,
     "tolerations": [REAL_NODE_TOLERATION],
+    "trainer": {"startTimeoutSeconds": START_TIMEOUT},
     "progressIntervalSeconds": 1,
     "progressWriteIntervalSeconds": 1,
 }
@@ -74,7 +101,10 @@ def _explain_release(cp: ControlPlane) -> str:
 
 @pytest.fixture(scope="package")
 def kubetune_release(
-    control_plane: ControlPlane, real_node: RealNode, tmp_path_factory: pytest.TempPathFactory
+    control_plane: ControlPlane,
+    real_node: RealNode,
+    s3: S3Server,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
     crd = os.environ.get("KUBETUNE_E2E_CRD")
     install_crd(control_plane, Path(crd) if crd else None)
@@ -110,6 +140,9 @@ def kubetune_release(
     print(f"kubetune installed and Available in {time.monotonic() - started:.1f}s")
     try:
         yield RELEASE
+        log = control_plane.kubectl("logs", OPERATOR, "-n", RELEASE_NAMESPACE, timeout=60).stdout
+        leaked = hits({"operator log": log}, _given(s3))
+        assert not leaked, f"secrets in the operator's log: {leaked}"
     finally:
         helm(
             "uninstall",
@@ -123,12 +156,6 @@ def kubetune_release(
         )
 
 
-@pytest.fixture(scope="session")
-def quickstart_data(s3: S3Server) -> str:
-    upload_dir(s3, EXAMPLES / "quickstart-data", BUCKET, DATA_PREFIX)
-    return f"s3://{BUCKET}/{DATA_PREFIX}"
-
-
 class E2E:
     """One test's namespace: FineTuneJobs from the quickstart, pods, S3, logs."""
 
@@ -137,24 +164,17 @@ class E2E:
         self.namespace = namespace
         self.custom = client.CustomObjectsApi(kube)
         self.core = client.CoreV1Api(kube)
+        self.batch = client.BatchV1Api(kube)
         self.s3 = s3
 
     # -- FineTuneJobs ------------------------------------------------------------------
 
     def manifest(self, name: str, **training: Any) -> dict[str, Any]:
         """The dev-cluster quickstart, made small, on the real node, writing to its own
-        S3 prefix."""
-        manifest = yaml.safe_load((EXAMPLES / "quickstart-cluster.yaml").read_text())
-        manifest["metadata"] = {"name": name}
-        spec = manifest["spec"]
-        spec["training"] |= {"batchSize": 4, "loggingSteps": 1, **training}
-        spec["scheduling"] = {
-            "nodeSelector": REAL_NODE_SELECTOR,
-            "tolerations": [REAL_NODE_TOLERATION],
-        }
-        spec["terminationGracePeriodSeconds"] = 60
-        spec["output"]["uri"] = self.output_uri(name)
-        return dict(manifest)
+        S3 prefix, with a Hub token in the trainer's environment."""
+        manifest = quickstart_on_real_node(name, self.output_uri(name), **training)
+        manifest["spec"]["model"]["credentialsSecret"] = HF_SECRET
+        return manifest
 
     def output_uri(self, name: str) -> str:
         return f"s3://{BUCKET}/e2e/{self.namespace}/{name}"
@@ -174,6 +194,20 @@ class E2E:
         self.custom.patch_namespaced_custom_object(
             GROUP, VERSION, self.namespace, PLURAL, name, {"spec": spec}
         )
+
+    def progress_step(self, name: str) -> int:
+        """``status.progress.step`` (0 before the first reading)."""
+        return int((self.ftj(name).get("status", {}).get("progress") or {}).get("step") or 0)
+
+    def batch_job(self, name: str) -> dict[str, Any] | None:
+        """The FineTuneJob's batch/v1 Job, ``None`` when there is none."""
+        try:
+            found: Any = self.batch.read_namespaced_job(name, self.namespace)
+        except client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return dict(found.to_dict())
 
     def condition(self, name: str, kind: str) -> dict[str, Any]:
         conditions = self.ftj(name).get("status", {}).get("conditions", [])
@@ -236,21 +270,13 @@ def e2e(
     quickstart_data: str,
     request: pytest.FixtureRequest,
 ) -> Iterator[E2E]:
-    base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40].rstrip("-")
-    name = f"{NAMESPACE_PREFIX}{base}-{secrets.token_hex(3)}"
-    control_plane.request(
-        "POST",
-        "/api/v1/namespaces",
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
-    )
-    poll(
-        lambda: control_plane.request("GET", f"/api/v1/namespaces/{name}/serviceaccounts/default"),
-        what=f"serviceaccount {name}/default exists",
-    )
-    control_plane.request("POST", f"/api/v1/namespaces/{name}/secrets", s3_secret(s3))
+    name = make_namespace(control_plane, NAMESPACE_PREFIX, request, s3_secret(s3), _hf_secret())
     started = time.monotonic()
     try:
         yield E2E(control_plane, kube, name, s3)
+        texts = namespace_texts(kube, name) | manifest_texts(s3, BUCKET, f"e2e/{name}/")
+        leaked = hits(texts, _given(s3))
+        assert not leaked, f"secrets found in what the test's jobs wrote: {leaked}"
     finally:
         print(f"{request.node.name}: {time.monotonic() - started:.1f}s")
         control_plane.request("DELETE", f"/api/v1/namespaces/{name}")

@@ -29,13 +29,9 @@ def _conditions(ftj: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {c["type"]: c for c in ftj.get("status", {}).get("conditions", [])}
 
 
-def _progress_step(e2e: E2E, name: str) -> int:
-    return int((e2e.ftj(name).get("status", {}).get("progress") or {}).get("step") or 0)
-
-
 def _running_pod(e2e: E2E, name: str, min_step: int) -> dict[str, Any]:
     """The running trainer pod, once status.progress has reached ``min_step``."""
-    e2e.wait(lambda: _progress_step(e2e, name) >= min_step, f"{name} reached step {min_step}")
+    e2e.wait(lambda: e2e.progress_step(name) >= min_step, f"{name} reached step {min_step}")
     running = [p for p in e2e.pods(name) if p["status"].get("phase") == "Running"]
     assert len(running) == 1, [p["metadata"]["name"] for p in e2e.pods(name)]
     return running[0]

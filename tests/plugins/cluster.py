@@ -66,15 +66,19 @@ def kubectl(control_plane: ControlPlane) -> Callable[..., Any]:
     return control_plane.kubectl
 
 
-def _namespace_name(test_name: str) -> str:
+def _namespace_name(test_name: str, prefix: str) -> str:
     base = re.sub(r"[^a-z0-9-]+", "-", test_name.lower()).strip("-")[:40].rstrip("-")
-    return f"t-{base}-{secrets.token_hex(3)}"
+    return f"{prefix}{base}-{secrets.token_hex(3)}"
 
 
-@pytest.fixture
-def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = _namespace_name(request.node.name)
-    control_plane.request(
+def make_namespace(
+    cp: ControlPlane, prefix: str, request: pytest.FixtureRequest, *objects: dict[str, Any]
+) -> str:
+    """Create a namespace named after the test (``<prefix><test>-<random>``) holding
+    ``objects`` (Secrets...), once its ``default`` service account exists (pods are
+    refused before); the caller deletes it."""
+    name = _namespace_name(request.node.name, prefix)
+    cp.request(
         "POST",
         "/api/v1/namespaces",
         {
@@ -83,12 +87,20 @@ def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> It
             "metadata": {"name": name, "labels": {"kubetune.io/test": "true"}},
         },
     )
-    # Pods are refused until the service-account controller created `default`.
     poll(
-        lambda: control_plane.request("GET", f"/api/v1/namespaces/{name}/serviceaccounts/default"),
+        lambda: cp.request("GET", f"/api/v1/namespaces/{name}/serviceaccounts/default"),
         what=f"serviceaccount {name}/default exists",
         timeout=30,
     )
+    for obj in objects:
+        plural = f"{obj['kind'].lower()}s"
+        cp.request("POST", f"/api/v1/namespaces/{name}/{plural}", obj)
+    return name
+
+
+@pytest.fixture
+def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> Iterator[str]:
+    name = make_namespace(control_plane, "t-", request)
     try:
         yield name
     finally:

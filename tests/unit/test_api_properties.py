@@ -5,40 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from kubetune.api import InvalidManifest, parse_finetunejob
-from tests.cases.manifests import merge, valid_manifest
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
-    ),
-    max_leaves=20,
-)
-
-FIELD_NAMES = st.sampled_from(
-    [
-        "method",
-        "model",
-        "adapter",
-        "dataset",
-        "training",
-        "resources",
-        "output",
-        "reward",
-        "grpo",
-        "scheduling",
-        "env",
-        "suspend",
-        "checkpoints",
-        "multitask",
-        "uri",
-        "type",
-        "lora",
-    ]
-)
+from tests.cases.strategies import json_values, patched, spec_patches
 
 
 def _accepts_or_refuses(document: Any) -> None:
@@ -54,7 +23,7 @@ def test_random_documents(document: Any) -> None:
     _accepts_or_refuses(document)
 
 
-@given(st.dictionaries(FIELD_NAMES, json_values, max_size=5))
+@given(spec_patches)
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
 def test_random_spec_patches(patch: dict[str, Any]) -> None:
-    _accepts_or_refuses(merge(valid_manifest(), {"spec": patch}))
+    _accepts_or_refuses(patched(patch))

@@ -11,7 +11,13 @@ import pytest
 from kubetune.api import parse_finetunejob
 from kubetune.api.spec import FineTuneJobSpec
 from kubetune.api.status import FineTuneJobStatus, Progress
-from kubetune.controller.status import Observation, derive_status, state_of, transition
+from kubetune.controller.status import (
+    Observation,
+    derive_status,
+    gave_up,
+    state_of,
+    transition,
+)
 from kubetune.controller.views import JobView, PodView
 from tests.cases.manifests import merge, valid_manifest
 
@@ -197,6 +203,75 @@ def test_stuck_container_names_the_reason() -> None:
     assert 'secret "hf" not found' in message(status, "Running")
 
 
+def _derive(
+    pods: list[PodView],
+    at: datetime,
+    previous: FineTuneJobStatus | None = None,
+    job_view: JobView | None = None,
+) -> FineTuneJobStatus:
+    return derive_status(
+        Observation(
+            generation=3,
+            spec=spec(),
+            problems=(),
+            job=job_view or job(active=1),
+            pods=pods,
+            previous=previous or FineTuneJobStatus(),
+            now=at,
+            start_timeout=300,
+        )
+    )
+
+
+def test_an_image_that_cannot_be_pulled_fails_the_job_after_the_start_timeout() -> None:
+    stuck = pod(
+        phase="Pending",
+        waiting={"reason": "ImagePullBackOff", "message": 'Back-off pulling image "x:1"'},
+    )
+    waiting = _derive([stuck], T0 + timedelta(seconds=299))
+    assert waiting.state == "Pending"
+    assert conditions(waiting)["Running"] == ("False", "ImagePullBackOff")
+    failed = _derive([stuck], T0 + timedelta(seconds=301), previous=waiting)
+    assert failed.state == "Failed"
+    assert conditions(failed)["Failed"] == ("True", "ImageUnavailable")
+    assert "could not be had for 300s (ImagePullBackOff" in message(failed, "Failed")
+    assert gave_up(failed)
+    # The Job is then deleted; the outcome stays, with or without it.
+    assert _derive([], T0 + timedelta(seconds=302), previous=failed).state == "Failed"
+    gone = derive_status(
+        Observation(3, spec(), (), None, [], failed, T0 + timedelta(seconds=303), 300)
+    )
+    assert gone.state == "Failed" and gave_up(gone)
+
+
+def test_a_missing_secret_fails_as_a_container_that_never_started() -> None:
+    stuck = pod(
+        phase="Pending",
+        waiting={"reason": "CreateContainerConfigError", "message": 'secret "hf" not found'},
+    )
+    failed = _derive([stuck], T0 + timedelta(seconds=301))
+    assert conditions(failed)["Failed"] == ("True", "ContainerNotStarting")
+    assert 'secret "hf" not found' in message(failed, "Failed")
+
+
+def test_a_stuck_pod_of_a_suspended_job_or_without_a_timeout_waits() -> None:
+    stuck = pod(phase="Pending", waiting={"reason": "ErrImagePull", "message": "no"})
+    assert not gave_up(observe(job(active=1), [stuck], at=T0 + timedelta(days=1)))
+    suspended = derive_status(
+        Observation(
+            3,
+            spec({"suspend": True}),
+            (),
+            job(active=1),
+            [stuck],
+            FineTuneJobStatus(),
+            T0 + timedelta(days=1),
+            300,
+        )
+    )
+    assert not gave_up(suspended)
+
+
 def test_scheduled_pod_not_yet_running_is_starting() -> None:
     status = observe(job(active=1), [pod(phase="Pending", started=None)])
     assert conditions(status)["Queued"] == ("False", "Scheduled")
@@ -328,6 +403,98 @@ def test_oom_killed_pod_being_retried_says_so() -> None:
     status = observe(job(active=0), [_oom_killed_pod()])
     assert conditions(status)["Running"] == ("False", "Restarting")
     assert "OOMKilled: container trainer of pod demo-abc" in message(status, "Running")
+
+
+def test_a_container_the_runtime_could_not_start_fails_with_its_message() -> None:
+    never = pod(
+        phase="Failed",
+        terminated={
+            "exitCode": 128,
+            "reason": "StartError",
+            "message": 'exec: "python": executable file not found in $PATH',
+        },
+    )
+    failure = {"type": "Failed", "reason": "BackoffLimitExceeded", "message": "too many"}
+    status = observe(job(conditions=[failure]), [never])
+    assert conditions(status)["Failed"] == ("True", "ContainerCannotStart")
+    assert 'could not start (exit 128): exec: "python"' in message(status, "Failed")
+
+
+def test_a_pod_the_kubelet_evicted_is_retried_saying_why() -> None:
+    evicted = PodView.from_manifest(
+        {
+            "metadata": {
+                "name": "demo-abc",
+                "ownerReferences": [{"kind": "Job", "uid": JOB_UID, "controller": True}],
+            },
+            "status": {
+                "phase": "Failed",
+                "reason": "Evicted",
+                "message": "The node was low on resource: memory.",
+                "containerStatuses": [
+                    {"name": "trainer", "state": {"terminated": {"exitCode": 5}}}
+                ],
+            },
+        }
+    )
+    status = observe(job(active=0), [evicted])
+    assert conditions(status)["Running"] == ("False", "Restarting")
+    assert "the kubelet evicted demo-abc (The node was low on resource: memory.)" in message(
+        status, "Running"
+    )
+
+
+def _pod_with(conditions: list[dict[str, str]], **meta: Any) -> PodView:
+    return PodView.from_manifest(
+        {
+            "metadata": {
+                "name": meta.get("name", "demo-abc"),
+                "ownerReferences": [{"kind": "Job", "uid": JOB_UID, "controller": True}],
+                **({"deletionTimestamp": stamp(T0)} if meta.get("deleting") else {}),
+            },
+            "status": {
+                "phase": meta.get("phase", "Running"),
+                "conditions": [{"type": "PodScheduled", "status": "True"}, *conditions],
+            },
+        }
+    )
+
+
+def test_a_pod_whose_node_stopped_reporting_is_named() -> None:
+    # The node lifecycle controller sets Ready False without a reason.
+    lost = _pod_with([{"type": "Ready", "status": "False"}])
+    status = observe(job(active=1), [lost])
+    assert conditions(status)["Running"] == ("True", "NodeNotReady")
+    assert "its node stopped reporting" in message(status, "Running")
+    # The kubelet's own "not ready" always has a reason: a finishing container is no alarm.
+    done = _pod_with([{"type": "Ready", "status": "False", "reason": "PodCompleted"}])
+    assert conditions(observe(job(active=1), [done]))["Running"] == ("True", "Running")
+
+
+def test_a_pod_evicted_from_an_unreachable_node_explains_the_wait() -> None:
+    evicted = _pod_with(
+        [
+            {
+                "type": "DisruptionTarget",
+                "status": "True",
+                "reason": "DeletionByTaintManager",
+                "message": "Taint manager: deleting due to NoExecute taint",
+            }
+        ],
+        name="demo-old",
+        deleting=True,
+    )
+    replacement = pod(
+        "demo-new",
+        phase="Pending",
+        scheduled={"status": "False", "reason": "Unschedulable", "message": "0/1 nodes: taint"},
+        started=None,
+    )
+    status = observe(job(active=1), [evicted, replacement])
+    assert conditions(status)["Queued"] == ("True", "Unschedulable")
+    assert message(status, "Queued").startswith(
+        "pod demo-old was evicted from its unreachable node (DeletionByTaintManager: "
+    )
 
 
 def test_deadline_beats_the_trainers_interrupted_summary() -> None:

@@ -104,6 +104,13 @@ def register(subparsers: Any) -> None:
         help="seconds between reads of a running trainer's metrics (default %(default)s)",
     )
     parser.add_argument(
+        "--start-timeout",
+        type=float,
+        default=600.0,
+        help="seconds a trainer container may wait for an image that can't be pulled or a "
+        "Secret that doesn't exist before its job fails (0: for ever; default %(default)s)",
+    )
+    parser.add_argument(
         "--progress-write-interval",
         type=float,
         default=15.0,
@@ -185,6 +192,7 @@ def run(args: argparse.Namespace) -> int:
             pod_annotations=dict(args.pod_annotation),
         ),
         pacing=Pacing(progress=args.progress_write_interval),
+        start_timeout=args.start_timeout or None,
     )
     metrics.serve(args.metrics_port, runtime.states)
     priority = args.peering_priority

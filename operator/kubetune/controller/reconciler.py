@@ -7,7 +7,9 @@ from kopf's indexes (kept current by watches). It
    (:mod:`kubetune.controller.children`; a restarted operator checks every job once,
    and a Job that is up to date costs no API call);
 2. derives and publishes the status (:meth:`kubetune.controller.runtime.Runtime.publish`);
-3. deletes a finished job whose ``ttlSecondsAfterFinished`` has passed.
+3. deletes the Job of a job it failed itself (a trainer container stuck past the start
+   timeout: no pod is left waiting for an image that will not come), and a finished
+   job whose ``ttlSecondsAfterFinished`` has passed.
 
 It returns the seconds after which the job needs another pass without any new event
 (a status write that waits, a retry after an API error, a TTL), or ``None``. Nothing
@@ -30,6 +32,7 @@ from kubernetes.client.exceptions import ApiException
 from kubetune import metrics
 from kubetune.controller.children import JobReplaced, ensure_children, up_to_date
 from kubetune.controller.runtime import Runtime, Snapshot, now
+from kubetune.controller.status import gave_up
 from kubetune.controller.views import JobView, Key, PodView
 from kubetune.render.children import render_children
 
@@ -109,6 +112,9 @@ class Reconciler:
                 return CONFLICT_RETRY_SECONDS
             log.warning("%s/%s: API error %s: %s", *key, error.status, error.reason)
             return API_RETRY_SECONDS
+        if job is not None and gave_up(status):
+            log.info("%s/%s: deleting Job %s: the job failed before it could start", *key, job.uid)
+            self.runtime.kube.delete_job(*key, job.uid)
         expires = self._expires_in(snapshot, status.state, status.completionTime)
         if expires is not None and expires <= 0:
             log.info("%s/%s: deleting: ttlSecondsAfterFinished passed", *key)

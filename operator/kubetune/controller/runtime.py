@@ -120,6 +120,9 @@ class Runtime:
     kube: Kube
     options: RenderOptions
     pacing: Pacing = field(default_factory=Pacing)
+    start_timeout: float | None = None
+    """Seconds a trainer container may stay stuck (an image that can't be pulled, a
+    missing Secret) before the job fails; ``None``: for ever."""
     _memory: dict[Key, _Memory] = field(default_factory=dict)
 
     def states(self) -> dict[Key, State]:
@@ -188,6 +191,7 @@ class Runtime:
                 pods=pods,
                 previous=previous,
                 now=now(),
+                start_timeout=self.start_timeout,
             )
         )
         self._add_reading(memory, status, previous)

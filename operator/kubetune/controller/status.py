@@ -37,16 +37,15 @@ from kubetune.render.pod import CONTAINER_NAME
 from kubetune_trainer import exit_codes
 from kubetune_trainer.termination import Summary
 
-#: Container waiting reasons that need the user (a wrong image, a missing Secret).
-STUCK_REASONS = frozenset(
-    {
-        "ErrImagePull",
-        "ImagePullBackOff",
-        "InvalidImageName",
-        "CreateContainerConfigError",
-        "CreateContainerError",
-    }
+#: Container waiting reasons of an image that cannot be had.
+IMAGE_REASONS = frozenset(
+    {"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName"}
 )
+#: Container waiting reasons that need the user (a wrong image, a missing Secret).
+STUCK_REASONS = IMAGE_REASONS | {"CreateContainerConfigError", "CreateContainerError"}
+#: Failed reasons the operator decides itself when a pod stays stuck past the start
+#: timeout (the Job has not failed: the controller then deletes it, so no pod waits on).
+GAVE_UP_REASONS = frozenset({"ImageUnavailable", "ContainerNotStarting"})
 #: Job failure reasons where the Job's own account beats the trainer's last words
 #: (the trainer only saw a SIGTERM).
 _JOB_DECIDED = frozenset({"DeadlineExceeded"})
@@ -64,6 +63,9 @@ class Observation:
     pods: Sequence[PodView]
     previous: FineTuneJobStatus
     now: datetime
+    start_timeout: float | None = None
+    """Seconds a trainer container may wait in a stuck reason (:data:`STUCK_REASONS`)
+    before the job fails; ``None``: wait for ever."""
 
 
 @dataclass(frozen=True)
@@ -109,27 +111,47 @@ def _last_summary(pods: Sequence[PodView], phase: str) -> tuple[Summary | None, 
     return parse_summary(message), message.strip()
 
 
-def _oom_killed(pods: Sequence[PodView], spec: FineTuneJobSpec) -> str | None:
-    """What to tell the user when the newest failed trainer was OOM-killed, else ``None``.
+#: Container ``terminated`` reasons of a trainer that never ran: the runtime could
+#: not start the container's process (no such program in the image, a bad mount, ...).
+_NOT_STARTED = frozenset({"StartError", "ContainerCannotRun"})
 
-    The kernel kills the trainer without warning, so it leaves no summary of its own;
-    the container's ``OOMKilled`` reason is the only account, and the limit it hit is
-    ``spec.resources.memory`` (or, without one, the node's memory).
+
+def _container_fault(pods: Sequence[PodView], spec: FineTuneJobSpec) -> Verdict | None:
+    """Why the newest failed trainer container ended, when the trainer itself could not
+    say: the kernel OOM-killed it, or the runtime never started it. ``None`` otherwise.
+
+    Neither leaves a summary of the trainer's own; the container's terminated reason is
+    the only account. An OOM kill hit ``spec.resources.memory`` (or, without one, the
+    node's memory); a start error is the runtime's message about the image or command.
     """
     pod = _last_ended(pods, "Failed")
-    if pod is None or pod.terminated is None or pod.terminated.reason != "OOMKilled":
+    ended = pod.terminated if pod is not None else None
+    if pod is None or ended is None:
         return None
-    memory = spec.resources.memory
-    limit = (
-        f"its memory limit, spec.resources.memory ({memory}); raise spec.resources.memory"
-        if memory
-        else "the node had free (spec.resources.memory is unset); set spec.resources.memory "
-        "to what the job needs so that it is scheduled where that much is free"
-    )
-    return (
-        f"container {CONTAINER_NAME} of pod {pod.name} was OOM-killed "
-        f"(exit {pod.terminated.exit_code}): the trainer needed more memory than {limit}"
-    )
+    container = f"container {CONTAINER_NAME} of pod {pod.name}"
+    if ended.reason == "OOMKilled":
+        memory = spec.resources.memory
+        limit = (
+            f"its memory limit, spec.resources.memory ({memory}); raise spec.resources.memory"
+            if memory
+            else "the node had free (spec.resources.memory is unset); set "
+            "spec.resources.memory to what the job needs so that it is scheduled where "
+            "that much is free"
+        )
+        return Verdict(
+            "True",
+            "OOMKilled",
+            f"{container} was OOM-killed (exit {ended.exit_code}): the trainer needed more "
+            f"memory than {limit}",
+        )
+    if ended.reason in _NOT_STARTED:
+        return Verdict(
+            "True",
+            "ContainerCannotStart",
+            f"{container} could not start (exit {ended.exit_code}): {ended.message.strip()}; "
+            f"check spec.image ({pod.image})",
+        )
+    return None
 
 
 def _invalid(draft: _Draft, obs: Observation) -> None:
@@ -181,12 +203,12 @@ def _failed(draft: _Draft, job: JobView, pods: Sequence[PodView], spec: FineTune
     job_message = job_failure.message if job_failure else ""
     summary, raw = _last_summary(pods, "Failed")
     draft.summary = summary
-    oom = _oom_killed(pods, spec)
+    fault = _container_fault(pods, spec)
     if job_reason in _JOB_DECIDED:
         reason, message = job_reason, job_message
-    elif oom is not None:
-        reason = "OOMKilled"
-        message = oom + (f" ({job_reason}: {job_message})" if job_message else "")
+    elif fault is not None:
+        reason = fault.reason
+        message = fault.message + (f" ({job_reason}: {job_message})" if job_message else "")
     elif summary is not None:
         reason = summary.reason or job_reason
         message = summary.message + (f" ({job_reason}: {job_message})" if job_message else "")
@@ -225,13 +247,30 @@ def _active(draft: _Draft, spec: FineTuneJobSpec, pods: Sequence[PodView]) -> No
     unschedulable = [p for p in live if p.unschedulable]
     stuck = [p for p in live if p.waiting_reason in STUCK_REASONS]
     unscheduled = [p for p in live if p.scheduled is None or p.scheduled.status != "True"]
-    if len(running) >= nodes:
+    # A pod the node lifecycle controller evicted from a node that stopped reporting.
+    lost = [p for p in pods if p.deleting and p.disruption.startswith("DeletionByTaintManager")]
+    lost_note = (
+        f"pod {lost[0].name} was evicted from its unreachable node ({lost[0].disruption}); "
+        if lost
+        else ""
+    )
+    unreachable = [p for p in running if p.node_lost]
+    if len(running) >= nodes and unreachable:
+        draft.set("Queued", "False", "Scheduled", "every pod is on a node")
+        draft.set(
+            "Running",
+            "True",
+            "NodeNotReady",
+            f"pod {unreachable[0].name} is not ready: its node stopped reporting; it is "
+            "replaced (and resumes from the newest checkpoint) if the node stays away",
+        )
+    elif len(running) >= nodes:
         draft.set("Queued", "False", "Scheduled", "every pod is on a node")
         draft.set("Running", "True", "Running", f"{len(running)}/{nodes} node(s) training")
     elif unschedulable:
-        message = unschedulable[0].scheduled.message if unschedulable[0].scheduled else ""
-        draft.set("Queued", "True", "Unschedulable", message)
-        draft.set("Running", "False", "Unschedulable", message)
+        scheduler = unschedulable[0].scheduled.message if unschedulable[0].scheduled else ""
+        draft.set("Queued", "True", "Unschedulable", lost_note + scheduler)
+        draft.set("Running", "False", "Unschedulable", lost_note + scheduler)
     elif stuck:
         pod = stuck[0]
         draft.set("Queued", "False", "Scheduled", "every pod is on a node")
@@ -243,14 +282,17 @@ def _active(draft: _Draft, spec: FineTuneJobSpec, pods: Sequence[PodView]) -> No
         draft.set("Running", "True", "Finishing", "the trainer exited; the Job is completing")
     elif not live and any(p.phase == "Failed" for p in pods):
         summary, raw = _last_summary(pods, "Failed")
-        oom = _oom_killed(pods, spec)
+        fault = _container_fault(pods, spec)
+        evicted = _last_ended(pods, "Failed")
         why = (
-            f"OOMKilled: {oom}"
-            if oom
+            f"{fault.reason}: {fault.message}"
+            if fault
             else f"{summary.reason}: {summary.message}"
             if summary
             else raw or "pod failed"
         )
+        if evicted is not None and evicted.pod_reason == "Evicted":
+            why = f"the kubelet evicted {evicted.name} ({evicted.pod_message}); {why}"
         if summary is not None and summary.exitCode in exit_codes.NON_RETRIABLE:
             # podFailurePolicy fails the Job for this exit code; its condition follows
             draft.set("Queued", "False", "Scheduled", "every pod is on a node")
@@ -266,6 +308,53 @@ def _active(draft: _Draft, spec: FineTuneJobSpec, pods: Sequence[PodView]) -> No
         draft.set("Running", "False", "Starting", f"{len(running)}/{nodes} node(s) training")
 
 
+def _stuck_too_long(pods: Sequence[PodView], obs: Observation) -> PodView | None:
+    """A live pod whose container has waited in a stuck reason longer than the start
+    timeout (counted from the pod's start on its node), if any."""
+    if obs.start_timeout is None:
+        return None
+    for pod in pods:
+        since = pod.started or pod.created
+        if (
+            not pod.deleting
+            and pod.phase == "Pending"
+            and pod.waiting_reason in STUCK_REASONS
+            and since is not None
+            and (obs.now - since).total_seconds() > obs.start_timeout
+        ):
+            return pod
+    return None
+
+
+def _gave_up(draft: _Draft, pod: PodView, timeout: float) -> None:
+    """Fail the job for a pod that never got its container started."""
+    waited = f"for {timeout:.0f}s ({pod.waiting_reason}: {pod.waiting_message})"
+    if pod.waiting_reason in IMAGE_REASONS:
+        reason = "ImageUnavailable"
+        message = (
+            f"image {pod.image} of pod {pod.name} could not be had {waited}; check spec.image "
+            "(or the operator's trainer image) and the node's access to its registry"
+        )
+    else:
+        reason = "ContainerNotStarting"
+        message = (
+            f"container {CONTAINER_NAME} of pod {pod.name} did not start {waited}; check the "
+            "Secrets and ConfigMaps the job names (credentialsSecret, spec.env)"
+        )
+    draft.set("Failed", "True", reason, message)
+    draft.set("Succeeded", "False", "Failed")
+    for kind in ("Queued", "Running", "Suspended"):
+        draft.set(kind, "False", "Finished", "the job has finished")
+
+
+def gave_up(status: FineTuneJobStatus) -> bool:
+    """Whether the operator failed the job itself (its Job is to be deleted)."""
+    return any(
+        c.type == "Failed" and c.status == "True" and c.reason in GAVE_UP_REASONS
+        for c in status.conditions
+    )
+
+
 def _lifecycle(draft: _Draft, obs: Observation, spec: FineTuneJobSpec) -> None:
     job = obs.job
     pods = _own_pods(obs)
@@ -277,6 +366,12 @@ def _lifecycle(draft: _Draft, obs: Observation, spec: FineTuneJobSpec) -> None:
         _failed(draft, job, pods, spec)
         if spec.evaluation is not None:
             draft.set("EvaluationPassed", "False", "NotEvaluated", "training failed")
+        return
+    stuck = _stuck_too_long(pods, obs) if job is not None and not spec.suspend else None
+    if stuck is not None and obs.start_timeout is not None:
+        _gave_up(draft, stuck, obs.start_timeout)
+        if spec.evaluation is not None:
+            draft.set("EvaluationPassed", "False", "NotEvaluated", "training never started")
         return
     _not_finished(draft)
     if spec.evaluation is not None:
@@ -412,8 +507,9 @@ def _is_terminal(status: FineTuneJobStatus) -> bool:
 def derive_status(obs: Observation) -> FineTuneJobStatus:
     """The FineTuneJob status for what is observed in ``obs``."""
     previous = obs.previous
-    if obs.spec is not None and obs.job is None and _is_terminal(previous):
-        # The Job went with its TTL; the outcome is history only the status keeps.
+    if obs.spec is not None and _is_terminal(previous) and (obs.job is None or gave_up(previous)):
+        # The Job went with its TTL, or goes because the operator failed the job: the
+        # outcome is history only the status keeps.
         return previous.model_copy(update={"observedGeneration": obs.generation})
     draft = _Draft()
     if obs.spec is None:

@@ -77,6 +77,17 @@ class PodView:
     waiting_reason: str | None
     waiting_message: str
     terminated: Terminated | None
+    image: str = ""
+    """The trainer container's image (for messages about an image that can't be had)."""
+    pod_reason: str = ""
+    pod_message: str = ""
+    """The pod's own ``status.reason``/``message`` (the kubelet's ``Evicted`` and why)."""
+    node_lost: bool = False
+    """The node lifecycle controller marked the pod not ready: its node stopped
+    reporting. (It sets ``Ready`` False without a reason; the kubelet always gives one,
+    such as ``ContainersNotReady`` or ``PodCompleted``.)"""
+    disruption: str = ""
+    """``reason: message`` of a true ``DisruptionTarget`` condition (who evicts it, why)."""
 
     @property
     def unschedulable(self) -> bool:
@@ -91,6 +102,14 @@ class PodView:
     def from_manifest(cls, pod: Mapping[str, Any]) -> PodView:
         meta = pod.get("metadata") or {}
         status = pod.get("status") or {}
+        spec_container: Mapping[str, Any] = next(
+            (
+                c
+                for c in (pod.get("spec") or {}).get("containers") or []
+                if c.get("name") == CONTAINER_NAME
+            ),
+            {},
+        )
         owner = next(
             (ref for ref in meta.get("ownerReferences") or [] if ref.get("controller")), None
         )
@@ -124,6 +143,16 @@ class PodView:
             )
             if ended
             else None,
+            image=str(spec_container.get("image", "")),
+            pod_reason=status.get("reason", ""),
+            pod_message=status.get("message", ""),
+            node_lost=status.get("phase") == "Running"
+            and "Ready" in conditions
+            and conditions["Ready"].status == "False"
+            and not conditions["Ready"].reason,
+            disruption=f"{disruption.reason}: {disruption.message}"
+            if disruption is not None and disruption.status == "True"
+            else "",
         )
 
 

@@ -1,0 +1,164 @@
+"""A kubelet that stops under a running job, and deletion of a job in every phase.
+
+Both on the real node, with the fault tests' own control plane (short node-failure
+timeouts) and an operator process on the host.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from devenv import network
+from devenv.cluster import ControlPlane
+from devenv.dev import s3_secret
+from devenv.node import RealNode
+from devenv.process import Process
+from devenv.s3 import S3Server
+from tests.chaos.chaos import Cluster, wait_until
+from tests.chaos.conftest import kwok_manifest, output_uri, real_manifest, s3_keys
+from tests.chaos.throttle import throttled
+
+pytestmark = [pytest.mark.e2e, pytest.mark.node, pytest.mark.chaos]
+
+_RESUMED = re.compile(r"resuming from \S+/checkpoints/step-(\d+) \(step (\d+)\)")
+
+
+@pytest.fixture
+def operator(operator_factory: Callable[[], Process]) -> Iterator[Process]:
+    proc = operator_factory()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def _condition(cluster: Cluster, name: str, kind: str) -> dict[str, Any]:
+    ftj = cluster.ftj(name) or {}
+    return next((c for c in ftj.get("status", {}).get("conditions", []) if c["type"] == kind), {})
+
+
+def _step(cluster: Cluster, name: str) -> int:
+    progress = ((cluster.ftj(name) or {}).get("status") or {}).get("progress") or {}
+    return int(progress.get("step") or 0)
+
+
+def test_a_stopped_kubelet_is_named_and_the_replacement_resumes_from_the_checkpoint(
+    chaos_node: RealNode,
+    chaos_kube: Any,
+    chaos_namespace: str,
+    operator: Process,
+    quickstart_data: str,
+) -> None:
+    cluster = Cluster(chaos_kube, chaos_namespace)
+    cluster.create(real_manifest(chaos_namespace, "orphaned", 120))
+    wait_until(lambda: _step(cluster, "orphaned") >= 2, "orphaned reached step 2", 240)
+    (first,) = cluster.pods("orphaned")
+    chaos_node.stop_kubelet()
+    try:
+        said = wait_until(
+            lambda: (
+                (c := _condition(cluster, "orphaned", "Running")).get("reason") == "NodeNotReady"
+                and c
+            ),
+            "the job says its node stopped reporting",
+            90,
+        )
+        assert f"pod {first.metadata.name} is not ready" in said["message"]
+        evicted = wait_until(
+            lambda: (
+                (c := _condition(cluster, "orphaned", "Queued")).get("reason") == "Unschedulable"
+                and c
+            ),
+            "the evicted pod's replacement waits for a node",
+            90,
+        )
+        assert (
+            f"pod {first.metadata.name} was evicted from its unreachable node"
+            in (evicted["message"])
+        )
+    finally:
+        chaos_node.start_kubelet()
+    # Back, the kubelet stops the evicted pod's container (SIGTERM: a checkpoint), and
+    # the replacement resumes from it.
+    wait_until(lambda: cluster.state("orphaned") in ("Succeeded", "Failed"), "orphaned ends", 360)
+    status = (cluster.ftj("orphaned") or {})["status"]
+    assert status["state"] == "Succeeded", status["conditions"]
+    assert status["progress"]["step"] == 120
+    assert status["restarts"] >= 1
+    (last,) = cluster.pods("orphaned") or [None]
+    log = cluster.core.read_namespaced_pod_log(last.metadata.name, chaos_namespace)
+    resumed = _RESUMED.search(log)
+    assert resumed and int(resumed.group(2)) >= 2, log[-2000:]
+
+
+def _incomplete_checkpoints(keys: list[str]) -> list[str]:
+    """Checkpoint prefixes without their completion marker (must be none)."""
+    steps: dict[str, set[str]] = {}
+    for key in keys:
+        parts = key.split("/")
+        if parts[0] == "checkpoints" and len(parts) > 2:
+            steps.setdefault(parts[1], set()).add("/".join(parts[2:]))
+    return [step for step, files in steps.items() if "COMPLETE" not in files]
+
+
+def test_deleting_a_job_in_any_phase_leaves_no_child_and_no_partial_checkpoint(
+    chaos_plane: ControlPlane,
+    chaos_node: RealNode,
+    chaos_kube: Any,
+    chaos_namespace: str,
+    operator: Process,
+    s3: S3Server,
+    quickstart_data: str,
+) -> None:
+    cluster = Cluster(chaos_kube, chaos_namespace)
+    s3_port = urlparse(s3.pod_endpoint).port or 0
+    # Pods reach S3 through a link of 40 KB/s: every checkpoint upload lasts seconds.
+    with throttled("0.0.0.0", "127.0.0.1", s3_port, 40_000) as slow_port:
+        slow = s3_secret(s3, "slow-s3")
+        slow["stringData"]["AWS_ENDPOINT_URL"] = f"http://{network.HOST_ADDRESS}:{slow_port}"
+        chaos_plane.request("POST", f"/api/v1/namespaces/{chaos_namespace}/secrets", slow)
+
+        def slow_job(name: str, steps: int, every: int) -> dict[str, Any]:
+            manifest = real_manifest(chaos_namespace, name, steps)
+            manifest["spec"]["output"]["credentialsSecret"] = "slow-s3"
+            manifest["spec"]["checkpoints"] = {"intervalSteps": every}
+            return manifest
+
+        queued = kwok_manifest("queued")
+        queued["spec"]["resources"] = {"gpus": 64}  # no node has that many: stays queued
+        cluster.create(queued)
+        cluster.create(kwok_manifest("pending"))  # KWOK pods run until ended; deleted first
+        cluster.create(slow_job("running", 400, 1000))
+        cluster.create(slow_job("checkpointing", 400, 4))
+        cluster.create(slow_job("publishing", 3, 1000))
+
+        def writing(name: str, folder: str) -> bool:
+            keys = s3_keys(s3, output_uri(chaos_namespace, name))
+            if folder == "checkpoints":
+                return bool(_incomplete_checkpoints(keys))
+            return any("/" not in k for k in keys) and "manifest.json" not in keys
+
+        wait_until(lambda: cluster.state("queued") == "Queued", "queued is Queued", 60)
+        cluster.delete("queued")
+        wait_until(lambda: cluster.pods("pending"), "pending has a pod", 60)
+        cluster.delete("pending")
+        wait_until(lambda: _step(cluster, "running") >= 2, "running trains", 300)
+        cluster.delete("running")
+        wait_until(lambda: writing("checkpointing", "checkpoints"), "a checkpoint upload", 300)
+        cluster.delete("checkpointing")
+        wait_until(lambda: writing("publishing", "result"), "the result upload", 300)
+        cluster.delete("publishing")
+
+        for name in ("queued", "pending", "running", "checkpointing", "publishing"):
+            wait_until(lambda name=name: cluster.ftj(name) is None, f"{name} is gone", 120)
+            wait_until(
+                lambda name=name: not cluster.children(name), f"{name}'s children are gone", 120
+            )
+        for name in ("running", "checkpointing", "publishing"):
+            keys = s3_keys(s3, output_uri(chaos_namespace, name))
+            assert not _incomplete_checkpoints(keys), f"{name}: a partial checkpoint: {keys}"
