@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints
 
 from kubetune.api.base import ApiModel, LongString, ObjectName, Quantity, ShortString
+from kubetune.api.environment import cel_operator_owned, describe_operator_owned, operator_owned
 from kubetune.api.rules import Rule
 
 LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=317)]
@@ -141,9 +142,10 @@ class EnvVar(ApiModel):
         ),
         Rule(
             field="name",
-            message="names starting with KUBETUNE_ are reserved for the operator",
-            check=lambda e: not e.name.startswith("KUBETUNE_"),
-            cel="!self.name.startsWith('KUBETUNE_')",
+            message=f"{describe_operator_owned()} are reserved for the operator, which sets "
+            "them in every trainer pod: choose another name",
+            check=lambda e: not operator_owned(e.name),
+            cel=f"!{cel_operator_owned('self.name')}",
             reason="FieldValueForbidden",
         ),
     )

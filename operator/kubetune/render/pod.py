@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
-from kubetune.api import FineTuneJob
+from kubetune.api import FineTuneJob, environment
 from kubetune.render import names
 from kubetune.render.labels import child_labels
 from kubetune.render.options import RenderOptions
@@ -123,10 +123,10 @@ def _env(job: FineTuneJob, options: RenderOptions) -> list[dict[str, Any]]:
         {"name": TERMINATION_PATH_ENV, "value": TERMINATION_PATH},
         {"name": WORK_DIR_ENV, "value": WORK_DIR},
         {"name": "KUBETUNE_PVC_ROOT", "value": PVC_ROOT},
-        {"name": "HOME", "value": WORK_DIR},
-        {"name": "XDG_CACHE_HOME", "value": CACHE_DIR},
-        {"name": "HF_HOME", "value": f"{CACHE_DIR}/huggingface"},
-        {"name": "TRITON_CACHE_DIR", "value": f"{CACHE_DIR}/triton"},
+        {"name": environment.HOME, "value": WORK_DIR},
+        {"name": environment.XDG_CACHE_HOME, "value": CACHE_DIR},
+        {"name": environment.HF_HOME, "value": f"{CACHE_DIR}/huggingface"},
+        {"name": environment.TRITON_CACHE_DIR, "value": f"{CACHE_DIR}/triton"},
     ]
     user = [variable.to_wire() for variable in job.spec.env]
     return fixed + _distributed_env(job) + user
