@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from kubetune.api.policy import POLICY_REASON
 from kubetune.api.spec import FineTuneJobSpec
 from kubetune.api.status import (
     CONDITION_TYPES,
@@ -42,6 +43,8 @@ STUCK_REASONS = frozenset(
         "CreateContainerError",
     }
 )
+#: The ``Accepted=False`` reason of a spec the operator can't parse into the API models.
+INVALID_SPEC = "InvalidSpec"
 #: Job failure reasons where the Job's own account beats the trainer's last words
 #: (the trainer only saw a SIGTERM).
 _JOB_DECIDED = frozenset({"DeadlineExceeded"})
@@ -59,6 +62,8 @@ class Observation:
     pods: Sequence[PodView]
     previous: FineTuneJobStatus
     now: datetime
+    reason: str = INVALID_SPEC
+    """``Accepted=False`` reason when ``spec`` is ``None``: invalid, or refused by policy."""
 
 
 @dataclass(frozen=True)
@@ -129,9 +134,10 @@ def _oom_killed(pods: Sequence[PodView], spec: FineTuneJobSpec) -> str | None:
 
 def _invalid(draft: _Draft, obs: Observation) -> None:
     problems = "; ".join(obs.problems)
-    draft.set("Accepted", "False", "InvalidSpec", problems)
+    draft.set("Accepted", "False", obs.reason, problems)
+    why = "the spec is invalid" if obs.reason == INVALID_SPEC else "the policy refuses it"
     for kind in CONDITION_TYPES[1:]:
-        draft.set(kind, "False", "InvalidSpec", "not started: the spec is invalid")
+        draft.set(kind, "False", obs.reason, f"not started: {why}")
 
 
 def _succeeded(draft: _Draft, pods: Sequence[PodView]) -> None:
@@ -438,7 +444,7 @@ _HEADLINE: dict[State, ConditionType] = {
     "Succeeded": "Succeeded",
     "Failed": "Failed",
 }
-_WARNING_REASONS = frozenset({"InvalidSpec", "Unschedulable", *STUCK_REASONS})
+_WARNING_REASONS = frozenset({INVALID_SPEC, POLICY_REASON, "Unschedulable", *STUCK_REASONS})
 #: Steps every job passes through within seconds (Job created, pods being placed).
 _TRANSIENT_REASONS = frozenset(
     {"Creating", "Pending", "Scheduled", "Starting", "Finishing", "Failing"}
