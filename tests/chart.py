@@ -1,5 +1,5 @@
-"""Helpers shared by the chart's unit and cluster tests: the helm binary, rendering, and
-the value sets every test runs over.
+"""Helpers shared by the chart's unit and cluster tests: the helm binary, rendering, the
+value sets every test runs over, and installing a release with its operator run locally.
 
 Why a module of its own: the unit tests (``helm template``/``lint``, no cluster) and the
 cluster tests (server-side dry run, install) must render the chart with exactly the
@@ -8,15 +8,21 @@ same option sets, so that "every option toggled" means the same thing in both.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import secrets
 import subprocess
-from collections.abc import Mapping
+import sys
+import urllib.request
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from devenv import build
+from devenv.cluster import ControlPlane
+from devenv.process import Process, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "kubetune"
@@ -75,9 +81,20 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
         "podMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
         "dashboard": {"enabled": True, "annotations": {"grafana_folder": "ML"}},
+        "policy": {
+            "images": ["registry.example/ml/", "registry.example/trainer@sha256:" + "b" * 64],
+            "env": ["HF_HUB_OFFLINE", "NCCL_*"],
+            "secrets": {"team-a": ["hf-token", "s3-credentials"], "*": ["shared-hub-token"]},
+            "serviceAccounts": {"team-a": ["trainer"]},
+            "maxGpus": 16,
+            "maxNodes": 2,
+            "maxActiveDeadlineSeconds": 86400,
+            "storageSchemes": ["hf", "s3", "pvc"],
+        },
     },
     "everything-namespaced": {
         "watch": {"namespaces": ["team-a", "team-b"]},
+        "policy": {"maxGpus": 0, "maxNodes": 0},
         "serviceMonitor": {"enabled": True},
         "podMonitor": {"enabled": True},
         "dashboard": {"enabled": True},
@@ -86,6 +103,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "peering": {"enabled": False},
         "metrics": {"enabled": False},
         "rbac": {"create": True},
+        "policy": {"enabled": False},
     },
 }
 
@@ -152,3 +170,90 @@ def render(
 def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     """The documents of one kind."""
     return [d for d in docs if d["kind"] == kind]
+
+
+def sa_kubeconfig(control_plane: ControlPlane, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as ``namespace/account`` with a bound token."""
+    token = control_plane.kubectl(
+        "create", "token", account, "-n", namespace, "--duration=1h"
+    ).stdout.strip()
+    admin = yaml.safe_load(control_plane.kubeconfig.read_text())
+    cluster = admin["clusters"][0]["cluster"]
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "test", "cluster": cluster}],
+                "users": [{"name": account, "user": {"token": token}}],
+                "contexts": [{"name": "sa", "context": {"cluster": "test", "user": account}}],
+                "current-context": "sa",
+            }
+        )
+    )
+    path.chmod(0o600)
+    return path
+
+
+def _local_args(deployment: dict[str, Any], liveness_port: int, metrics_port: int) -> list[str]:
+    """The Deployment's arguments, with the two listening ports moved to free loopback
+    ports (everything that decides behaviour and permissions stays as rendered)."""
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args = []
+    for arg in container["args"]:
+        if arg.startswith("--liveness="):
+            arg = f"--liveness=http://127.0.0.1:{liveness_port}/healthz"
+        elif arg.startswith("--metrics-port="):
+            arg = f"--metrics-port={metrics_port}"
+        args.append(arg)
+    return args
+
+
+def _healthy(port: int) -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+        return bool(r.status == 200)
+
+
+def start_operator(
+    deployment: dict[str, Any], kubeconfig: Path, workdir: Path, name: str = "operator"
+) -> tuple[Process, Path]:
+    """The Deployment's command line as a local process authenticated by ``kubeconfig``;
+    returns once kopf's /healthz answers."""
+    log = workdir / f"{name}.log"
+    liveness, metrics = free_port(), free_port()
+    operator = Process(
+        name,
+        # The console script the operator image's ENTRYPOINT runs.
+        [
+            str(Path(sys.executable).parent / "kubetune"),
+            *_local_args(deployment, liveness, metrics),
+        ],
+        log,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(workdir), "KUBECONFIG": str(kubeconfig)},
+    )
+    try:
+        wait_for(operator, lambda: _healthy(liveness), what="kopf's /healthz answers", timeout=60)
+    except BaseException:
+        operator.stop()
+        raise
+    return operator, log
+
+
+@contextlib.contextmanager
+def install_release(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path, *set_args: str
+) -> Iterator[tuple[str, dict[str, Any], Path]]:
+    """``helm install`` (CRDs included); yields (release, Deployment, SA kubeconfig)."""
+    name = f"kt{secrets.token_hex(3)}"
+    env = control_plane.env()
+    helm("install", name, str(CHART), "--namespace", namespace, *set_args, env=env, timeout=180)
+    try:
+        manifest = helm("get", "manifest", name, "-n", namespace, env=env).stdout
+        deployment = next(
+            d for d in yaml.safe_load_all(manifest) if d and d["kind"] == "Deployment"
+        )
+        account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+        kubeconfig = sa_kubeconfig(control_plane, namespace, account, tmp_path / "sa.kubeconfig")
+        yield name, deployment, kubeconfig
+    finally:
+        helm("uninstall", name, "--namespace", namespace, env=env, timeout=180)
