@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -229,7 +230,13 @@ def start_operator(
             *_local_args(deployment, liveness, metrics),
         ],
         log,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(workdir), "KUBECONFIG": str(kubeconfig)},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(workdir),
+            "KUBECONFIG": str(kubeconfig),
+            # A worktree's code first, as for every other subprocess of the tests.
+            **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}),
+        },
     )
     try:
         wait_for(operator, lambda: _healthy(liveness), what="kopf's /healthz answers", timeout=60)

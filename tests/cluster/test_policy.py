@@ -43,6 +43,8 @@ class Platform:
 
     control_plane: ControlPlane
     release: str
+    policy: str
+    """The FineTuneJobPolicy's name (the release's full name), also its admission policy's."""
     release_namespace: str
     team_a: str
     team_b: str
@@ -135,7 +137,10 @@ def platform(
         kubeconfig,
     ):
         operator, log = start_operator(deployment, kubeconfig, workdir)
-        found = Platform(control_plane, release, release_namespace, team_a, team_b, operator, log)
+        policy = deployment["metadata"]["name"]
+        found = Platform(
+            control_plane, release, policy, release_namespace, team_a, team_b, operator, log
+        )
         # The API server picks up a new policy, binding and parameters asynchronously.
         probe = _job("probe", team_a, image=FOREIGN_IMAGE)
         poll(
@@ -221,9 +226,9 @@ def test_admission_refuses_naming_the_field_and_the_policy(
 ) -> None:
     proc = platform.apply(_job(case, platform.team_a, **patch))
     assert proc.returncode != 0
-    assert f"ValidatingAdmissionPolicy '{platform.release}'" in proc.stderr, proc.stderr
+    assert f"ValidatingAdmissionPolicy '{platform.policy}'" in proc.stderr, proc.stderr
     assert f"{field}:" in proc.stderr and reason in proc.stderr, proc.stderr
-    assert f"FineTuneJobPolicy {platform.release}" in proc.stderr, proc.stderr
+    assert f"FineTuneJobPolicy {platform.policy}" in proc.stderr, proc.stderr
     assert platform.get("finetunejob", platform.team_a, case) is None
 
 
@@ -247,42 +252,31 @@ def test_a_job_in_another_teams_namespace_is_forbidden(platform: Platform) -> No
     assert platform.get("finetunejob", platform.team_b, "elsewhere") is None
 
 
+def _upgrade(
+    control_plane: ControlPlane, release: str, namespace: str, values: dict[str, Any], tmp: Path
+) -> None:
+    """``helm upgrade`` the release to ``values``: how a platform changes its policy."""
+    path = values_file(values, tmp)
+    env = control_plane.env()
+    helm("upgrade", release, str(CHART), "-n", namespace, "--values", str(path), env=env)
+
+
 def test_admission_policy_change_applies_at_once(platform: Platform, tmp_path: Path) -> None:
     """helm upgrade with the image allowed: the same apply is accepted, no restart."""
     manifest = _job("upgraded", platform.team_a, image=FOREIGN_IMAGE)
     assert platform.apply(manifest).returncode != 0
-    values = _values(platform.team_a, platform.team_b, images=[FOREIGN_IMAGE])
-    env = platform.control_plane.env()
-    helm(
-        "upgrade",
-        platform.release,
-        str(CHART),
-        "-n",
-        platform.release_namespace,
-        "--values",
-        str(values_file(values, tmp_path)),
-        env=env,
-        timeout=180,
-    )
+    teams = (platform.team_a, platform.team_b)
+    upgrade = (platform.control_plane, platform.release, platform.release_namespace)
+    _upgrade(*upgrade, _values(*teams, images=[FOREIGN_IMAGE]), tmp_path)
     try:
         poll(
             lambda: platform.apply(manifest).returncode == 0,
             what="the apply is accepted",
             timeout=60,
+            interval=1.0,
         )
     finally:
-        restore = _values(platform.team_a, platform.team_b)
-        helm(
-            "upgrade",
-            platform.release,
-            str(CHART),
-            "-n",
-            platform.release_namespace,
-            "--values",
-            str(values_file(restore, tmp_path)),
-            env=env,
-            timeout=180,
-        )
+        _upgrade(*upgrade, _values(*teams), tmp_path)
     assert platform.operator.alive()
 
 
@@ -292,9 +286,9 @@ def test_admission_policy_change_applies_at_once(platform: Platform, tmp_path: P
 @pytest.fixture
 def unguarded(
     control_plane: ControlPlane, tmp_path: Path
-) -> Iterator[tuple[str, str, str, Process, Path]]:
-    """A release with policy.admission=false for one namespace: (release, its namespace,
-    the team namespace, operator, log)."""
+) -> Iterator[tuple[str, str, str, str, Process, Path]]:
+    """A release with policy.admission=false for one namespace: (release, its policy's
+    name, its namespace, the team namespace, operator, log)."""
     release_namespace = _namespace(control_plane, "platform")
     team = _namespace(control_plane, "team-c")
     values = {"watch": {"namespaces": [team]}, "policy": {"admission": False}}
@@ -303,7 +297,7 @@ def unguarded(
     ) as (release, deployment, kubeconfig):
         operator, log = start_operator(deployment, kubeconfig, tmp_path)
         try:
-            yield release, release_namespace, team, operator, log
+            yield release, deployment["metadata"]["name"], release_namespace, team, operator, log
         finally:
             operator.stop()
     for name in (team, release_namespace):
@@ -312,10 +306,10 @@ def unguarded(
 
 def test_operator_refuses_without_admission_and_follows_a_policy_change(
     control_plane: ControlPlane,
-    unguarded: tuple[str, str, str, Process, Path],
+    unguarded: tuple[str, str, str, str, Process, Path],
     tmp_path: Path,
 ) -> None:
-    release, release_namespace, team, operator, log = unguarded
+    release, policy, release_namespace, team, operator, log = unguarded
     manifest = valid_manifest("foreign")
     manifest["metadata"]["namespace"] = team
     manifest["spec"]["image"] = FOREIGN_IMAGE
@@ -331,7 +325,7 @@ def test_operator_refuses_without_admission_and_follows_a_policy_change(
     refusal = poll(accepted, what="the operator judges the job", timeout=60)
     assert refusal["status"] == "False" and refusal["reason"] == "PolicyViolation", refusal
     assert (
-        "spec.image:" in refusal["message"] and f"FineTuneJobPolicy {release}" in refusal["message"]
+        "spec.image:" in refusal["message"] and f"FineTuneJobPolicy {policy}" in refusal["message"]
     )
     jobs = control_plane.kubectl("get", "jobs", "-n", team, "-o", "name").stdout
     assert jobs.strip() == "", jobs
@@ -342,17 +336,7 @@ def test_operator_refuses_without_admission_and_follows_a_policy_change(
         "watch": {"namespaces": [team]},
         "policy": {"admission": False, "images": [FOREIGN_IMAGE]},
     }
-    helm(
-        "upgrade",
-        release,
-        str(CHART),
-        "-n",
-        release_namespace,
-        "--values",
-        str(values_file(values, tmp_path)),
-        env=control_plane.env(),
-        timeout=180,
-    )
+    _upgrade(control_plane, release, release_namespace, values, tmp_path)
     poll(
         lambda: (a := accepted()) is not None and a["status"] == "True",
         what="the operator accepts the job once the policy allows it",
