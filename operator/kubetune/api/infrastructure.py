@@ -30,8 +30,18 @@ class ResourcesSpec(ApiModel):
         default=1,
         description="Training nodes; more than 1 runs multi-node torchrun over an Indexed Job.",
     )
-    cpu: Quantity | None = Field(default=None, description='CPU request per node, e.g. "8".')
-    memory: Quantity | None = Field(default=None, description='Memory request per node, "64Gi".')
+    cpu: Quantity | None = Field(
+        default=None,
+        description='CPU request per node, e.g. "8" (never limited). Unset: 4 per GPU, 2 for a '
+        "CPU job.",
+    )
+    memory: Quantity | None = Field(
+        default=None,
+        description='Memory request and limit per node, e.g. "64Gi" (sharedMemory counts '
+        "against it). Unset: derived, as kubetune estimate prints it: per GPU 3 GiB of runtime "
+        "plus one safetensors shard of the base model (at most 5 GB); a CPU job holds the whole "
+        "training in memory; plus sharedMemory.",
+    )
     sharedMemory: Quantity = Field(
         default="8Gi", description="Size of the memory-backed /dev/shm (data loader workers, NCCL)."
     )
@@ -165,7 +175,8 @@ class TrackingSpec(ApiModel):
     )
     credentialsSecret: ObjectName | None = Field(
         default=None,
-        description="Secret whose keys become environment variables (e.g. WANDB_API_KEY).",
+        description="Secret with the tracking credentials (e.g. a key WANDB_API_KEY), mounted "
+        "into the trainer as files.",
     )
 
 
