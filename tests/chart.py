@@ -82,6 +82,26 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
         "podMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
         "dashboard": {"enabled": True, "annotations": {"grafana_folder": "ML"}},
+        "networkPolicy": {
+            "enabled": True,
+            "apiServer": {"cidrs": ["10.0.0.10/32"], "ports": [6443]},
+            "metricsScrapers": [
+                {
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": "monitoring"}
+                    }
+                }
+            ],
+            "trainer": {
+                "namespaces": ["team-a"],
+                "egress": [
+                    {
+                        "to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}],
+                        "ports": [{"port": 443, "protocol": "TCP"}],
+                    }
+                ],
+            },
+        },
         "policy": {
             "images": ["registry.example/ml/", "registry.example/trainer@sha256:" + "b" * 64],
             "env": ["HF_HUB_OFFLINE", "NCCL_*"],
@@ -96,6 +116,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "everything-namespaced": {
         "watch": {"namespaces": ["team-a", "team-b"]},
         "policy": {"maxGpus": 0, "maxNodes": 0},
+        "networkPolicy": {"enabled": True},
         "serviceMonitor": {"enabled": True},
         "podMonitor": {"enabled": True},
         "dashboard": {"enabled": True},

@@ -247,6 +247,8 @@ def test_everything_toggled_renders_every_optional_resource(tmp_path: Path) -> N
             "FineTuneJobPolicy",
             "ValidatingAdmissionPolicy",
             "ValidatingAdmissionPolicyBinding",
+            "NetworkPolicy",
+            "NetworkPolicy",
         ]
     )
     for doc in docs:
@@ -416,3 +418,46 @@ def test_admission_policy_binds_the_policy_object(rendered: Any) -> None:
         assert selector["matchExpressions"][0]["values"] == watched
     else:
         assert selector is None
+
+
+def test_network_policies_are_off_by_default_and_allow_only_what_is_needed(
+    tmp_path: Path,
+) -> None:
+    """Rendered and checked here: no CNI in the test environment enforces NetworkPolicy."""
+    from kubetune.render.labels import child_labels
+
+    assert not by_kind(render({}, tmp_path), "NetworkPolicy")
+    values = VALUE_SETS["everything-cluster-wide"]
+    docs = render(values, tmp_path)
+    policies = {p["metadata"]["name"]: p for p in by_kind(docs, "NetworkPolicy")}
+    operator, trainers = policies["kubetune-operator"], policies["kubetune-trainers"]
+    assert trainers["metadata"]["namespace"] == "team-a"
+    for policy in (operator, trainers):
+        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+
+    (deployment,) = by_kind(docs, "Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert operator["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    trainer_labels = child_labels("any-job", "trainer")
+    assert trainers["spec"]["podSelector"]["matchLabels"].items() <= trainer_labels.items()
+
+    def ports(rule: dict[str, Any]) -> set[Any]:
+        return {p["port"] for p in rule.get("ports", [])}
+
+    egress = operator["spec"]["egress"]
+    assert [ports(r) for r in egress] == [{53}, {6443}, {values["trainer"]["metricsPort"]}]
+    assert egress[1]["to"] == [{"ipBlock": {"cidr": "10.0.0.10/32"}}]
+    assert egress[2]["to"][0]["podSelector"] == trainers["spec"]["podSelector"]
+    ingress = operator["spec"]["ingress"]
+    assert [ports(r) for r in ingress] == [{"healthz"}, {"metrics"}]
+    assert ingress[1]["from"] == values["networkPolicy"]["metricsScrapers"]
+
+    egress = trainers["spec"]["egress"]
+    assert ports(egress[0]) == {53}
+    assert egress[1] == {"to": [{"podSelector": trainers["spec"]["podSelector"]}]}
+    assert egress[2:] == values["networkPolicy"]["trainer"]["egress"]
+    scrape, peers = trainers["spec"]["ingress"]
+    assert ports(scrape) == {"metrics"}
+    assert scrape["from"][0]["podSelector"] == operator["spec"]["podSelector"]
+    assert scrape["from"][1:] == values["networkPolicy"]["metricsScrapers"]
+    assert peers == {"from": [{"podSelector": trainers["spec"]["podSelector"]}]}
