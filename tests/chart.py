@@ -23,7 +23,7 @@ import yaml
 
 from devenv import build
 from devenv.cluster import ControlPlane
-from devenv.process import Process, free_port, wait_for
+from devenv.process import Process, free_port, poll, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "kubetune"
@@ -275,13 +275,36 @@ def install_release(
     name = f"kt{secrets.token_hex(3)}"
     env = control_plane.env()
     helm("install", name, str(CHART), "--namespace", namespace, *set_args, env=env, timeout=180)
+    policy = None
     try:
         manifest = helm("get", "manifest", name, "-n", namespace, env=env).stdout
         deployment = next(
             d for d in yaml.safe_load_all(manifest) if d and d["kind"] == "Deployment"
         )
+        policy = deployment["metadata"]["name"]  # the chart names its policy like the operator
         account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
         kubeconfig = sa_kubeconfig(control_plane, namespace, account, tmp_path / "sa.kubeconfig")
         yield name, deployment, kubeconfig
     finally:
         helm("uninstall", name, "--namespace", namespace, env=env, timeout=180)
+        if policy is not None:
+            wait_until_admission_forgets(control_plane, policy)
+
+
+def wait_until_admission_forgets(control_plane: ControlPlane, policy: str) -> None:
+    """Helm deletes the FineTuneJobPolicy before its admission binding (unknown kinds go
+    alphabetically), and the API server drops the binding from its cache a moment after
+    the parameter: in between, every FineTuneJob write is denied. Wait that out, so that
+    the next test's FineTuneJobs meet no trace of this release."""
+    from tests.cases.manifests import valid_manifest
+
+    probe = valid_manifest("admission-probe")
+    probe["metadata"]["namespace"] = "default"
+
+    def forgotten() -> bool:
+        proc = control_plane.kubectl(
+            "create", "--dry-run=server", "-f", "-", input=json.dumps(probe), check=False
+        )
+        return f"'{policy}'" not in proc.stderr
+
+    poll(forgotten, what=f"the API server drops admission policy {policy}", timeout=30)
