@@ -257,19 +257,13 @@ def test_credentials_are_secret_files_never_environment() -> None:
 
 
 def test_cpu_and_memory_are_requested_even_when_the_spec_leaves_them_unset() -> None:
-    from kubetune.estimate import host
-
     gpu = container(render({"model": {"uri": "hf://meta-llama/Llama-3.1-8B"}}))["resources"]
-    # One process: 3 GiB runtime + one 5 GB shard + the 8Gi /dev/shm, in whole GiB.
-    assert gpu["requests"]["cpu"] == "4" and gpu["requests"]["memory"] == "16Gi"
-    assert gpu["limits"]["memory"] == gpu["requests"]["memory"]
-    assert "cpu" not in gpu["limits"]
+    # One process: 3 GiB runtime + one 5 GB shard, in whole GiB; the limit adds /dev/shm.
+    assert gpu["requests"]["cpu"] == "500m" and gpu["requests"]["memory"] == "8Gi"
+    assert gpu["limits"]["memory"] == "16Gi" and "cpu" not in gpu["limits"]
     eight = container(render({"resources": {"gpus": 8, "sharedMemory": "1Gi"}}))["resources"]
-    assert eight["requests"]["cpu"] == "32"
-    assert (
-        eight["requests"]["memory"]
-        == f"{-(-(8 * (host.RUNTIME_BYTES + host.SHARD_BYTES) + 2**30) // 2**30)}Gi"
-    )
+    assert eight["requests"]["cpu"] == "4"
+    assert eight["requests"]["memory"] == "62Gi" and eight["limits"]["memory"] == "63Gi"
     tiny = render(
         {
             "model": {"uri": "builtin://tiny-llama"},
@@ -277,9 +271,10 @@ def test_cpu_and_memory_are_requested_even_when_the_spec_leaves_them_unset() -> 
             "adapter": {"type": "lora"},
         }
     )
-    assert container(tiny)["resources"]["requests"] == {"cpu": "2", "memory": "12Gi"}
+    assert container(tiny)["resources"]["requests"] == {"cpu": "500m", "memory": "4Gi"}
     given = container(render({"resources": {"cpu": "6", "memory": "40Gi"}}))["resources"]
     assert given["requests"]["cpu"] == "6" and given["requests"]["memory"] == "40Gi"
+    assert given["limits"]["memory"] == "40Gi"
 
 
 def test_pvc_uris_mount_their_claims_and_only_the_output_is_writable() -> None:

@@ -32,15 +32,15 @@ class ResourcesSpec(ApiModel):
     )
     cpu: Quantity | None = Field(
         default=None,
-        description='CPU request per node, e.g. "8" (never limited). Unset: 4 per GPU, 2 for a '
-        "CPU job.",
+        description='CPU request per node, e.g. "8" (never limited). Unset: 500m per GPU '
+        "(one process each; 500m on CPU), a floor that schedules anywhere.",
     )
     memory: Quantity | None = Field(
         default=None,
         description='Memory request and limit per node, e.g. "64Gi" (sharedMemory counts '
         "against it). Unset: derived, as kubetune estimate prints it: per GPU 3 GiB of runtime "
         "plus one safetensors shard of the base model (at most 5 GB); a CPU job holds the whole "
-        "training in memory; plus sharedMemory.",
+        "training in memory; the limit adds sharedMemory.",
     )
     sharedMemory: Quantity = Field(
         default="8Gi", description="Size of the memory-backed /dev/shm (data loader workers, NCCL)."

@@ -40,7 +40,9 @@ class Estimate:
     podCpu: str = ""
     """CPU request of each pod: resources.cpu, else derived (:mod:`.host`)."""
     podMemory: str = ""
-    """Memory request and limit of each pod: resources.memory, else derived."""
+    """Memory request of each pod: resources.memory, else derived."""
+    podMemoryLimit: str = ""
+    """Memory limit of each pod: resources.memory, else the request plus sharedMemory."""
 
     @property
     def requested_fits(self) -> bool | None:
@@ -96,6 +98,7 @@ def estimate(
         batchSizeAuto=auto,
         podCpu=spec.resources.cpu or host.cpu_request(spec),
         podMemory=spec.resources.memory or host.memory_request(spec),
+        podMemoryLimit=spec.resources.memory or host.memory_limit(spec),
     )
 
 
@@ -122,7 +125,7 @@ def render(estimate: Estimate, model_uri: str) -> str:
     ]
     lines.append(
         f"per pod (node): cpu {estimate.podCpu}, host memory {estimate.podMemory} "
-        "(requested; memory also the limit)"
+        f"(requests), memory limit {estimate.podMemoryLimit}"
     )
     if estimate.batchSizeAuto:
         lines.append(

@@ -151,15 +151,17 @@ def _resources(job: FineTuneJob) -> dict[str, dict[str, str]]:
     """Requests as asked (CPU and memory derived from the job when unset, see
     :mod:`kubetune.estimate.host`); limits only where exceeding the request hurts others.
 
-    GPUs must have equal requests and limits. Memory is limited to the request so that
-    a leak OOM-kills this pod instead of putting the node under pressure (the memory
-    of ``/dev/shm`` counts against it). CPU stays unlimited: throttling a data loader
-    slows the GPUs down for nothing.
+    GPUs must have equal requests and limits. Memory is limited (to ``resources.memory``,
+    or to the derived request plus ``/dev/shm``, whose memory counts against it) so that
+    a leak OOM-kills this pod instead of putting the node under pressure. CPU stays
+    unlimited: throttling a data loader slows the GPUs down for nothing.
     """
     spec = job.spec.resources
-    memory = spec.memory or host.memory_request(job.spec)
-    requests: dict[str, str] = {"cpu": spec.cpu or host.cpu_request(job.spec), "memory": memory}
-    limits: dict[str, str] = {"memory": memory}
+    requests: dict[str, str] = {
+        "cpu": spec.cpu or host.cpu_request(job.spec),
+        "memory": spec.memory or host.memory_request(job.spec),
+    }
+    limits: dict[str, str] = {"memory": spec.memory or host.memory_limit(job.spec)}
     if spec.ephemeralStorage:
         requests["ephemeral-storage"] = spec.ephemeralStorage
     if spec.gpus:
