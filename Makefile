@@ -56,5 +56,8 @@ lint: venv  ## ruff and mypy
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-crd: venv  ## regenerate crds/ from the API models
+crd: venv  ## regenerate crds/ (and the chart's copies and admission rules) from the API models
 	$(VENV)/bin/kubetune crd > crds/finetunejob.yaml
+	$(VENV)/bin/kubetune crd --kind FineTuneJobPolicy > crds/finetunejobpolicy.yaml
+	cp crds/finetunejob.yaml crds/finetunejobpolicy.yaml charts/kubetune/crds/
+	$(VENV)/bin/kubetune crd --admission-rules > charts/kubetune/admission/rules.yaml

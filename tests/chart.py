@@ -1,5 +1,5 @@
-"""Helpers shared by the chart's unit and cluster tests: the helm binary, rendering, and
-the value sets every test runs over.
+"""Helpers shared by the chart's unit and cluster tests: the helm binary, rendering, the
+value sets every test runs over, and installing a release with its operator run locally.
 
 Why a module of its own: the unit tests (``helm template``/``lint``, no cluster) and the
 cluster tests (server-side dry run, install) must render the chart with exactly the
@@ -8,15 +8,22 @@ same option sets, so that "every option toggled" means the same thing in both.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import secrets
 import subprocess
-from collections.abc import Mapping
+import sys
+import urllib.request
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from devenv import build
+from devenv.cluster import ControlPlane
+from devenv.process import Process, free_port, poll, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "kubetune"
@@ -75,9 +82,41 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
         "podMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
         "dashboard": {"enabled": True, "annotations": {"grafana_folder": "ML"}},
+        "networkPolicy": {
+            "enabled": True,
+            "apiServer": {"cidrs": ["10.0.0.10/32"], "ports": [6443]},
+            "metricsScrapers": [
+                {
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": "monitoring"}
+                    }
+                }
+            ],
+            "trainer": {
+                "namespaces": ["team-a"],
+                "egress": [
+                    {
+                        "to": [{"ipBlock": {"cidr": "10.20.0.0/16"}}],
+                        "ports": [{"port": 443, "protocol": "TCP"}],
+                    }
+                ],
+            },
+        },
+        "policy": {
+            "images": ["registry.example/ml/", "registry.example/trainer@sha256:" + "b" * 64],
+            "env": ["HF_HUB_OFFLINE", "NCCL_*"],
+            "secrets": {"team-a": ["hf-token", "s3-credentials"], "*": ["shared-hub-token"]},
+            "serviceAccounts": {"team-a": ["trainer"]},
+            "maxGpus": 16,
+            "maxNodes": 2,
+            "maxActiveDeadlineSeconds": 86400,
+            "storageSchemes": ["hf", "s3", "pvc"],
+        },
     },
     "everything-namespaced": {
         "watch": {"namespaces": ["team-a", "team-b"]},
+        "policy": {"maxGpus": 0, "maxNodes": 0},
+        "networkPolicy": {"enabled": True},
         "serviceMonitor": {"enabled": True},
         "podMonitor": {"enabled": True},
         "dashboard": {"enabled": True},
@@ -86,6 +125,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "peering": {"enabled": False},
         "metrics": {"enabled": False},
         "rbac": {"create": True},
+        "policy": {"enabled": False},
     },
 }
 
@@ -152,3 +192,119 @@ def render(
 def by_kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     """The documents of one kind."""
     return [d for d in docs if d["kind"] == kind]
+
+
+def sa_kubeconfig(control_plane: ControlPlane, namespace: str, account: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as ``namespace/account`` with a bound token."""
+    token = control_plane.kubectl(
+        "create", "token", account, "-n", namespace, "--duration=1h"
+    ).stdout.strip()
+    admin = yaml.safe_load(control_plane.kubeconfig.read_text())
+    cluster = admin["clusters"][0]["cluster"]
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "test", "cluster": cluster}],
+                "users": [{"name": account, "user": {"token": token}}],
+                "contexts": [{"name": "sa", "context": {"cluster": "test", "user": account}}],
+                "current-context": "sa",
+            }
+        )
+    )
+    path.chmod(0o600)
+    return path
+
+
+def _local_args(deployment: dict[str, Any], liveness_port: int, metrics_port: int) -> list[str]:
+    """The Deployment's arguments, with the two listening ports moved to free loopback
+    ports (everything that decides behaviour and permissions stays as rendered)."""
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args = []
+    for arg in container["args"]:
+        if arg.startswith("--liveness="):
+            arg = f"--liveness=http://127.0.0.1:{liveness_port}/healthz"
+        elif arg.startswith("--metrics-port="):
+            arg = f"--metrics-port={metrics_port}"
+        args.append(arg)
+    return args
+
+
+def _healthy(port: int) -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+        return bool(r.status == 200)
+
+
+def start_operator(
+    deployment: dict[str, Any], kubeconfig: Path, workdir: Path, name: str = "operator"
+) -> tuple[Process, Path]:
+    """The Deployment's command line as a local process authenticated by ``kubeconfig``;
+    returns once kopf's /healthz answers."""
+    log = workdir / f"{name}.log"
+    liveness, metrics = free_port(), free_port()
+    operator = Process(
+        name,
+        # The console script the operator image's ENTRYPOINT runs.
+        [
+            str(Path(sys.executable).parent / "kubetune"),
+            *_local_args(deployment, liveness, metrics),
+        ],
+        log,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(workdir),
+            "KUBECONFIG": str(kubeconfig),
+            # A worktree's code first, as for every other subprocess of the tests.
+            **({"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}),
+        },
+    )
+    try:
+        wait_for(operator, lambda: _healthy(liveness), what="kopf's /healthz answers", timeout=60)
+    except BaseException:
+        operator.stop()
+        raise
+    return operator, log
+
+
+@contextlib.contextmanager
+def install_release(
+    control_plane: ControlPlane, namespace: str, tmp_path: Path, *set_args: str
+) -> Iterator[tuple[str, dict[str, Any], Path]]:
+    """``helm install`` (CRDs included); yields (release, Deployment, SA kubeconfig)."""
+    name = f"kt{secrets.token_hex(3)}"
+    env = control_plane.env()
+    helm("install", name, str(CHART), "--namespace", namespace, *set_args, env=env, timeout=180)
+    policy = None
+    try:
+        manifest = helm("get", "manifest", name, "-n", namespace, env=env).stdout
+        deployment = next(
+            d for d in yaml.safe_load_all(manifest) if d and d["kind"] == "Deployment"
+        )
+        policy = deployment["metadata"]["name"]  # the chart names its policy like the operator
+        account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+        kubeconfig = sa_kubeconfig(control_plane, namespace, account, tmp_path / "sa.kubeconfig")
+        yield name, deployment, kubeconfig
+    finally:
+        helm("uninstall", name, "--namespace", namespace, env=env, timeout=180)
+        if policy is not None:
+            wait_until_admission_forgets(control_plane, policy)
+
+
+def wait_until_admission_forgets(control_plane: ControlPlane, policy: str) -> None:
+    """Helm deletes the FineTuneJobPolicy before its admission binding (unknown kinds go
+    alphabetically), and the API server drops the binding from its cache a moment after
+    the parameter: in between, every FineTuneJob write is denied. Wait that out, so that
+    the next test's FineTuneJobs meet no trace of this release."""
+    from tests.cases.manifests import valid_manifest
+
+    probe = valid_manifest("admission-probe")
+    probe["metadata"]["namespace"] = "default"
+
+    def forgotten() -> bool:
+        proc = control_plane.kubectl(
+            "create", "--dry-run=server", "-f", "-", input=json.dumps(probe), check=False
+        )
+        return f"'{policy}'" not in proc.stderr
+
+    poll(forgotten, what=f"the API server drops admission policy {policy}", timeout=30)

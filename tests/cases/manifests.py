@@ -286,6 +286,24 @@ INVALID_CASES: tuple[InvalidCase, ...] = (
         "reserved",
     ),
     InvalidCase(
+        "env-operator-owned-name",
+        {"env": [{"name": "HOME", "value": "/x"}]},
+        "spec.env[0].name",
+        "reserved",
+    ),
+    InvalidCase(
+        "env-torchrun-name",
+        {"env": [{"name": "PET_MASTER_ADDR", "value": "attacker.example"}]},
+        "spec.env[0].name",
+        "reserved",
+    ),
+    InvalidCase(
+        "env-duplicate-name",
+        {"env": [{"name": "MODE", "value": "a"}, {"name": "MODE", "value": "b"}]},
+        "spec.env",
+        "unique",
+    ),
+    InvalidCase(
         "toleration-exists-with-value",
         {"scheduling": {"tolerations": [{"key": "k", "operator": "Exists", "value": "v"}]}},
         "spec.scheduling.tolerations[0].value",

@@ -27,7 +27,15 @@ from devenv.cluster import ControlPlane
 from kubetune.api import parse_finetunejob
 from kubetune.render.children import render_children
 from kubetune.render.options import RenderOptions
-from tests.chart import CHART, ROOT, VALUE_SETS, by_kind, helm, render
+from tests.chart import (
+    CHART,
+    ROOT,
+    VALUE_SETS,
+    by_kind,
+    helm,
+    render,
+    wait_until_admission_forgets,
+)
 from tests.cluster import external
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
@@ -89,6 +97,9 @@ def test_every_value_set_applies_with_server_side_dry_run(
     values = copy.deepcopy(VALUE_SETS[value_set])
     if values.get("watch", {}).get("namespaces"):
         values["watch"]["namespaces"] = [namespaces(), namespaces()]
+    trainer_policy = values.get("networkPolicy", {}).get("trainer", {})
+    if trainer_policy.get("namespaces"):
+        trainer_policy["namespaces"] = [namespaces()]
     docs = render(values, tmp_path, namespace=namespace, release=_unique_release())
     out = _apply(kubectl, docs, "--dry-run=server")
     assert out.count("serverside-applied (server dry run)") == len(docs), out
@@ -127,6 +138,7 @@ def test_helm_install_starts_the_operator_and_prints_notes(
         assert status["info"]["status"] == "deployed"
     finally:
         helm("uninstall", release, "--namespace", namespace, "--wait", env=env, timeout=180)
+        wait_until_admission_forgets(control_plane, f"{release}-kubetune")
 
 
 def _can_i(kubectl: Kubectl, who: str, verb: str, resource: str, namespace: str) -> bool:
@@ -192,6 +204,7 @@ def test_installed_identity_may_do_what_the_operator_needs_and_no_more(
         assert "secrets" not in listing and "[*]" not in listing, listing
     finally:
         helm("uninstall", release, "--namespace", namespace, env=env)
+        wait_until_admission_forgets(control_plane, f"{release}-kubetune")
 
 
 # -- Pod Security: "restricted" ------------------------------------------------------------

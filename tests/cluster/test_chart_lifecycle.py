@@ -2,10 +2,10 @@
 
 No container runs here, so the operator runs as a local process — with the exact
 command line of the chart's Deployment and a kubeconfig holding a token of the chart's
-ServiceAccount (``kubectl create token``). Every API call it makes is therefore
-authorized by the chart's RBAC alone: a missing rule shows up as a Forbidden error in
-its log or a job that never finishes. Both RBAC modes are run (ClusterRole for the
-whole cluster; a Role in the one watched namespace).
+ServiceAccount (``kubectl create token``; ``tests.chart.install_release``). Every API
+call it makes is therefore authorized by the chart's RBAC alone: a missing rule shows up
+as a Forbidden error in its log or a job that never finishes. Both RBAC modes are run
+(ClusterRole for the whole cluster; a Role in the one watched namespace).
 
 Along the way it checks what GitOps relies on: the Argo CD health check (evaluated in
 Lua 5.1 on every status the operator wrote) moves from Progressing to Healthy, and the
@@ -15,23 +15,20 @@ and ``kubetune.io/`` bookkeeping change, so an Argo CD Application stays Synced.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import secrets
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from devenv.cluster import ControlPlane
-from devenv.process import Process, free_port, poll, wait_for
+from devenv.process import Process, poll
 from tests.argocd_health import evaluate
 from tests.cases.manifests import valid_manifest
-from tests.chart import CHART, helm
+from tests.chart import install_release, start_operator
 
 #: Field manager of the "GitOps tool" that applies the manifest (as Argo CD's
 #: server-side apply does).
@@ -48,95 +45,6 @@ class Installed:
     watched: str
     operator: Process
     log: Path
-
-
-def _sa_kubeconfig(control_plane: ControlPlane, namespace: str, account: str, path: Path) -> Path:
-    """A kubeconfig that authenticates as ``namespace/account`` with a bound token."""
-    token = control_plane.kubectl(
-        "create", "token", account, "-n", namespace, "--duration=1h"
-    ).stdout.strip()
-    admin = yaml.safe_load(control_plane.kubeconfig.read_text())
-    cluster = admin["clusters"][0]["cluster"]
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "test", "cluster": cluster}],
-                "users": [{"name": account, "user": {"token": token}}],
-                "contexts": [{"name": "sa", "context": {"cluster": "test", "user": account}}],
-                "current-context": "sa",
-            }
-        )
-    )
-    path.chmod(0o600)
-    return path
-
-
-def _local_args(deployment: dict[str, Any], liveness_port: int, metrics_port: int) -> list[str]:
-    """The Deployment's arguments, with the two listening ports moved to free loopback
-    ports (everything that decides behaviour and permissions stays as rendered)."""
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    args = []
-    for arg in container["args"]:
-        if arg.startswith("--liveness="):
-            arg = f"--liveness=http://127.0.0.1:{liveness_port}/healthz"
-        elif arg.startswith("--metrics-port="):
-            arg = f"--metrics-port={metrics_port}"
-        args.append(arg)
-    return args
-
-
-def _healthy(port: int) -> bool:
-    import urllib.request
-
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-        return bool(r.status == 200)
-
-
-def _start_operator(
-    deployment: dict[str, Any], kubeconfig: Path, workdir: Path, name: str = "operator"
-) -> tuple[Process, Path]:
-    """The Deployment's command line as a local process authenticated by ``kubeconfig``;
-    returns once kopf's /healthz answers."""
-    log = workdir / f"{name}.log"
-    liveness, metrics = free_port(), free_port()
-    operator = Process(
-        name,
-        # The console script the operator image's ENTRYPOINT runs.
-        [
-            str(Path(sys.executable).parent / "kubetune"),
-            *_local_args(deployment, liveness, metrics),
-        ],
-        log,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(workdir), "KUBECONFIG": str(kubeconfig)},
-    )
-    try:
-        wait_for(operator, lambda: _healthy(liveness), what="kopf's /healthz answers", timeout=60)
-    except BaseException:
-        operator.stop()
-        raise
-    return operator, log
-
-
-@contextlib.contextmanager
-def _release(
-    control_plane: ControlPlane, namespace: str, tmp_path: Path, *set_args: str
-) -> Iterator[tuple[str, dict[str, Any], Path]]:
-    """``helm install`` (CRDs included); yields (release, Deployment, SA kubeconfig)."""
-    release = f"kt{secrets.token_hex(3)}"
-    env = control_plane.env()
-    helm("install", release, str(CHART), "--namespace", namespace, *set_args, env=env, timeout=180)
-    try:
-        manifest = helm("get", "manifest", release, "-n", namespace, env=env).stdout
-        deployment = next(
-            d for d in yaml.safe_load_all(manifest) if d and d["kind"] == "Deployment"
-        )
-        account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
-        kubeconfig = _sa_kubeconfig(control_plane, namespace, account, tmp_path / "sa.kubeconfig")
-        yield release, deployment, kubeconfig
-    finally:
-        helm("uninstall", release, "--namespace", namespace, env=env, timeout=180)
 
 
 @pytest.fixture
@@ -158,8 +66,12 @@ def installed(
 ) -> Iterator[Installed]:
     """The chart installed and the operator started with its identity."""
     args = ["--set", f"watch.namespaces={{{watched}}}"] if request.param == "namespaced" else []
-    with _release(control_plane, namespace, tmp_path, *args) as (release, deployment, kubeconfig):
-        operator, log = _start_operator(deployment, kubeconfig, tmp_path)
+    with install_release(control_plane, namespace, tmp_path, *args) as (
+        release,
+        deployment,
+        kubeconfig,
+    ):
+        operator, log = start_operator(deployment, kubeconfig, tmp_path)
         try:
             yield Installed(release, namespace, watched, operator, log)
         finally:
@@ -298,14 +210,14 @@ def test_two_replicas_with_peering_act_once_and_fail_over(
 ) -> None:
     """replicaCount: 2 — kopf peering through the chart's ClusterKopfPeering keeps one
     replica active; when it stops, the standby takes over."""
-    with _release(control_plane, namespace, tmp_path, "--set", "replicaCount=2") as (
+    with install_release(control_plane, namespace, tmp_path, "--set", "replicaCount=2") as (
         _,
         deployment,
         kubeconfig,
     ):
         assert deployment["spec"]["replicas"] == 2
-        first, first_log = _start_operator(deployment, kubeconfig, tmp_path, "replica-a")
-        second, second_log = _start_operator(deployment, kubeconfig, tmp_path, "replica-b")
+        first, first_log = start_operator(deployment, kubeconfig, tmp_path, "replica-a")
+        second, second_log = start_operator(deployment, kubeconfig, tmp_path, "replica-b")
         try:
             logs = (first_log, second_log)
             _submit(control_plane, watched, "one")

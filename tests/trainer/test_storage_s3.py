@@ -20,7 +20,7 @@ from tests.trainer.helpers import CHAT_ROWS, make_config, write_jsonl
 
 @pytest.fixture
 def s3_env(s3: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Credentials in the environment (the only place storage reads them); a fresh prefix."""
+    """Credentials in the environment (as ``kubetune run`` gets them); a fresh prefix."""
     for key, value in s3.env().items():
         monkeypatch.setenv(key, value)
     yield f"s3://{s3.bucket}/{uuid.uuid4().hex}"
@@ -47,6 +47,25 @@ def test_directory_round_trip(s3_env: str, tmp_path: Path) -> None:
     storage.remove_tree(f"{s3_env}/nested")
     assert not storage.exists(f"{s3_env}/nested/b.bin")
     assert storage.exists(f"{s3_env}/a.txt")
+
+
+def test_credentials_from_mounted_secret_files(
+    s3: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """As in a trainer pod: the Secret's keys are files, the environment holds only where
+    they are (``KUBETUNE_CREDENTIALS_<n>``), and the process environment still wins."""
+    secret = tmp_path / "s3-credentials"
+    secret.mkdir()
+    for key, value in s3.env().items():
+        monkeypatch.delenv(key, raising=False)
+        (secret / key).write_text(value + "\n")  # --from-file keeps a trailing newline
+    monkeypatch.setenv("KUBETUNE_CREDENTIALS_0", str(secret))
+    prefix = f"s3://{s3.bucket}/{uuid.uuid4().hex}"
+    storage.write_bytes(f"{prefix}/x.txt", b"from files")
+    assert storage.read_bytes(f"{prefix}/x.txt") == b"from files"
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")
+    with pytest.raises((InvalidConfigError, InfrastructureError)):
+        storage.read_bytes(f"{prefix}/x.txt")
 
 
 def test_missing_object_and_bad_credentials_fail_at_once(

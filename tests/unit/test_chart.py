@@ -31,10 +31,18 @@ def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     return request.param, values, render(values, tmp_path_factory.mktemp(request.param))
 
 
-def test_chart_crd_is_the_generated_crd() -> None:
-    assert (CHART / "crds" / "finetunejob.yaml").read_bytes() == (
-        ROOT / "crds" / "finetunejob.yaml"
-    ).read_bytes(), "run: cp crds/finetunejob.yaml charts/kubetune/crds/"
+@pytest.mark.parametrize("name", ["finetunejob.yaml", "finetunejobpolicy.yaml"])
+def test_chart_crd_is_the_generated_crd(name: str) -> None:
+    assert (CHART / "crds" / name).read_bytes() == (ROOT / "crds" / name).read_bytes(), (
+        f"run: cp crds/{name} charts/kubetune/crds/"
+    )
+
+
+def test_admission_rules_are_the_generated_rules() -> None:
+    from kubetune.api.crd import render_admission_rules_yaml
+
+    committed = (CHART / "admission" / "rules.yaml").read_text()
+    assert committed == render_admission_rules_yaml(), "stale: run `make crd`"
 
 
 @pytest.mark.parametrize("name", IDS)
@@ -60,6 +68,8 @@ def test_lint_strict_is_clean(name: str, tmp_path: Path) -> None:
             "serviceMonitor.enabled needs metrics.enabled",
         ),
         (["--set", "serviceAccount.create=false"], "serviceAccount.name is required"),
+        (["--set", "policy.storageSchemes={ftp}"], "storageSchemes"),
+        (["--set", "policy.env={HF_ENDPOINT;}"], "env"),
     ],
 )
 def test_bad_values_are_refused(args: list[str], message: str) -> None:
@@ -141,6 +151,7 @@ def test_namespaced_mode_grants_nothing_namespaced_cluster_wide(tmp_path: Path) 
     (cluster_role,) = by_kind(docs, "ClusterRole")
     assert [r["resources"] for r in cluster_role["rules"]] == [
         ["customresourcedefinitions"],
+        ["finetunejobpolicies"],
         ["namespaces"],
     ]
     assert all(set(r["verbs"]) <= {"get", "list", "watch"} for r in cluster_role["rules"])
@@ -233,6 +244,11 @@ def test_everything_toggled_renders_every_optional_resource(tmp_path: Path) -> N
             "ServiceMonitor",
             "PodMonitor",
             "ConfigMap",
+            "FineTuneJobPolicy",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
+            "NetworkPolicy",
+            "NetworkPolicy",
         ]
     )
     for doc in docs:
@@ -347,9 +363,101 @@ def test_packaged_chart_ships_the_argocd_health_check_and_no_test_data(
         "argocd/argocd-cm.yaml",
         "crds/finetunejob.yaml",
         "crds/kopf-peering.yaml",
+        "crds/finetunejobpolicy.yaml",
+        "admission/rules.yaml",
         "dashboards/kubetune.json",
         "values.schema.json",
         "templates/NOTES.txt",
     ):
         assert f"kubetune/{shipped}" in names
     assert not [n for n in names if "testdata" in n or n.endswith("health_test.yaml")]
+
+
+def test_policy_object_parses_and_allows_the_chart_trainer_image(tmp_path: Path) -> None:
+    """The rendered FineTuneJobPolicy is one the operator reads, and it allows the image
+    the operator runs jobs with (the chart's default can be adopted unchanged)."""
+    from kubetune.api.policy import FineTuneJobPolicy
+    from kubetune.api.policy_rules import image_allowed
+
+    values = {"policy": {"images": ["registry.example/ml/"], "secrets": {"team-a": ["hf"]}}}
+    docs = render(values, tmp_path)
+    (policy,) = by_kind(docs, "FineTuneJobPolicy")
+    parsed = FineTuneJobPolicy.model_validate(policy)
+    (deployment,) = by_kind(docs, "Deployment")
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    trainer = next(a for a in args if a.startswith("--trainer-image=")).split("=", 1)[1]
+    assert image_allowed(trainer, parsed.spec.images)
+    assert image_allowed("registry.example/ml/trainer:2", parsed.spec.images)
+    assert f"--policy={parsed.metadata.name}" in args
+    assert parsed.spec.secrets == {"team-a": ["hf"]}
+    assert (parsed.spec.maxGpus, parsed.spec.maxNodes) == (64, 8)
+    assert parsed.spec.maxActiveDeadlineSeconds is None
+    assert "file" not in parsed.spec.storageSchemes
+
+
+def test_admission_policy_binds_the_policy_object(rendered: Any) -> None:
+    _, values, docs = rendered
+    policies = by_kind(docs, "ValidatingAdmissionPolicy")
+    policy_values = values.get("policy", {})
+    if not (policy_values.get("enabled", True) and policy_values.get("admission", True)):
+        assert not policies
+        return
+    (policy,) = policies
+    (binding,) = by_kind(docs, "ValidatingAdmissionPolicyBinding")
+    (params,) = by_kind(docs, "FineTuneJobPolicy")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["paramRef"]["name"] == params["metadata"]["name"]
+    assert binding["spec"]["paramRef"]["parameterNotFoundAction"] == "Deny"
+    assert policy["spec"]["paramKind"] == {
+        "apiVersion": "kubetune.io/v1alpha1",
+        "kind": params["kind"],
+    }
+    watched = values.get("watch", {}).get("namespaces")
+    selector = binding["spec"].get("matchResources", {}).get("namespaceSelector")
+    if watched:
+        assert selector["matchExpressions"][0]["values"] == watched
+    else:
+        assert selector is None
+
+
+def test_network_policies_are_off_by_default_and_allow_only_what_is_needed(
+    tmp_path: Path,
+) -> None:
+    """Rendered and checked here: no CNI in the test environment enforces NetworkPolicy."""
+    from kubetune.render.labels import child_labels
+
+    assert not by_kind(render({}, tmp_path), "NetworkPolicy")
+    values = VALUE_SETS["everything-cluster-wide"]
+    docs = render(values, tmp_path)
+    policies = {p["metadata"]["name"]: p for p in by_kind(docs, "NetworkPolicy")}
+    operator, trainers = policies["kubetune-operator"], policies["kubetune-trainers"]
+    assert trainers["metadata"]["namespace"] == "team-a"
+    for policy in (operator, trainers):
+        assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+
+    (deployment,) = by_kind(docs, "Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert operator["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    trainer_labels = child_labels("any-job", "trainer")
+    assert trainers["spec"]["podSelector"]["matchLabels"].items() <= trainer_labels.items()
+
+    def ports(rule: dict[str, Any]) -> set[Any]:
+        return {p["port"] for p in rule.get("ports", [])}
+
+    egress = operator["spec"]["egress"]
+    assert [ports(r) for r in egress] == [{53}, {6443}, {values["trainer"]["metricsPort"]}]
+    assert egress[1]["to"] == [{"ipBlock": {"cidr": "10.0.0.10/32"}}]
+    assert egress[2]["to"][0]["podSelector"] == trainers["spec"]["podSelector"]
+    ingress = operator["spec"]["ingress"]
+    assert [ports(r) for r in ingress] == [{"healthz"}, {"metrics"}]
+    assert ingress[1]["from"] == values["networkPolicy"]["metricsScrapers"]
+
+    egress = trainers["spec"]["egress"]
+    assert ports(egress[0]) == {53}
+    assert egress[1] == {"to": [{"podSelector": trainers["spec"]["podSelector"]}]}
+    assert egress[2:] == values["networkPolicy"]["trainer"]["egress"]
+    scrape, peers = trainers["spec"]["ingress"]
+    assert ports(scrape) == {"metrics"}
+    assert scrape["from"][0]["podSelector"] == operator["spec"]["podSelector"]
+    assert scrape["from"][1:] == values["networkPolicy"]["metricsScrapers"]
+    assert peers == {"from": [{"podSelector": trainers["spec"]["podSelector"]}]}

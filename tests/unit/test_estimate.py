@@ -137,3 +137,24 @@ def test_cli_reports_unknown_models_and_bad_prices(tmp_path: Path, capsys: Any) 
     assert "no shape known for hf://someone/unknown" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         main(["estimate", str(manifest), "--price", "H100"])
+
+
+def test_the_report_prints_the_pod_requests_the_operator_renders() -> None:
+    from kubetune.api import parse_finetunejob
+    from kubetune.render.children import render_children
+    from kubetune.render.options import RenderOptions
+    from tests.cases.manifests import merge, valid_manifest
+
+    manifest = merge(
+        valid_manifest(),
+        {"spec": {"model": {"uri": "hf://meta-llama/Llama-3.1-8B"}, "resources": {"gpus": 2}}},
+    )
+    job = parse_finetunejob(manifest)
+    (container,) = render_children(job, RenderOptions()).job["spec"]["template"]["spec"][
+        "containers"
+    ]
+    requests = container["resources"]["requests"]
+    text = render(estimate(LLAMA_8B, job.spec), "hf://meta-llama/Llama-3.1-8B")
+    assert f"cpu {requests['cpu']}, host memory {requests['memory']}" in text
+    given = _spec(resources={"cpu": "3", "memory": "7Gi"})
+    assert "cpu 3, host memory 7Gi" in render(estimate(LLAMA_8B, given), "hf://x")

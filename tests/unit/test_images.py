@@ -128,9 +128,12 @@ def test_constraints_resolve_for_the_image_python_and_pin_everything(
 
 
 def test_trainer_image_runs_as_the_user_the_pod_security_context_names() -> None:
+    # High (scanners ask for >= 10000): a low UID is a real account on many hosts.
+    assert pod.RUN_AS_USER >= 10000
     assert _instructions(TRAINER_DOCKERFILE, "USER") == [f"{pod.RUN_AS_USER}:{pod.RUN_AS_USER}"]
     run = " ".join(_instructions(TRAINER_DOCKERFILE, "RUN"))
-    assert f"--uid {pod.RUN_AS_USER}" in run
+    assert f"--uid {pod.RUN_AS_USER} --gid {pod.RUN_AS_USER}" in run
+    assert f"groupadd --gid {pod.RUN_AS_USER}" in run
 
 
 def test_operator_image_runs_as_the_user_the_chart_names() -> None:

@@ -218,7 +218,7 @@ def test_image_defaults_to_the_operator_and_is_overridable() -> None:
     assert container(render({"image": "mine:2"}))["image"] == "mine:2"
 
 
-def test_credentials_are_secret_references_only() -> None:
+def test_credentials_are_secret_files_never_environment() -> None:
     children = render(
         {
             "model": {"credentialsSecret": "hf"},
@@ -230,17 +230,51 @@ def test_credentials_are_secret_references_only() -> None:
             ],
         }
     )
-    assert container(children)["envFrom"] == [
-        {"secretRef": {"name": "hf"}},
-        {"secretRef": {"name": "s3"}},
-        {"secretRef": {"name": "wandb"}},
-    ]
+    assert "envFrom" not in container(children)
+    volumes = {v["name"]: v for v in pod_spec(children)["volumes"]}
+    mounts = {m["name"]: m for m in container(children)["volumeMounts"]}
+    mounted = {
+        volumes[name]["secret"]["secretName"]: mounts[name]
+        for name in volumes
+        if "secret" in volumes[name]
+    }
+    assert list(mounted) == ["hf", "s3", "wandb"]
+    for secret, mount in mounted.items():
+        assert mount["readOnly"] is True
+        assert mount["mountPath"] == f"/var/run/secrets/kubetune/{secret}"
+    assert all(v["secret"]["defaultMode"] == 0o440 for v in volumes.values() if "secret" in v)
     variables = env(children)
+    dirs = [variables[f"KUBETUNE_CREDENTIALS_{i}"] for i in range(3)]
+    assert dirs == [mounted[s]["mountPath"] for s in ("hf", "s3", "wandb")]
+    # The author's own valueFrom stays theirs (the policy decides which Secrets it may name).
     assert variables["TOKEN"] == {"secretKeyRef": {"name": "x", "key": "t"}}
     assert variables["MODE"] == "fast"
     shared = render({"model": {"credentialsSecret": "s3"}, "output": {"credentialsSecret": "s3"}})
-    assert container(shared)["envFrom"] == [{"secretRef": {"name": "s3"}}]
-    assert "envFrom" not in container(render())
+    assert [v["secret"]["secretName"] for v in pod_spec(shared)["volumes"] if "secret" in v] == [
+        "s3"
+    ]
+    assert not any("secret" in v for v in pod_spec(render())["volumes"])
+
+
+def test_cpu_and_memory_are_requested_even_when_the_spec_leaves_them_unset() -> None:
+    gpu = container(render({"model": {"uri": "hf://meta-llama/Llama-3.1-8B"}}))["resources"]
+    # One process: 3 GiB runtime + one 5 GB shard, in whole GiB; the limit adds /dev/shm.
+    assert gpu["requests"]["cpu"] == "500m" and gpu["requests"]["memory"] == "8Gi"
+    assert gpu["limits"]["memory"] == "16Gi" and "cpu" not in gpu["limits"]
+    eight = container(render({"resources": {"gpus": 8, "sharedMemory": "1Gi"}}))["resources"]
+    assert eight["requests"]["cpu"] == "4"
+    assert eight["requests"]["memory"] == "62Gi" and eight["limits"]["memory"] == "63Gi"
+    tiny = render(
+        {
+            "model": {"uri": "builtin://tiny-llama"},
+            "resources": {"gpus": 0},
+            "adapter": {"type": "lora"},
+        }
+    )
+    assert container(tiny)["resources"]["requests"] == {"cpu": "500m", "memory": "4Gi"}
+    given = container(render({"resources": {"cpu": "6", "memory": "40Gi"}}))["resources"]
+    assert given["requests"]["cpu"] == "6" and given["requests"]["memory"] == "40Gi"
+    assert given["limits"]["memory"] == "40Gi"
 
 
 def test_pvc_uris_mount_their_claims_and_only_the_output_is_writable() -> None:

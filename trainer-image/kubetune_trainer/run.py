@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kubetune_trainer import exit_codes
+from kubetune_trainer import credentials, exit_codes
 from kubetune_trainer.errors import TrainerError
 from kubetune_trainer.termination import Summary
 
@@ -105,10 +105,21 @@ def _supported_dataset(spec: FineTuneJobSpec) -> DatasetSpec | None:
     return spec.dataset
 
 
+#: Credentials the tracking clients read from the environment only (no file, no option);
+#: copied from the mounted credential files into this process alone (never the pod spec).
+TRACKING_CREDENTIALS = {
+    "wandb": ("WANDB_API_KEY",),
+    "mlflow": ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"),
+}
+
+
 def _tracking_env(spec: FineTuneJobSpec, work: Path) -> None:
     tracking = spec.tracking
     if tracking is None:
         return
+    for name in TRACKING_CREDENTIALS.get(tracking.backend, ()):
+        if name not in os.environ and (found := credentials.value(name)) is not None:
+            os.environ[name] = found
     if tracking.backend == "tensorboard":
         os.environ.setdefault("TENSORBOARD_LOGGING_DIR", tracking.uri or str(work / "tensorboard"))
     elif tracking.backend == "wandb" and tracking.project:

@@ -1,8 +1,9 @@
 """Model sources: turn ``model.uri`` (or ``reward.modelUri``) into a local folder.
 
 * ``builtin://NAME``: built on the fly (:mod:`kubetune_trainer.builtin`).
-* ``hf://org/name[@revision]``: the Hugging Face hub client; ``HF_TOKEN`` and ``HF_HOME``
-  from the environment; with ``HF_HUB_OFFLINE=1`` it serves from the cache.
+* ``hf://org/name[@revision]``: the Hugging Face hub client, given ``HF_TOKEN`` from the
+  mounted credentials (:mod:`kubetune_trainer.credentials`); ``HF_HOME`` from the
+  environment; with ``HF_HUB_OFFLINE=1`` it serves from the cache.
 * ``s3://``, ``gs://``, ``az://``: downloaded once into ``$KUBETUNE_CACHE_DIR/models/``;
   each file's size is checked against the listing and the folder is renamed into place
   only when complete, so a pod killed mid-download never leaves a half model behind.
@@ -16,7 +17,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from kubetune_trainer import builtin, storage
+from kubetune_trainer import builtin, credentials, storage
 from kubetune_trainer.errors import InfrastructureError, InvalidModelError
 
 
@@ -55,13 +56,20 @@ def _from_hub(uri: str, revision: str | None) -> Path:
 
     repo, _, pinned = uri[len("hf://") :].partition("@")
     try:
-        return Path(snapshot_download(repo_id=repo, revision=revision or pinned or None))
+        return Path(
+            snapshot_download(repo_id=repo, revision=revision or pinned or None, token=hub_token())
+        )
     except (RepositoryNotFoundError, RevisionNotFoundError, GatedRepoError) as exc:
         raise InvalidModelError(f"{uri}: {exc}") from exc
     except LocalEntryNotFoundError as exc:
         raise InfrastructureError(
             f"{uri}: not in the local cache and the hub is unreachable"
         ) from exc
+
+
+def hub_token() -> str | None:
+    """The Hub token of the job (``None``: the hub client's own lookup, e.g. a cached login)."""
+    return credentials.first("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 
 
 def _from_store(uri: str) -> Path:

@@ -4,11 +4,16 @@ URIs: ``s3://bucket/key``, ``gs://bucket/key``, ``az://container/key``, ``file:/
 plain local paths, and ``pvc://claim/path`` (the claim mounted by the operator under
 ``$KUBETUNE_PVC_ROOT``, default ``/mnt/kubetune/pvc``).
 
-Credentials come only from the environment, never from the config: ``AWS_ACCESS_KEY_ID``,
-``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, ``AWS_ENDPOINT_URL`` (``AWS_ENDPOINT_URL_S3``
-wins) and ``AWS_DEFAULT_REGION`` for S3; ``GOOGLE_APPLICATION_CREDENTIALS`` for GCS;
-``AZURE_STORAGE_ACCOUNT_NAME`` / ``AZURE_STORAGE_ACCOUNT_KEY`` / ``AZURE_STORAGE_CONNECTION_STRING``
-for Azure. The operator injects them from the job's ``credentialsSecret``.
+Credentials come from the job's credential Secrets mounted as files, or from the process
+environment (:mod:`kubetune_trainer.credentials`), never from the config, and are passed
+to the clients explicitly: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+``AWS_SESSION_TOKEN``, ``AWS_ENDPOINT_URL`` (``AWS_ENDPOINT_URL_S3`` wins) and
+``AWS_DEFAULT_REGION`` / ``AWS_REGION`` for S3; ``GOOGLE_APPLICATION_CREDENTIALS`` (the
+service-account JSON as a file) for GCS; ``AZURE_STORAGE_ACCOUNT_NAME``,
+``AZURE_STORAGE_ACCOUNT_KEY``, ``AZURE_STORAGE_CONNECTION_STRING``,
+``AZURE_STORAGE_SAS_TOKEN`` or a service principal (``AZURE_TENANT_ID``,
+``AZURE_CLIENT_ID``, ``AZURE_CLIENT_SECRET``) for Azure. Without any, each client falls
+back to its own chain (instance metadata, workload identity).
 
 Every remote operation is retried with exponential backoff on transient errors
 (connection resets, timeouts, throttling, 5xx); what is still failing afterwards becomes
@@ -30,6 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
+from kubetune_trainer import credentials
 from kubetune_trainer.errors import InfrastructureError, InvalidConfigError
 
 log = logging.getLogger(__name__)
@@ -81,23 +87,44 @@ def join(uri: str, *parts: str) -> str:
     return posixpath.join(uri.rstrip("/"), *parts) if scheme(uri) else str(Path(uri, *parts))
 
 
-def _storage_options(kind: str) -> dict[str, Any]:
+#: fsspec option -> the credential it is read from, per scheme.
+_CREDENTIAL_OPTIONS: dict[str, tuple[tuple[str, str], ...]] = {
+    "s3": (
+        ("key", "AWS_ACCESS_KEY_ID"),
+        ("secret", "AWS_SECRET_ACCESS_KEY"),
+        ("token", "AWS_SESSION_TOKEN"),
+    ),
+    "az": (
+        ("account_name", "AZURE_STORAGE_ACCOUNT_NAME"),
+        ("account_key", "AZURE_STORAGE_ACCOUNT_KEY"),
+        ("connection_string", "AZURE_STORAGE_CONNECTION_STRING"),
+        ("sas_token", "AZURE_STORAGE_SAS_TOKEN"),
+        ("tenant_id", "AZURE_TENANT_ID"),
+        ("client_id", "AZURE_CLIENT_ID"),
+        ("client_secret", "AZURE_CLIENT_SECRET"),
+    ),
+}
+
+
+def storage_options(kind: str) -> dict[str, Any]:
+    """The fsspec options of scheme ``kind``: credentials passed explicitly, so that
+    fsspec's instance cache (keyed by them) never serves a client built with older ones."""
+    options: dict[str, Any] = {
+        option: found
+        for option, name in _CREDENTIAL_OPTIONS.get(kind, ())
+        if (found := credentials.first(name)) is not None
+    }
     if kind == "s3":
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        options: dict[str, Any] = {"config_kwargs": {"retries": {"max_attempts": 1}}}
-        if endpoint:
+        options["config_kwargs"] = {"retries": {"max_attempts": 1}}
+        if endpoint := credentials.first("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
             options["endpoint_url"] = endpoint
-        # Passed explicitly (still only from the environment) so that fsspec's instance
-        # cache, keyed by these options, never serves a client built with older credentials.
-        for option, variable in (
-            ("key", "AWS_ACCESS_KEY_ID"),
-            ("secret", "AWS_SECRET_ACCESS_KEY"),
-            ("token", "AWS_SESSION_TOKEN"),
-        ):
-            if os.environ.get(variable):
-                options[option] = os.environ[variable]
-        return options
-    return {}
+        if region := credentials.first("AWS_DEFAULT_REGION", "AWS_REGION"):
+            options["client_kwargs"] = {"region_name": region}
+    elif kind == "gs" and "GOOGLE_APPLICATION_CREDENTIALS" not in os.environ:
+        key_file = credentials.path("GOOGLE_APPLICATION_CREDENTIALS")
+        if key_file is not None:  # the JSON key itself, mounted as a file
+            options["token"] = str(key_file)
+    return options
 
 
 def filesystem(uri: str) -> tuple[Any, str]:
@@ -108,7 +135,7 @@ def filesystem(uri: str) -> tuple[Any, str]:
     if kind not in REMOTE_SCHEMES:
         raise InvalidConfigError(f"{uri!r}: not an object-store URI (s3://, gs://, az://)")
     try:
-        fs, path = fsspec.core.url_to_fs(uri, **_storage_options(kind))
+        fs, path = fsspec.core.url_to_fs(uri, **storage_options(kind))
     except ImportError as exc:
         raise InvalidConfigError(
             f"{uri!r} needs the {REMOTE_SCHEMES[kind]} package, which this image lacks"

@@ -58,6 +58,11 @@ app.kubernetes.io/part-of: kubetune
 {{- default (include "kubetune.fullname" .) .Values.peering.name }}
 {{- end }}
 
+{{/* Name of the FineTuneJobPolicy, its ValidatingAdmissionPolicy and binding. */}}
+{{- define "kubetune.policyName" -}}
+{{- include "kubetune.fullname" . }}
+{{- end }}
+
 {{/* "repository:tag" or "repository@digest"; the tag defaults to the appVersion. */}}
 {{- define "kubetune.imageRef" -}}
 {{- if .image.digest }}

@@ -7,8 +7,8 @@ field (so ``kubectl explain`` teaches the API); CEL rules from :mod:`kubetune.ap
 as ``x-kubernetes-validations``; ``default: {}`` on blocks whose fields all have
 defaults, so that defaults inside them apply and CEL rules can rely on them.
 
-``crds/finetunejob.yaml`` is the committed output of :func:`render_crd_yaml`; a test
-fails when the two differ (``make crd`` regenerates it).
+``crds/finetunejob.yaml`` and ``crds/finetunejobpolicy.yaml`` are the committed output
+of :func:`render_crd_yaml`; a test fails when they differ (``make crd`` regenerates them).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
 
 from kubetune.api.job import (
     CATEGORIES,
@@ -28,6 +29,14 @@ from kubetune.api.job import (
     VERSION,
     FineTuneJob,
 )
+from kubetune.api.policy import (
+    POLICY_KIND,
+    POLICY_PLURAL,
+    POLICY_SHORT_NAMES,
+    POLICY_SINGULAR,
+    FineTuneJobPolicy,
+)
+from kubetune.api.policy_rules import admission_policy_spec
 
 _DROPPED_KEYWORDS = ("title", "propertyNames", "additionalProperties")
 
@@ -153,9 +162,9 @@ def _int_or_string(node: dict[str, Any], options: list[Any], defs: dict[str, Any
     return node
 
 
-def openapi_schema() -> dict[str, Any]:
-    """The structural OpenAPI v3 schema of FineTuneJob."""
-    raw = FineTuneJob.model_json_schema(mode="validation")
+def openapi_schema(model: type[BaseModel] = FineTuneJob) -> dict[str, Any]:
+    """The structural OpenAPI v3 schema of ``model`` (a resource: FineTuneJob or its policy)."""
+    raw = model.model_json_schema(mode="validation")
     defs = raw.pop("$defs", {})
     schema = _structural(raw, defs)
     # The API server owns metadata; a CRD may only describe it as an object.
@@ -163,13 +172,19 @@ def openapi_schema() -> dict[str, Any]:
     return schema
 
 
-def crd() -> dict[str, Any]:
-    """The CustomResourceDefinition manifest."""
+def _definition(
+    kind: str,
+    plural: str,
+    singular: str,
+    short_names: tuple[str, ...],
+    scope: str,
+    version: dict[str, Any],
+) -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
         "metadata": {
-            "name": f"{PLURAL}.{GROUP}",
+            "name": f"{plural}.{GROUP}",
             "labels": {
                 "app.kubernetes.io/name": "kubetune",
                 "app.kubernetes.io/part-of": "kubetune",
@@ -177,27 +192,51 @@ def crd() -> dict[str, Any]:
         },
         "spec": {
             "group": GROUP,
-            "scope": "Namespaced",
+            "scope": scope,
             "names": {
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "plural": PLURAL,
-                "singular": SINGULAR,
-                "shortNames": list(SHORT_NAMES),
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": singular,
+                "shortNames": list(short_names),
                 "categories": list(CATEGORIES),
             },
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": PRINTER_COLUMNS,
-                    "schema": {"openAPIV3Schema": openapi_schema()},
-                }
-            ],
+            "versions": [{"name": VERSION, "served": True, "storage": True, **version}],
         },
     }
+
+
+def crd() -> dict[str, Any]:
+    """The FineTuneJob CustomResourceDefinition manifest."""
+    return _definition(
+        KIND,
+        PLURAL,
+        SINGULAR,
+        SHORT_NAMES,
+        "Namespaced",
+        {
+            "subresources": {"status": {}},
+            "additionalPrinterColumns": PRINTER_COLUMNS,
+            "schema": {"openAPIV3Schema": openapi_schema()},
+        },
+    )
+
+
+def policy_crd() -> dict[str, Any]:
+    """The FineTuneJobPolicy CustomResourceDefinition: cluster-scoped, so that only a
+    cluster administrator (the platform) can write the bounds of every namespace."""
+    return _definition(
+        POLICY_KIND,
+        POLICY_PLURAL,
+        POLICY_SINGULAR,
+        POLICY_SHORT_NAMES,
+        "Cluster",
+        {"schema": {"openAPIV3Schema": openapi_schema(FineTuneJobPolicy)}},
+    )
+
+
+#: ``kubetune crd --kind`` choices: each kind's CRD and the file it is committed as.
+CRDS = {KIND: (crd, "finetunejob.yaml"), POLICY_KIND: (policy_crd, "finetunejobpolicy.yaml")}
 
 
 #: Strings a YAML 1.2 parser (the API server's) would read as numbers, e.g. ``2e-4``.
@@ -216,8 +255,20 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
 _CrdDumper.add_representer(str, _represent_str)
 
 
-def render_crd_yaml() -> str:
-    """The CRD as YAML, exactly as committed in ``crds/finetunejob.yaml``."""
-    header = "# Generated by `kubetune crd` from kubetune.api; do not edit (run `make crd`).\n"
-    body = yaml.dump(crd(), Dumper=_CrdDumper, sort_keys=False, width=100, allow_unicode=True)
-    return header + body
+def dump_yaml(document: Any) -> str:
+    """YAML as the API server reads it back (number-like strings quoted)."""
+    return yaml.dump(document, Dumper=_CrdDumper, sort_keys=False, width=100, allow_unicode=True)
+
+
+def render_crd_yaml(kind: str = KIND) -> str:
+    """The CRD of ``kind`` as YAML, exactly as committed in ``crds/`` (see :data:`CRDS`)."""
+    command = "kubetune crd" if kind == KIND else f"kubetune crd --kind {kind}"
+    header = f"# Generated by `{command}` from kubetune.api; do not edit (run `make crd`).\n"
+    return header + dump_yaml(CRDS[kind][0]())
+
+
+def render_admission_rules_yaml() -> str:
+    """The FineTuneJobPolicy's admission CEL, as committed in the chart's
+    ``admission/rules.yaml`` (the ValidatingAdmissionPolicy template includes it)."""
+    header = "# Generated by `kubetune crd --admission-rules`; do not edit (run `make crd`).\n"
+    return header + dump_yaml(admission_policy_spec())

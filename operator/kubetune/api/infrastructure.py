@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints
 
 from kubetune.api.base import ApiModel, LongString, ObjectName, Quantity, ShortString
+from kubetune.api.environment import cel_operator_owned, describe_operator_owned, operator_owned
 from kubetune.api.rules import Rule
 
 LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=317)]
@@ -29,8 +30,18 @@ class ResourcesSpec(ApiModel):
         default=1,
         description="Training nodes; more than 1 runs multi-node torchrun over an Indexed Job.",
     )
-    cpu: Quantity | None = Field(default=None, description='CPU request per node, e.g. "8".')
-    memory: Quantity | None = Field(default=None, description='Memory request per node, "64Gi".')
+    cpu: Quantity | None = Field(
+        default=None,
+        description='CPU request per node, e.g. "8" (never limited). Unset: 500m per GPU '
+        "(one process each; 500m on CPU), a floor that schedules anywhere.",
+    )
+    memory: Quantity | None = Field(
+        default=None,
+        description='Memory request and limit per node, e.g. "64Gi" (sharedMemory counts '
+        "against it). Unset: derived, as kubetune estimate prints it: per GPU 3 GiB of runtime "
+        "plus one safetensors shard of the base model (at most 5 GB); a CPU job holds the whole "
+        "training in memory; the limit adds sharedMemory.",
+    )
     sharedMemory: Quantity = Field(
         default="8Gi", description="Size of the memory-backed /dev/shm (data loader workers, NCCL)."
     )
@@ -141,9 +152,10 @@ class EnvVar(ApiModel):
         ),
         Rule(
             field="name",
-            message="names starting with KUBETUNE_ are reserved for the operator",
-            check=lambda e: not e.name.startswith("KUBETUNE_"),
-            cel="!self.name.startsWith('KUBETUNE_')",
+            message=f"{describe_operator_owned()} are reserved for the operator, which sets "
+            "them in every trainer pod: choose another name",
+            check=lambda e: not operator_owned(e.name),
+            cel=f"!{cel_operator_owned('self.name')}",
             reason="FieldValueForbidden",
         ),
     )
@@ -163,7 +175,8 @@ class TrackingSpec(ApiModel):
     )
     credentialsSecret: ObjectName | None = Field(
         default=None,
-        description="Secret whose keys become environment variables (e.g. WANDB_API_KEY).",
+        description="Secret with the tracking credentials (e.g. a key WANDB_API_KEY), mounted "
+        "into the trainer as files.",
     )
 
 

@@ -62,8 +62,9 @@ class ModelSource(ApiModel):
     )
     credentialsSecret: ObjectName | None = Field(
         default=None,
-        description="Name of a Secret in the job's namespace whose keys become environment "
-        "variables of the trainer (e.g. HF_TOKEN, AWS_ACCESS_KEY_ID). A name, never a value.",
+        description="Name of a Secret in the job's namespace holding the credentials, keys named "
+        "like the variables they stand for (e.g. HF_TOKEN, AWS_ACCESS_KEY_ID); mounted into the "
+        "trainer as files, never as environment variables. A name, never a value.",
     )
 
 
@@ -94,8 +95,9 @@ class OutputSpec(ApiModel):
     )
     credentialsSecret: ObjectName | None = Field(
         default=None,
-        description="Name of a Secret whose keys become the trainer's environment for writing "
-        "the output (e.g. AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL).",
+        description="Name of a Secret with the credentials for writing the output (keys such "
+        "as AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL), mounted into the "
+        "trainer as files.",
     )
     merge: bool = Field(
         default=False,

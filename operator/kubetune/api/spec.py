@@ -249,7 +249,12 @@ class FineTuneJobSpec(ApiModel):
         "workload identity).",
     )
     env: list[EnvVar] = Field(
-        default_factory=list, max_length=64, description="Extra environment of the trainer."
+        default_factory=list,
+        max_length=64,
+        description="Extra environment of the trainer (names unique). Names the operator sets "
+        "are refused; names that route credentials or code (HF_*, AWS_*, proxies, PYTHON*, "
+        "LD_*, ...) only where the platform's FineTuneJobPolicy allows them.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
     tracking: TrackingSpec | None = Field(default=None, description="Experiment tracking.")
     evaluation: EvaluationSpec | None = Field(
@@ -386,5 +391,11 @@ class FineTuneJobSpec(ApiModel):
             reason="FieldValueForbidden",
         ),
         *EVALUATION_RULES,
+        Rule(
+            field="env",
+            message="env names must be unique (each name once)",
+            check=lambda s: len({e.name for e in s.env}) == len(s.env),
+            # No CEL: the list is a map keyed by name, so the API server refuses duplicates.
+        ),
         *(_immutable_while_running(field) for field in IMMUTABLE_WHILE_RUNNING),
     )

@@ -98,6 +98,12 @@ def register(subparsers: Any) -> None:
         "(repeatable)",
     )
     parser.add_argument(
+        "--policy",
+        metavar="NAME",
+        help="check every new FineTuneJob against the FineTuneJobPolicy NAME (the chart "
+        "creates it); refused jobs get Accepted=False and no pods (default: no policy)",
+    )
+    parser.add_argument(
         "--progress-interval",
         type=float,
         default=30.0,
@@ -174,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
     from kubetune.controller import handlers, login, settings  # noqa: F401 (registers handlers)
     from kubetune.controller.kube import Kube, new_api_client
     from kubetune.controller.pacing import Pacing
+    from kubetune.controller.policy import PolicyWatch
     from kubetune.controller.runtime import Runtime
     from kubetune.render.options import RenderOptions
 
@@ -193,15 +200,17 @@ def run(args: argparse.Namespace) -> int:
         ),
         pacing=Pacing(progress=args.progress_write_interval),
         start_timeout=args.start_timeout or None,
+        policy=PolicyWatch(args.policy),
     )
     metrics.serve(args.metrics_port, runtime.states)
     priority = args.peering_priority
     if priority is None:
         priority = random.randint(1, 2**31 - 1)
     logging.getLogger("kubetune.operator").info(
-        "starting: %s, peering %s",
+        "starting: %s, peering %s, policy %s",
         "all namespaces" if args.all_namespaces else ", ".join(args.namespaces),
         "off" if args.standalone else f"{args.peering} (priority {priority})",
+        args.policy or "off",
     )
     kopf.run(
         # kopf types identities as a NewType of str.

@@ -2,6 +2,9 @@
 
 * Indexes hold compact views of the FineTuneJobs, Jobs and pods, so a reconciliation
   pass (:mod:`kubetune.controller.reconciler`) reads nothing from the API server.
+* The FineTuneJobPolicy named by ``--policy`` is indexed (so no pass judges a job before
+  the policy is known) and a change of it files every job without a Job for a pass:
+  a refused job starts once the policy allows it.
 * Every watch event of a FineTuneJob, its Job (watched by label ``kubetune.io/job``
   only, see :mod:`kubetune.controller.settings`) or its pods files the job's key in
   the controller's work queue (:mod:`kubetune.controller.workers`). Children of a
@@ -21,6 +24,7 @@ from typing import Any, TypeVar
 import kopf
 
 from kubetune.api import GROUP, KIND, PLURAL, VERSION
+from kubetune.api.policy import POLICY_PLURAL
 from kubetune.controller.reconciler import Reconciler, Views
 from kubetune.controller.runtime import Runtime, Snapshot
 from kubetune.controller.views import JobView, Key, PodView
@@ -145,3 +149,32 @@ async def finetunejob_changed(
 async def child_changed(*, namespace: str | None, labels: kopf.Labels, memo: Any, **_: Any) -> None:
     """A Job or pod of a FineTuneJob changed: file the job for a pass."""
     _controller(memo).enqueue(_key(namespace, labels[JOB_LABEL]), "child")
+
+
+# -- the platform policy ------------------------------------------------------------
+
+
+def _the_policy(name: str, memo: Any, **_: Any) -> bool:
+    runtime: Runtime = memo.runtime
+    return name == runtime.policy.name
+
+
+@kopf.index(GROUP, VERSION, POLICY_PLURAL, when=_the_policy)
+async def finetunejob_policy(*, body: kopf.Body, memo: Any, **_: Any) -> dict[str, bool]:
+    """Record the policy. An index, because kopf runs no handler before every index has
+    seen its first listing: no job is filed for a pass before the policy is known."""
+    memo.runtime.policy.observe(body)
+    return {"seen": True}
+
+
+@kopf.on.event(GROUP, VERSION, POLICY_PLURAL, when=_the_policy)
+async def policy_changed(*, type: str, memo: Any, **kwargs: Any) -> None:
+    """Re-judge the jobs that have not started (those without a Job)."""
+    if type == "DELETED":
+        memo.runtime.policy.forget()
+    elif type is None:  # the initial listing: the index recorded it
+        return
+    indexes = Indexes.of(kwargs)
+    for key in list(indexes.finetunejobs):
+        if indexes.job(key) is None:
+            _controller(memo).enqueue(key, "policy")

@@ -5,7 +5,8 @@ from kopf's indexes (kept current by watches). It
 
 1. ensures the children of a spec generation this process hasn't handled yet
    (:mod:`kubetune.controller.children`; a restarted operator checks every job once,
-   and a Job that is up to date costs no API call);
+   and a Job that is up to date costs no API call), unless the platform policy refuses
+   the spec (:mod:`kubetune.controller.policy`): then no child is made or changed;
 2. derives and publishes the status (:meth:`kubetune.controller.runtime.Runtime.publish`);
 3. deletes the Job of a job it failed itself (a trainer container stuck past the start
    timeout: no pod is left waiting for an image that will not come), and a finished
@@ -30,6 +31,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from kubetune import metrics
+from kubetune.api.policy import POLICY_REASON
 from kubetune.controller.children import JobReplaced, ensure_children, up_to_date
 from kubetune.controller.runtime import Runtime, Snapshot, now
 from kubetune.controller.status import gave_up
@@ -134,6 +136,18 @@ class Reconciler:
             return known
         if self.runtime.previous(snapshot).state in _TERMINAL:
             self.runtime.children_ensured(snapshot)  # finished: children left as they are
+            return known
+        if refused := self.runtime.refused(snapshot):
+            # Not marked ensured: the next pass (a policy change files one) judges again.
+            metrics.RECONCILE_ERRORS.labels(reason=POLICY_REASON).inc()
+            problems = "; ".join(refused)
+            if known is None:
+                log.warning("%s/%s: refused by policy, no children: %s", *snapshot.key, problems)
+            else:  # admission off: an edit of a started job; its Job keeps the spec it has
+                message = f"spec change not applied: {problems}"
+                log.warning("%s/%s: %s", *snapshot.key, message)
+                self.runtime.event(snapshot, "Warning", POLICY_REASON, message)
+                self.runtime.children_ensured(snapshot)
             return known
         children = render_children(spec, self.runtime.options)
         if known is not None and up_to_date(known, children, spec):

@@ -32,11 +32,13 @@ from kubernetes.client.exceptions import ApiException
 
 from kubetune import metrics
 from kubetune.api import FineTuneJob, InvalidManifest, parse_finetunejob
+from kubetune.api.policy import POLICY_REASON
 from kubetune.api.status import FineTuneJobStatus, State
 from kubetune.controller.kube import Kube
 from kubetune.controller.pacing import Pacing, WriteLog, due, only_progress
+from kubetune.controller.policy import PolicyWatch
 from kubetune.controller.progress import progress_from_samples
-from kubetune.controller.status import Observation, derive_status, transition
+from kubetune.controller.status import INVALID_SPEC, Observation, derive_status, transition
 from kubetune.controller.views import JobView, Key, PodView, parse_time
 from kubetune.render.options import RenderOptions
 
@@ -123,6 +125,7 @@ class Runtime:
     start_timeout: float | None = None
     """Seconds a trainer container may stay stuck (an image that can't be pulled, a
     missing Secret) before the job fails; ``None``: for ever."""
+    policy: PolicyWatch = field(default_factory=PolicyWatch)
     _memory: dict[Key, _Memory] = field(default_factory=dict)
 
     def states(self) -> dict[Key, State]:
@@ -154,6 +157,16 @@ class Runtime:
             return memory.status
         return snapshot.status
 
+    def refused(self, snapshot: Snapshot) -> tuple[str, ...]:
+        """Why the policy refuses to start this job (empty: it may start).
+
+        Only a job that has not started is judged: a job already training, or finished,
+        keeps the verdict it was started under when the policy changes later.
+        """
+        if snapshot.job is None or self.previous(snapshot).state in ("Succeeded", "Failed"):
+            return ()
+        return self.policy.problems(snapshot.job)
+
     def needs_children(self, snapshot: Snapshot) -> bool:
         """Whether this process has yet to ensure the children of the current spec."""
         memory = self._memory.get(snapshot.key)
@@ -170,8 +183,10 @@ class Runtime:
         self, snapshot: Snapshot, job: JobView | None, pods: Sequence[PodView]
     ) -> tuple[FineTuneJobStatus, float | None]:
         """Derive the status from this observation; write it if it changed and its
-        time has come. Returns the status the job now holds and, when a write waits,
-        the seconds until it is due (the caller passes again then).
+        time has come. A job with no Job yet is judged by the policy too
+        (:meth:`refused`): no Job is made for a refused one, so its status says why.
+        Returns the status the job now holds and, when a write waits, the seconds until
+        it is due (the caller passes again then).
 
         Raises :class:`ApiException` when the write fails (409: the job changed since
         ``snapshot``; its watch event brings the new version).
@@ -182,11 +197,13 @@ class Runtime:
         versions = memory.versions if known else (snapshot.resource_version,)
         if versions[-1] == snapshot.resource_version:
             versions = (snapshot.resource_version,)  # the cache caught up with us
+        refused = self.refused(snapshot) if job is None else ()
         status = derive_status(
             Observation(
                 generation=snapshot.generation,
-                spec=snapshot.job.spec if snapshot.job else None,
-                problems=snapshot.problems,
+                spec=snapshot.job.spec if snapshot.job and not refused else None,
+                problems=refused or snapshot.problems,
+                reason=POLICY_REASON if refused else INVALID_SPEC,
                 job=job,
                 pods=pods,
                 previous=previous,

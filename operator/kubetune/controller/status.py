@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from kubetune.api.policy import POLICY_REASON
 from kubetune.api.spec import FineTuneJobSpec
 from kubetune.api.status import (
     CONDITION_TYPES,
@@ -46,6 +47,8 @@ STUCK_REASONS = IMAGE_REASONS | {"CreateContainerConfigError", "CreateContainerE
 #: Failed reasons the operator decides itself when a pod stays stuck past the start
 #: timeout (the Job has not failed: the controller then deletes it, so no pod waits on).
 GAVE_UP_REASONS = frozenset({"ImageUnavailable", "ContainerNotStarting"})
+#: The ``Accepted=False`` reason of a spec the operator can't parse into the API models.
+INVALID_SPEC = "InvalidSpec"
 #: Job failure reasons where the Job's own account beats the trainer's last words
 #: (the trainer only saw a SIGTERM).
 _JOB_DECIDED = frozenset({"DeadlineExceeded"})
@@ -66,6 +69,8 @@ class Observation:
     start_timeout: float | None = None
     """Seconds a trainer container may wait in a stuck reason (:data:`STUCK_REASONS`)
     before the job fails; ``None``: wait for ever."""
+    reason: str = INVALID_SPEC
+    """``Accepted=False`` reason when ``spec`` is ``None``: invalid, or refused by policy."""
 
 
 @dataclass(frozen=True)
@@ -156,9 +161,10 @@ def _container_fault(pods: Sequence[PodView], spec: FineTuneJobSpec) -> Verdict 
 
 def _invalid(draft: _Draft, obs: Observation) -> None:
     problems = "; ".join(obs.problems)
-    draft.set("Accepted", "False", "InvalidSpec", problems)
+    draft.set("Accepted", "False", obs.reason, problems)
+    why = "the spec is invalid" if obs.reason == INVALID_SPEC else "the policy refuses it"
     for kind in LIFECYCLE_CONDITION_TYPES[1:]:
-        draft.set(kind, "False", "InvalidSpec", "not started: the spec is invalid")
+        draft.set(kind, "False", obs.reason, f"not started: {why}")
 
 
 def _evaluated(summary: Summary | None) -> Verdict:
@@ -566,7 +572,7 @@ _HEADLINE: dict[State, ConditionType] = {
     "Succeeded": "Succeeded",
     "Failed": "Failed",
 }
-_WARNING_REASONS = frozenset({"InvalidSpec", "Unschedulable", *STUCK_REASONS})
+_WARNING_REASONS = frozenset({INVALID_SPEC, POLICY_REASON, "Unschedulable", *STUCK_REASONS})
 #: Steps every job passes through within seconds (Job created, pods being placed).
 _TRANSIENT_REASONS = frozenset(
     {"Creating", "Pending", "Scheduled", "Starting", "Finishing", "Failing"}

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubetune.api.spec import FineTuneJobSpec
+from kubetune.estimate import host
 from kubetune.estimate.hardware import GPUS, Gpu, tokens_per_second
 from kubetune.estimate.memory import (
     AUTO_BATCH_ESTIMATE,
@@ -36,6 +37,12 @@ class Estimate:
     rows: list[GpuRow]
     requested: str | None
     batchSizeAuto: bool = False
+    podCpu: str = ""
+    """CPU request of each pod: resources.cpu, else derived (:mod:`.host`)."""
+    podMemory: str = ""
+    """Memory request of each pod: resources.memory, else derived."""
+    podMemoryLimit: str = ""
+    """Memory limit of each pod: resources.memory, else the request plus sharedMemory."""
 
     @property
     def requested_fits(self) -> bool | None:
@@ -83,7 +90,16 @@ def estimate(
         cost = hours * devices * price if hours is not None and price is not None else None
         rows.append(GpuRow(gpu, memory.total <= gpu.memoryGiB * GIB, speed, hours, cost))
     auto = spec.training.batchSize == "auto"
-    return Estimate(memory, tokens, rows, spec.resources.gpuType, batchSizeAuto=auto)
+    return Estimate(
+        memory,
+        tokens,
+        rows,
+        spec.resources.gpuType,
+        batchSizeAuto=auto,
+        podCpu=spec.resources.cpu or host.cpu_request(spec),
+        podMemory=spec.resources.memory or host.memory_request(spec),
+        podMemoryLimit=spec.resources.memory or host.memory_limit(spec),
+    )
 
 
 def _gib(value: int) -> str:
@@ -107,6 +123,10 @@ def render(estimate: Estimate, model_uri: str) -> str:
         f"optimizer {_gib(m.optimizer)}, activations {_gib(m.activations)}, "
         f"logits {_gib(m.logits)}, overhead {_gib(m.overhead)}; total {_gib(m.total)}",
     ]
+    lines.append(
+        f"per pod (node): cpu {estimate.podCpu}, host memory {estimate.podMemory} "
+        f"(requests), memory limit {estimate.podMemoryLimit}"
+    )
     if estimate.batchSizeAuto:
         lines.append(
             f"training.batchSize auto: estimated with {AUTO_BATCH_ESTIMATE} example per device; "

@@ -5,7 +5,8 @@ escalation, no capabilities, RuntimeDefault seccomp) with a read-only root files
 everything the trainer writes goes to emptyDirs (``/tmp``, the model/hub caches, the
 work dir) or to a memory-backed ``/dev/shm`` (data loader workers and NCCL need more
 than the container runtime's 64 MiB default). Credentials reach the pod only as
-references to Secrets (``envFrom``/``secretKeyRef``), never as values.
+references to Secrets, mounted as files (``kubetune_trainer.credentials`` reads them):
+never as values, and never as environment variables, which every child process inherits.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
-from kubetune.api import FineTuneJob
+from kubetune.api import FineTuneJob, environment
+from kubetune.api.references import CREDENTIALS_FIELD, secret_fields, values
+from kubetune.estimate import host
 from kubetune.render import names
 from kubetune.render.labels import child_labels
 from kubetune.render.options import RenderOptions
+from kubetune_trainer import credentials
 from kubetune_trainer.config import CONFIG_ENV
 from kubetune_trainer.metrics import PORT_ENV
 from kubetune_trainer.run import WORK_DIR_ENV
@@ -37,8 +41,10 @@ COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 #: A numeric non-root user (``runAsNonRoot`` can't verify a user name); the trainer
-#: image runs as this user.
-RUN_AS_USER = 1000
+#: image runs as this user and group (``trainer-image/Dockerfile``, checked by a test).
+#: High, as the operator image's 65532: low UIDs such as 1000 belong to real accounts on
+#: many hosts, so a container escape or a hostPath mount would act as one of them.
+RUN_AS_USER = 65532
 
 _TRAINER_MODULE = "kubetune_trainer"
 _LAUNCHER_MODULE = "kubetune_trainer.launch"
@@ -80,15 +86,20 @@ def _distributed_env(job: FineTuneJob) -> list[dict[str, Any]]:
 
 
 def credential_secrets(job: FineTuneJob) -> list[str]:
-    """Names of the Secrets whose keys become the trainer's environment, in spec order."""
-    spec = job.spec
-    candidates = [
-        spec.model.credentialsSecret,
-        spec.output.credentialsSecret,
-        spec.reward.credentialsSecret if spec.reward else None,
-        spec.tracking.credentialsSecret if spec.tracking else None,
+    """Names of the Secrets the trainer reads credentials from (every
+    ``credentialsSecret`` of the spec, found as the policy finds them), in spec order."""
+    names = [
+        name
+        for path in secret_fields()
+        if path.steps[-1].name == CREDENTIALS_FIELD
+        for _, name in values(job.spec, path)
     ]
-    return list(dict.fromkeys(name for name in candidates if name))
+    return list(dict.fromkeys(names))
+
+
+def credentials_dir(secret: str) -> str:
+    """Where the Secret ``secret`` is mounted (one file per key)."""
+    return f"{credentials.MOUNT_ROOT}/{secret}"
 
 
 def pvc_claims(job: FineTuneJob) -> dict[str, bool]:
@@ -123,39 +134,44 @@ def _env(job: FineTuneJob, options: RenderOptions) -> list[dict[str, Any]]:
         {"name": TERMINATION_PATH_ENV, "value": TERMINATION_PATH},
         {"name": WORK_DIR_ENV, "value": WORK_DIR},
         {"name": "KUBETUNE_PVC_ROOT", "value": PVC_ROOT},
-        {"name": "HOME", "value": WORK_DIR},
-        {"name": "XDG_CACHE_HOME", "value": CACHE_DIR},
-        {"name": "HF_HOME", "value": f"{CACHE_DIR}/huggingface"},
-        {"name": "TRITON_CACHE_DIR", "value": f"{CACHE_DIR}/triton"},
+        {"name": environment.HOME, "value": WORK_DIR},
+        {"name": environment.XDG_CACHE_HOME, "value": CACHE_DIR},
+        {"name": environment.HF_HOME, "value": f"{CACHE_DIR}/huggingface"},
+        {"name": environment.TRITON_CACHE_DIR, "value": f"{CACHE_DIR}/triton"},
+    ]
+    mounted = [
+        {"name": f"{credentials.DIRECTORY_ENV_PREFIX}{index}", "value": credentials_dir(secret)}
+        for index, secret in enumerate(credential_secrets(job))
     ]
     user = [variable.to_wire() for variable in job.spec.env]
-    return fixed + _distributed_env(job) + user
+    return fixed + mounted + _distributed_env(job) + user
 
 
 def _resources(job: FineTuneJob) -> dict[str, dict[str, str]]:
-    """Requests as asked; limits only where exceeding the request hurts others.
+    """Requests as asked (CPU and memory derived from the job when unset, see
+    :mod:`kubetune.estimate.host`); limits only where exceeding the request hurts others.
 
-    GPUs must have equal requests and limits. Memory is limited to the request so that
-    a leak OOM-kills this pod instead of putting the node under pressure (the memory
-    of ``/dev/shm`` counts against it). CPU stays unlimited: throttling a data loader
-    slows the GPUs down for nothing.
+    GPUs must have equal requests and limits. Memory is limited (to ``resources.memory``,
+    or to the derived request plus ``/dev/shm``, whose memory counts against it) so that
+    a leak OOM-kills this pod instead of putting the node under pressure. CPU stays
+    unlimited: throttling a data loader slows the GPUs down for nothing.
     """
     spec = job.spec.resources
-    requests: dict[str, str] = {}
-    limits: dict[str, str] = {}
-    if spec.cpu:
-        requests["cpu"] = spec.cpu
-    if spec.memory:
-        requests["memory"] = limits["memory"] = spec.memory
+    requests: dict[str, str] = {
+        "cpu": spec.cpu or host.cpu_request(job.spec),
+        "memory": spec.memory or host.memory_request(job.spec),
+    }
+    limits: dict[str, str] = {"memory": spec.memory or host.memory_limit(job.spec)}
     if spec.ephemeralStorage:
         requests["ephemeral-storage"] = spec.ephemeralStorage
     if spec.gpus:
         requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = str(spec.gpus)
-    return {key: value for key, value in (("requests", requests), ("limits", limits)) if value}
+    return {"requests": requests, "limits": limits}
 
 
 def _volumes(job: FineTuneJob) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(volumes, volumeMounts): config file, scratch emptyDirs, /dev/shm, pvc:// claims."""
+    """(volumes, volumeMounts): config file, scratch emptyDirs, /dev/shm, credential
+    Secrets (read-only files, readable by the trainer's group only), pvc:// claims."""
     volumes: list[dict[str, Any]] = [
         {
             "name": "config",
@@ -179,6 +195,10 @@ def _volumes(job: FineTuneJob) -> tuple[list[dict[str, Any]], list[dict[str, Any
         {"name": "work", "mountPath": WORK_DIR},
         {"name": "dshm", "mountPath": "/dev/shm"},
     ]
+    for index, secret in enumerate(credential_secrets(job)):
+        volume = f"credentials-{index}"
+        volumes.append({"name": volume, "secret": {"secretName": secret, "defaultMode": 0o440}})
+        mounts.append({"name": volume, "mountPath": credentials_dir(secret), "readOnly": True})
     for index, (claim, writable) in enumerate(sorted(pvc_claims(job).items())):
         volume = f"pvc-{index}"
         volumes.append(
@@ -222,9 +242,6 @@ def _container(job: FineTuneJob, options: RenderOptions) -> dict[str, Any]:
             "capabilities": {"drop": ["ALL"]},
         },
     }
-    secrets = credential_secrets(job)
-    if secrets:
-        container["envFrom"] = [{"secretRef": {"name": name}} for name in secrets]
     return container
 
 

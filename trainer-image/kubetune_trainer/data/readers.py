@@ -135,10 +135,14 @@ def _parse_python(uri: str, data: bytes) -> list[Any]:
 def _read_hub(uri: str, split: str) -> SourceFile:
     import datasets
 
+    from kubetune_trainer.sources import hub_token
+
     name = uri[len("hf://") :]
     name, _, revision = name.partition("@")
     try:
-        loaded = datasets.load_dataset(name, split=split, revision=revision or None)
+        loaded = datasets.load_dataset(
+            name, split=split, revision=revision or None, token=hub_token()
+        )
     except Exception as exc:  # the hub client raises many types; all mean "cannot read"
         raise InvalidDataError(f"{uri}: cannot load split {split!r}: {exc}") from exc
     fingerprint = hashlib.sha256(str(loaded._fingerprint).encode()).hexdigest()
