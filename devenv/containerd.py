@@ -242,6 +242,10 @@ class Containerd:
             timeout=timeout,
         )
 
+    def remove_image(self, ref: str) -> None:
+        """Delete ``ref`` (if present) and let containerd collect its layers at once."""
+        self.ctr("images", "rm", "--sync", ref, check=False)
+
     def remove_containers(self) -> None:
         """Kill and remove every container left in the namespace (a crashed run's, or the
         last pods' after the kubelet stopped), so a new kubelet starts from nothing."""

@@ -209,9 +209,12 @@ class Podman:
         self.program = _require("podman", "podman")
         _require("runc", "runc")
         self.conf = self.home / "containers.conf"
+        # podman and buildah put layer tarballs of several GB in /var/tmp while they commit;
+        # a killed build leaves them there for good. Ours go here and are wiped per build.
+        self.tmp = self.home / "tmp"
 
     def _write_conf(self) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
         self.conf.write_text(
             "[containers]\n"
             'default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n'
@@ -219,7 +222,13 @@ class Podman:
             'runtime = "runc"\n'
             'cgroup_manager = "cgroupfs"\n'
             'events_logger = "file"\n'
+            f'image_copy_tmp_dir = "{self.tmp}"\n'
         )
+
+    def clear_leftovers(self, log_file: Path) -> None:
+        """Free what an interrupted build left: temporary files and dangling layers."""
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.run("image", "prune", "--force", log_file=log_file)
 
     def command(self, *args: str) -> list[str]:
         """A podman command line on our storage."""
@@ -232,7 +241,7 @@ class Podman:
         ]
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "CONTAINERS_CONF": str(self.conf)}
+        return {**os.environ, "CONTAINERS_CONF": str(self.conf), "TMPDIR": str(self.tmp)}
 
     def run(self, *args: str, log_file: Path | None = None) -> str:
         """Run podman; stdout is returned, or appended with stderr to ``log_file``."""
@@ -473,6 +482,10 @@ def _build_and_import(
     log_file.write_text(f"build of {spec.ref} (inputs {key}) started {time.ctime()}\n")
     log(f"{spec.ref}: building {spec.dockerfile.relative_to(ROOT)} on {base_ref} (log {log_file})")
     started = time.monotonic()
+    podman.clear_leftovers(log_file)
+    # The stale copy in containerd goes first: the trainer image is several GB, and the disk
+    # need not hold two of them while the new one is imported.
+    containerd.remove_image(spec.ref)
     podman.run(
         "build",
         "--pull=never",

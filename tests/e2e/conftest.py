@@ -8,8 +8,10 @@
     (cluster-wide, peering, restricted pod security, the images' default tags), except:
     the operator pod tolerates and selects the real node, reads and writes progress every
     second, and fails a job whose container waits for its image for :data:`START_TIMEOUT`
-    seconds. Ready when the Deployment is Available, that is when the operator container
-    passed its readiness probe (kopf's health endpoint) in a real container.
+    seconds; its policy also admits the trainer image's other tags and the pause image
+    (the fault tests' bad images). Ready when the Deployment is Available, that is when
+    the operator container passed its readiness probe (kopf's health endpoint) in a real
+    container.
 ``e2e`` (function)
     an :class:`E2E` helper for a fresh namespace ``e2e-...`` holding the Secrets
     ``s3-credentials`` (S3 at the host's pod-network address) and ``hf-token`` (a Hub
@@ -37,6 +39,7 @@ import pytest
 from kubernetes import client
 
 from devenv.cluster import ControlPlane
+from devenv.containerd import PAUSE_IMAGE
 from devenv.dev import BUCKET, install_crd, s3_secret
 from devenv.node import REAL_NODE_SELECTOR, REAL_NODE_TOLERATION, RealNode
 from devenv.process import poll
@@ -80,6 +83,8 @@ VALUES: dict[str, Any] = {
     "nodeSelector": REAL_NODE_SELECTOR,
     "tolerations": [REAL_NODE_TOLERATION],
     "trainer": {"startTimeoutSeconds": START_TIMEOUT},
+    # The fault tests name images the node lacks or that cannot start a trainer.
+    "policy": {"images": ["ghcr.io/kubetune/trainer:", PAUSE_IMAGE]},
     "progressIntervalSeconds": 1,
     "progressWriteIntervalSeconds": 1,
 }

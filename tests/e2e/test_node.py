@@ -3,8 +3,8 @@ on before any kubetune code runs.
 
 One pod asks for a GPU (the node advertises ``nvidia.com/gpu`` as an extended resource,
 so it schedules, and runs on the CPU), runs with the restricted security context the
-operator renders (non-root, read-only root filesystem, no capabilities, an emptyDir for
-``/tmp``), and checks from inside the container: cluster DNS resolves a Service and a
+operator renders (its non-root user, read-only root filesystem, no capabilities, an
+emptyDir for ``/tmp``), and checks from inside the container: cluster DNS resolves a Service and a
 headless Service's pod host name, the API server answers through the ``kubernetes``
 Service, S3 answers at the host's pod-network address, and a name outside the cluster
 does not resolve. ``kubectl logs`` and ``kubectl exec`` reach the container through the
@@ -25,6 +25,7 @@ from devenv.images import TRAINER
 from devenv.node import GPU_RESOURCE, REAL_NODE_SELECTOR, REAL_NODE_TOLERATION, RealNode
 from devenv.process import poll
 from devenv.s3 import S3Server
+from kubetune.render.pod import RUN_AS_USER
 
 pytestmark = pytest.mark.e2e
 
@@ -73,7 +74,7 @@ def _probe_pod(s3: S3Server) -> dict[str, Any]:
             "terminationGracePeriodSeconds": 1,
             "securityContext": {
                 "runAsNonRoot": True,
-                "runAsUser": 1000,
+                "runAsUser": RUN_AS_USER,
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
             "containers": [
@@ -130,8 +131,8 @@ def test_a_gpu_pod_runs_restricted_with_pod_network_dns_and_logs(
     assert checks["outside"].startswith("error"), "nothing outside the cluster resolves"
     assert checks["api"] == 200, "the API server answers through the kubernetes Service"
     assert checks["s3"] in (200, 403), "S3 answers at the host's pod-network address"
-    assert checks["uid"] == 1000
+    assert checks["uid"] == RUN_AS_USER
     assert (checks["root_writable"], checks["tmp_writable"]) == (False, True)
-    assert kubectl("exec", *ns, "probe", "--", "id", "-u").stdout.strip() == "1000"
+    assert kubectl("exec", *ns, "probe", "--", "id", "-u").stdout.strip() == str(RUN_AS_USER)
     allocated = json.loads(kubectl("get", "node", real_node.name, "-o", "json").stdout)
     assert allocated["status"]["allocatable"][GPU_RESOURCE] == str(real_node.gpus)
