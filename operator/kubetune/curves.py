@@ -11,6 +11,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+#: The key of the record the trainer writes where a run resumed from a checkpoint (its
+#: value: how many resumes so far); the curves mark those steps.
+RESUMES = "resumes"
 #: Panels drawn, in order: (title, metrics.jsonl keys on that panel).
 PANELS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("loss", ("loss", "eval_loss")),
@@ -49,6 +52,7 @@ def plot_curves(records: list[dict[str, Any]], path: Path, title: str = "") -> P
     import matplotlib.pyplot as plt
 
     panels = [(name, keys) for name, keys in PANELS if any(series(records, k)[0] for k in keys)]
+    resumed_at = [float(r["step"]) for r in records if RESUMES in r]
     if not panels:
         raise ValueError("no loss, learning rate or gradient norm in the metrics")
     figure, axes = plt.subplots(len(panels), 1, figsize=(7, 2.6 * len(panels)), squeeze=False)
@@ -57,6 +61,8 @@ def plot_curves(records: list[dict[str, Any]], path: Path, title: str = "") -> P
             steps, values = series(records, key)
             if steps:
                 axis.plot(steps, values, marker="o" if len(steps) < 30 else None, label=key)
+        for i, step in enumerate(resumed_at):
+            axis.axvline(step, color="gray", linestyle=":", label="resumed" if i == 0 else None)
         axis.set_title(name)
         axis.set_xlabel("step")
         axis.grid(alpha=0.3)

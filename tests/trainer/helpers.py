@@ -1,11 +1,16 @@
-"""Builders shared by the trainer tests: job configs over the builtin tiny model, data files."""
+"""Builders shared by the trainer tests: job configs over the builtin tiny model, data files,
+and the two ways a test stops a trainer (a signal, as the kubelet sends; a kill)."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 from pathlib import Path
 from typing import Any
+
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from kubetune.api.loading import parse_finetunejob
 from kubetune.api.trainer_config import TrainerConfig
@@ -82,3 +87,23 @@ def free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+class SignalAt(TrainerCallback):
+    """Sends this process ``signum`` once at the end of ``step``, as the kubelet sends
+    SIGTERM on preemption (or a user presses Ctrl-C). The preemption callback has looked
+    at that step end already, so training stops after the next step."""
+
+    def __init__(self, step: int, signum: int = signal.SIGTERM) -> None:
+        self.step = step
+        self.signum = signum
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any
+    ) -> None:
+        if state.global_step == self.step:
+            os.kill(os.getpid(), self.signum)
+
+
+class Killed(BaseException):
+    """Stands in for SIGKILL: nothing after it runs, no handler catches it."""

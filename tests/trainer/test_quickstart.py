@@ -41,5 +41,5 @@ def test_quickstart_eval_loss_drops_within_a_few_dozen_steps(tmp_path: Path) -> 
     assert len(evals) == 3  # before training, at step 12, at step 24
     assert evals[0] > evals[1] > evals[2]
     assert evals[2] < evals[0] - 1.5, evals
-    text = format_summary(summary)
+    text = format_summary(summary, QUICKSTART)
     assert "initialEvalLoss" in text and f"file://{tmp_path / 'out'}" in text

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from kubetune.render.trainer_config import trainer_config_json
 from kubetune_trainer import exit_codes
@@ -21,7 +20,7 @@ from kubetune_trainer.__main__ import main
 from kubetune_trainer.builtin import materialize
 from kubetune_trainer.checkpoints import MARKER
 from kubetune_trainer.run import RunOptions, execute, train
-from tests.trainer.helpers import CHAT_ROWS, free_port, make_config
+from tests.trainer.helpers import CHAT_ROWS, SignalAt, free_port, make_config
 
 pytestmark = pytest.mark.trainer
 
@@ -123,44 +122,73 @@ def test_metrics_endpoint_serves_training_progress(tmp_path: Path) -> None:
     assert values["kubetune_trainer_learning_rate"] > 0
 
 
-class SigtermAt(TrainerCallback):
-    """Sends this process SIGTERM once, as the kubelet does on preemption."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any
-    ) -> None:
-        if state.global_step == self.step:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-
-def test_sigterm_saves_a_checkpoint_and_the_next_run_resumes(tmp_path: Path) -> None:
-    # Many steps, so training is still running when the delayed checkpoint request lands.
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_saves_a_checkpoint_and_the_next_run_resumes(
+    tmp_path: Path, signum: int
+) -> None:
+    """SIGTERM (the kubelet) and SIGINT (Ctrl-C in ``kubetune run``) stop alike."""
     config = make_config(tmp_path, training={"maxSteps": 100_000})
     interrupted = train(
-        config, RunOptions(work_dir=tmp_path / "work1", print_logs=False, callbacks=[SigtermAt(1)])
+        config,
+        RunOptions(work_dir=tmp_path / "work1", print_logs=False, callbacks=[SignalAt(1, signum)]),
     )
     assert (interrupted.outcome, interrupted.exitCode) == ("Interrupted", exit_codes.INTERRUPTED)
+    assert f"stopped by {signal.Signals(signum).name} at step 2 of 100000" in interrupted.message
     [checkpoint] = interrupted.checkpoints
-    # Saved at the step boundary: the step done, or the one before when the request landed
-    # between backward and optimizer step (that step is then redone on resume).
-    step = checkpoint["step"]
-    assert 1 <= step <= interrupted.step < 100_000
-    remote = tmp_path / "out" / "checkpoints" / f"step-{step}"
+    # The signal came after the preemption callback had looked at step 1: saved after step 2.
+    assert checkpoint["step"] == interrupted.step == 2
+    remote = tmp_path / "out" / "checkpoints" / "step-2"
     assert checkpoint["uri"] == f"file://{remote}" and (remote / MARKER).is_file()
     assert not (tmp_path / "out" / "manifest.json").exists()
 
     resumed = train(
-        make_config(tmp_path, training={"maxSteps": step + 2}),
+        make_config(tmp_path, training={"maxSteps": 4}),
         RunOptions(work_dir=tmp_path / "work2", print_logs=False),
     )
-    assert (resumed.outcome, resumed.step) == ("Succeeded", step + 2)
-    logged = [
-        json.loads(line) for line in (tmp_path / "work2" / "metrics.jsonl").read_text().splitlines()
-    ]
-    assert [r["step"] for r in logged if "loss" in r] == [step + 1, step + 2]
+    assert (resumed.outcome, resumed.step, resumed.resumes) == ("Succeeded", 4, 1)
+    logged = [json.loads(line) for line in (tmp_path / "out" / "metrics.jsonl").open()]
+    assert [r["step"] for r in logged if "loss" in r] == [1, 2, 3, 4]  # the whole run
+    assert [(r["step"], r["resumes"]) for r in logged if "resumes" in r] == [(2, 1)]
+
+
+def test_a_stop_signal_outside_the_training_loop_stops_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before training there is nothing to save, while publishing nothing worth waiting
+    for (the manifest comes last): exit 5 at once, and the next run resumes."""
+    from kubetune_trainer import adapters, artifacts
+
+    load = adapters.load
+
+    def load_then_sigterm(*args: Any, **kwargs: Any) -> Any:
+        loaded = load(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)  # while the run loads the model
+        return loaded
+
+    monkeypatch.setattr(adapters, "load", load_then_sigterm)
+    config = make_config(tmp_path, training={"maxSteps": 2})
+    before = execute(lambda: config, RunOptions(work_dir=tmp_path / "work1", print_logs=False))
+    assert (before.outcome, before.exitCode, before.step) == ("Interrupted", 5, 0)
+    assert before.message.startswith("stopped by SIGTERM outside the training loop;")
+    assert not (tmp_path / "out" / "checkpoints").exists()
+    monkeypatch.undo()
+
+    save_final = artifacts.save_final
+
+    def save_then_sigint(*args: Any, **kwargs: Any) -> None:
+        save_final(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the result is published
+
+    monkeypatch.setattr(artifacts, "save_final", save_then_sigint)
+    after = execute(lambda: config, RunOptions(work_dir=tmp_path / "work2", print_logs=False))
+    assert (after.outcome, after.exitCode) == ("Interrupted", 5)
+    assert after.message.startswith("stopped by SIGINT outside the training loop;")
+    assert not (tmp_path / "out" / "manifest.json").exists()
+    monkeypatch.undo()
+
+    published = execute(lambda: config, RunOptions(work_dir=tmp_path / "work3", print_logs=False))
+    assert (published.outcome, published.step, published.resumes) == ("Succeeded", 2, 1)
+    assert (tmp_path / "out" / "manifest.json").is_file()
 
 
 @pytest.mark.parametrize(

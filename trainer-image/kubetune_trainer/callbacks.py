@@ -1,8 +1,11 @@
 """Trainer telemetry: Prometheus gauges and ``metrics.jsonl``.
 
 Records are written on the main process only (``state.is_world_process_zero``), so a
-multi-GPU job writes one metrics file. Checkpoint upload is in :mod:`.uploads`, SIGTERM
-handling in :mod:`.preemption`.
+multi-GPU job writes one metrics file. Records logged during training carry
+``training_seconds``, the time spent in ``Trainer.train`` over all attempts of the run
+(counting on from the last value in the file, which a resume restores; see
+:mod:`.history`). Checkpoint upload is in :mod:`.uploads`, signal handling in
+:mod:`.preemption`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from kubetune_trainer.history import TRAINING_SECONDS, read
 from kubetune_trainer.metrics import TrainerMetrics
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,8 @@ class TelemetryCallback(TrainerCallback):
         # (time, step, tokens seen) at the previous log; tokens unknown until the first log,
         # since a resumed run's token counter does not start at zero.
         self._mark: tuple[float, int, float | None] | None = None
+        # (time training began in this process, training seconds of earlier attempts)
+        self._began: tuple[float, float] | None = None
 
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any
@@ -46,12 +52,19 @@ class TelemetryCallback(TrainerCallback):
         self.metrics.set("total_steps", state.max_steps)
         self.metrics.set("step", state.global_step)
         self._mark = (time.monotonic(), state.global_step, None)
+        before = [r[TRAINING_SECONDS] for r in read(self.jsonl) if TRAINING_SECONDS in r]
+        self._began = (self._mark[0], float(before[-1]) if before else 0.0)
 
     def on_step_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any
     ) -> None:
         self.metrics.set("step", state.global_step)
         self.metrics.set("epoch", state.epoch or 0.0)
+
+    def on_train_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **_: Any
+    ) -> None:
+        self._began = None  # what is logged after training (a final evaluation) is not training
 
     def on_log(
         self,
@@ -83,6 +96,8 @@ class TelemetryCallback(TrainerCallback):
         self.metrics.set("step", state.global_step)
         self.metrics.set("epoch", state.epoch or 0.0)
         self._gpu_memory()
+        if self._began is not None:
+            numbers[TRAINING_SECONDS] = self._began[1] + now - self._began[0]
         self.last.update(numbers)
         record = {"step": state.global_step, "epoch": state.epoch, "time": time.time(), **numbers}
         with self.jsonl.open("a", encoding="utf-8") as out:

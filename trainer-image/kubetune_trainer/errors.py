@@ -41,3 +41,14 @@ class InfrastructureError(TrainerError):
 
     exit_code = exit_codes.RETRIABLE
     reason = "InfrastructureError"
+
+
+class StopRequested(BaseException):
+    """SIGTERM or SIGINT outside the training loop: the run stops now (:mod:`.preemption`).
+
+    A ``BaseException``, like ``KeyboardInterrupt``: the ``except Exception`` of retry
+    loops and of ``run.execute`` must not take it for a failure.
+    """
+
+    exit_code = exit_codes.INTERRUPTED
+    reason = "Interrupted"

@@ -2,7 +2,10 @@
 
 Same validation as the API server and the operator (the pydantic models), the same
 render of the trainer config (relative ``file://`` URIs resolve against the manifest's
-folder), then :func:`kubetune_trainer.run.execute` with a progress bar.
+folder), then :func:`kubetune_trainer.run.execute` with a progress bar. SIGTERM and
+Ctrl-C (SIGINT) stop it as they stop a pod (:mod:`kubetune_trainer.preemption`): a
+checkpoint at the end of the step, exit code 5, and ``kubetune run --resume FILE``
+continues.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from kubetune.api.errors import InvalidManifest
 from kubetune.api.loading import parse_finetunejob, read_documents
 from kubetune.api.trainer_config import TrainerConfig
 from kubetune.render.trainer_config import render_trainer_config
+from kubetune_trainer import exit_codes
 from kubetune_trainer.errors import InvalidConfigError
 from kubetune_trainer.run import RunOptions, execute
 from kubetune_trainer.termination import Summary
@@ -117,8 +121,9 @@ def run_manifest(
     )
 
 
-def format_summary(summary: Summary) -> str:
-    """The human summary ``kubetune run`` prints at the end."""
+def format_summary(summary: Summary, manifest: Path) -> str:
+    """The human summary ``kubetune run`` prints at the end; after a stop signal, the
+    command that continues from the checkpoint (``manifest``: the file that was run)."""
     lines = [f"{summary.outcome}: {summary.message}"]
     if summary.totalSteps:
         lines.append(f"  steps: {summary.step}/{summary.totalSteps}")
@@ -130,4 +135,6 @@ def format_summary(summary: Summary) -> str:
             lines.append(f"  {key}: {value}")
     for metric, score in (summary.evaluation.get("metrics") or {}).items():
         lines.append(f"  evaluation {metric}: base {score['base']:.4f}, tuned {score['tuned']:.4f}")
+    if summary.exitCode == exit_codes.INTERRUPTED:
+        lines.append(f"continue with: kubetune run --resume {manifest}")
     return "\n".join(lines)

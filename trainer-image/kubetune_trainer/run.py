@@ -19,22 +19,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubetune_trainer import credentials, exit_codes
-from kubetune_trainer.errors import TrainerError
+from kubetune_trainer.errors import StopRequested, TrainerError
 from kubetune_trainer.termination import Summary
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback, TrainerState
+    from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback
 
     from kubetune.api.dataset import DatasetSpec
     from kubetune.api.spec import FineTuneJobSpec
     from kubetune.api.trainer_config import TrainerConfig
     from kubetune_trainer.adapters import LoadedModel
+    from kubetune_trainer.callbacks import TelemetryCallback
     from kubetune_trainer.checkpoints import CheckpointStore
     from kubetune_trainer.data import PreparedData
     from kubetune_trainer.evaluation.examples import Example
     from kubetune_trainer.memory import BatchSize
     from kubetune_trainer.metrics import TrainerMetrics
     from kubetune_trainer.monitoring import EarlyStopping
+    from kubetune_trainer.preemption import PreemptionCallback
+    from kubetune_trainer.resume import ResumePoint
     from kubetune_trainer.uploads import CheckpointUploadCallback
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,9 @@ def execute(load_config: Callable[[], TrainerConfig], options: RunOptions) -> Su
     except TrainerError as exc:
         log.error("%s: %s", exc.reason, exc)
         return Summary("Failed", exc.reason, str(exc), exc.exit_code)
+    except StopRequested as stop:
+        log.warning("%s", stop)
+        return Summary("Interrupted", stop.reason, str(stop), stop.exit_code)
     except Exception as exc:  # a bug or an exhausted resource: report it, never hide it
         log.error("unexpected error\n%s", traceback.format_exc())
         reason, message = "InternalError", f"{type(exc).__name__}: {exc}"
@@ -131,36 +137,6 @@ def _tracking_env(spec: FineTuneJobSpec, work: Path) -> None:
             os.environ.setdefault("MLFLOW_TRACKING_URI", tracking.uri)
 
 
-#: Logged numbers reported in the summary and manifest, under their camelCase names.
-SUMMARY_METRICS = {
-    "loss": "loss",
-    "eval_loss": "evalLoss",
-    "epoch": "epoch",
-    "train_loss": "trainLoss",
-    "train_runtime": "trainRuntimeSeconds",
-    "learning_rate": "learningRate",
-    "grad_norm": "gradNorm",
-    "train_samples_per_second": "samplesPerSecond",
-    "eval_mean_token_accuracy": "evalMeanTokenAccuracy",
-    "eval_accuracy": "evalAccuracy",
-    "reward": "reward",
-    "rewards/chosen": "rewardsChosen",
-    "rewards/rejected": "rewardsRejected",
-    "eval_perplexity": "evalPerplexity",
-    "eval_f1": "evalF1",
-}
-
-
-def _final_metrics(state: TrainerState) -> dict[str, float]:
-    """The last logged value of each of :data:`SUMMARY_METRICS`."""
-    out: dict[str, float] = {}
-    for entry in state.log_history:
-        for key, value in entry.items():
-            if key in SUMMARY_METRICS and isinstance(value, int | float):
-                out[SUMMARY_METRICS[key]] = float(value)
-    return out
-
-
 @dataclass
 class _Session:
     """What the phases of a run share once the trainer is built."""
@@ -174,6 +150,8 @@ class _Session:
     trainer: Trainer
     store: CheckpointStore
     uploader: CheckpointUploadCallback
+    telemetry: TelemetryCallback
+    preemption: PreemptionCallback
     batch: BatchSize
     early_stopping: EarlyStopping | None = None
     stages: list[Any] = field(default_factory=list)
@@ -183,7 +161,7 @@ class _Session:
     started: float = field(default_factory=time.time)
 
 
-def _build(config: TrainerConfig, options: RunOptions) -> _Session:
+def _build(config: TrainerConfig, options: RunOptions, preemption: PreemptionCallback) -> _Session:
     """Model, data, adapter, callbacks and the method's TRL trainer."""
     import datasets
     import torch
@@ -196,9 +174,9 @@ def _build(config: TrainerConfig, options: RunOptions) -> _Session:
     from kubetune_trainer.data import tasks
     from kubetune_trainer.errors import InvalidConfigError
     from kubetune_trainer.evaluation import examples as evaluation
+    from kubetune_trainer.history import HistoryCallback
     from kubetune_trainer.metrics import TrainerMetrics
     from kubetune_trainer.monitoring import EarlyStopping, PerplexityCallback
-    from kubetune_trainer.preemption import PreemptionCallback
     from kubetune_trainer.sources import resolve_model
     from kubetune_trainer.uploads import CheckpointUploadCallback
 
@@ -288,7 +266,8 @@ def _build(config: TrainerConfig, options: RunOptions) -> _Session:
         callbacks=[
             *([PerplexityCallback()] if spec.method == "sft" else []),
             telemetry,
-            PreemptionCallback(),
+            preemption,
+            HistoryCallback(work / artifacts.METRICS, work / "checkpoints"),
             uploader,
             *([early_stopping] if early_stopping else []),
             *([memory.EvalBatchFollowsTraining()] if batch.probe else []),
@@ -308,6 +287,8 @@ def _build(config: TrainerConfig, options: RunOptions) -> _Session:
         trainer,
         store,
         uploader,
+        telemetry,
+        preemption,
         batch,
         early_stopping,
         stages,
@@ -315,8 +296,11 @@ def _build(config: TrainerConfig, options: RunOptions) -> _Session:
     )
 
 
-def _publish(session: _Session, metrics: dict[str, float]) -> Summary:
-    """Save the result, optionally merge, upload it with the manifest last."""
+def _publish(session: _Session, metrics: dict[str, float], resumed_at: list[int]) -> Summary:
+    """Save the result, optionally merge, upload it with the manifest last.
+
+    ``resumed_at``: the step each resume of the run started at (from its history).
+    """
     from kubetune_trainer import adapters, artifacts, reports
     from kubetune_trainer.methods import CLASSIFIER_METHODS
 
@@ -373,7 +357,7 @@ def _publish(session: _Session, metrics: dict[str, float]) -> Summary:
             files,
             parameters,
             session.started,
-            {**notes.manifest, "resumes": session.uploader.resumes},
+            {**notes.manifest, "resumes": session.uploader.resumes, "resumedAtSteps": resumed_at},
         ),
     )
     return Summary(
@@ -414,22 +398,27 @@ def _generate_only(config: TrainerConfig) -> Summary:
 
 
 def train(config: TrainerConfig, options: RunOptions) -> Summary:
-    """The run itself; raises :class:`TrainerError` for expected failures."""
-    if config.spec.selfCritique is not None and config.spec.selfCritique.generateOnly:
-        return _generate_only(config)
-    session = _build(config, options)
-    summary = _train(session, options)
-    examples = session.evaluation
-    if (
-        examples is None
-        or summary.outcome != "Succeeded"
-        or not session.trainer.is_world_process_zero()
-    ):
-        return summary
-    model_dir, work, metrics = session.model_dir, session.work, session.uploader.metrics
-    # Evaluation loads the published weights: the trainer, its model and optimizer go first.
-    del session
-    return _evaluate(config, examples, model_dir, work, metrics, summary)
+    """The run itself; raises :class:`TrainerError` for expected failures and
+    :class:`StopRequested` for a stop signal outside the training loop."""
+    from kubetune_trainer.preemption import PreemptionCallback
+
+    preemption = PreemptionCallback()
+    with preemption.handling_signals():
+        if config.spec.selfCritique is not None and config.spec.selfCritique.generateOnly:
+            return _generate_only(config)
+        session = _build(config, options, preemption)
+        summary = _train(session, options)
+        examples = session.evaluation
+        if (
+            examples is None
+            or summary.outcome != "Succeeded"
+            or not session.trainer.is_world_process_zero()
+        ):
+            return summary
+        model_dir, work, metrics = session.model_dir, session.work, session.uploader.metrics
+        # Evaluation loads the published weights: the trainer, its model and optimizer go first.
+        del session
+        return _evaluate(config, examples, model_dir, work, metrics, summary)
 
 
 def _evaluate(
@@ -454,43 +443,61 @@ def _evaluate(
     return summary
 
 
-def _train(session: _Session, options: RunOptions) -> Summary:
-    """Resume or start, train, and publish the result."""
-    from kubetune_trainer.errors import InfrastructureError
-    from kubetune_trainer.resume import resume_point
+def _start(session: _Session, options: RunOptions) -> ResumePoint:
+    """Train from the start or the newest complete checkpoint; from a checkpoint at the
+    last step, only load it (:func:`kubetune_trainer.resume.finished`)."""
+    from kubetune_trainer import artifacts, history
+    from kubetune_trainer.resume import finished, load_finished, resume_point, saved_state
 
-    trainer, has_eval = session.trainer, session.prepared.eval is not None
-    checkpoint_dir = session.work / "checkpoints"
+    trainer = session.trainer
     if not options.resume:
         session.store.clear()
-    start = resume_point(session.store, checkpoint_dir)
-    session.uploader.resumes = start.resumes
-    session.uploader.metrics.set("resumes", start.resumes)
-    initial: dict[str, float] = {}
-    if has_eval and start.folder is None:
-        before = trainer.evaluate().get("eval_loss")  # online RL methods report no loss
-        initial = {"initialEvalLoss": float(before)} if before is not None else {}
-    trainer.train(resume_from_checkpoint=str(start.folder) if start.folder else None)
-    state = trainer.state
+    start = resume_point(session.store, session.work / "checkpoints")
+    session.uploader.resumed_from(start.checkpoint, start.resumes)
+    if trainer.is_world_process_zero():  # the process that writes the history
+        history.begin(session.work / artifacts.METRICS, start.folder, start.step, start.resumes)
+    if start.folder is None:
+        if session.prepared.eval is not None:
+            trainer.evaluate()  # the history's step 0: initialEvalLoss
+        trainer.train()
+    elif finished(trainer.args, saved_state(start.folder)):
+        log.info("checkpoint %d is the last step: publishing it, no training", start.step)
+        load_finished(trainer, start.folder)
+    else:
+        trainer.train(resume_from_checkpoint=str(start.folder))
+    return start
+
+
+def _train(session: _Session, options: RunOptions) -> Summary:
+    """Resume or start, train, and publish the result."""
+    from kubetune_trainer import artifacts, history
+    from kubetune_trainer.errors import InfrastructureError
+
+    start = _start(session, options)
+    trainer, state = session.trainer, session.trainer.state
+    metrics_file = session.work / artifacts.METRICS
 
     early_stop = session.early_stopping is not None and session.early_stopping.reason
     if state.global_step < state.max_steps and not early_stop:
-        # Stopped by SIGTERM after saving; a grace period leaves no time to wait out an
+        # Stopped by a signal after saving; a grace period leaves no time to wait out an
         # outage: without the checkpoint in the store, this is an infrastructure failure.
+        stopped_by = session.preemption.signal_name
         if state.is_world_process_zero and not session.uploader.upload(state):
             raise InfrastructureError(
-                f"stopped by SIGTERM at step {state.global_step}, but the output store is "
-                "unreachable: the checkpoint was not saved"
+                f"stopped by {stopped_by} at step {state.global_step}, but the output store "
+                "is unreachable: the checkpoint was not saved"
             )
         return Summary(
             "Interrupted",
             "Interrupted",
-            f"stopped by SIGTERM at step {state.global_step} of {state.max_steps}; "
+            f"stopped by {stopped_by} at step {state.global_step} of {state.max_steps}; "
             "a checkpoint was saved and the next run resumes from it",
             exit_codes.INTERRUPTED,
             step=state.global_step,
             totalSteps=state.max_steps,
-            metrics={**initial, **_final_metrics(state)},
+            metrics=history.final_metrics(
+                history.read(metrics_file), session.telemetry.samples_per_step
+            ),
             checkpoints=[c.as_dict() for c in session.uploader.uploaded],
             resumes=start.resumes,
         )
@@ -500,8 +507,10 @@ def _train(session: _Session, options: RunOptions) -> Summary:
     # Early stopping put the best weights back: the final metrics must describe them.
     early = session.early_stopping
     restored = early is not None and early.restored_step is not None
-    if has_eval and (not evaluated or restored):
+    if session.prepared.eval is not None and (not evaluated or restored):
         trainer.evaluate()
     if state.is_world_process_zero:
         session.uploader.flush(state)  # waits out a store outage, within its bound
-    return _publish(session, {**initial, **_final_metrics(trainer.state)})
+    records = history.read(metrics_file)
+    metrics = history.final_metrics(records, session.telemetry.samples_per_step)
+    return _publish(session, metrics, history.resume_steps(records))

@@ -80,12 +80,20 @@ class CheckpointUploadCallback(TrainerCallback):
             else float(os.environ.get(OUTAGE_ENV, DEFAULT_OUTAGE_SECONDS))
         )
         self.uploaded: list[RemoteCheckpoint] = []
-        """Checkpoints this run uploaded that the store still keeps, oldest first."""
+        """Checkpoints of this run the store still keeps, oldest first: those it uploaded
+        and the one it resumed from."""
         self.resumes = 0
         """Recorded in each checkpoint's marker; set once the run knows it resumed."""
         self.down_since: float | None = None
         self.failures = 0
         self._retry_at = 0.0
+
+    def resumed_from(self, checkpoint: RemoteCheckpoint | None, resumes: int) -> None:
+        """The run starts from ``checkpoint`` (already in the store: never uploaded again,
+        even when it stays the newest local one) after ``resumes`` resumes."""
+        self.resumes = resumes
+        self.metrics.set("resumes", resumes)
+        self.uploaded = [checkpoint] if checkpoint is not None else []
 
     def pending(self) -> bool:
         """Whether the newest local checkpoint is not in the store yet."""

@@ -2,7 +2,8 @@
 
 The same validation and trainer-config render as the operator, then the trainer
 in-process with a progress bar and a final summary. Exits with the trainer's exit code
-(see ``kubetune_trainer.exit_codes``).
+(see ``kubetune_trainer.exit_codes``): 5 after SIGTERM or Ctrl-C, which save a
+checkpoint at the end of the step; ``--resume`` continues from it.
 """
 
 from __future__ import annotations
@@ -52,5 +53,5 @@ def run(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         resume=args.resume,
     )
-    print(format_summary(summary))
+    print(format_summary(summary, args.file))
     return summary.exitCode
