@@ -85,7 +85,7 @@ def test_cases_are_the_operators_own_output_for_every_state_and_failure() -> Non
         for c in o["status"]["conditions"]
         if c["type"] == "Failed" and c["status"] == "True"
     }
-    assert {"InvalidData", "DeadlineExceeded", "BackoffLimitExceeded"} <= failed
+    assert {"InvalidData", "OOMKilled", "DeadlineExceeded", "BackoffLimitExceeded"} <= failed
     for obj in captured:  # every lifecycle condition, as the operator always writes them
         kinds = {c["type"] for c in obj["status"]["conditions"]}
         assert set(LIFECYCLE_CONDITION_TYPES) <= kinds, obj["metadata"]["name"]
