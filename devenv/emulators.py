@@ -17,13 +17,12 @@ import base64
 import json
 import os
 import secrets
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 from devenv import build
-from devenv.process import LocalServer, Process, free_port, wait_for
+from devenv.process import LocalServer, free_port
 
 Log = Callable[[str], None]
 BUCKET = "kubetune"
@@ -43,22 +42,16 @@ class FakeGcsServer(LocalServer):
 
     def start(self, timeout: float = 60.0) -> FakeGcsServer:
         binary = build.build_component(build.FAKE_GCS_SERVER, log=self.log) / "fake-gcs-server"
-        started = time.monotonic()
-        self.proc = Process(
-            "fake-gcs-server",
-            [
-                str(binary),
-                "-scheme=http",
-                "-host=127.0.0.1",
-                f"-port={self.port}",
-                "-backend=memory",
-                f"-public-host=127.0.0.1:{self.port}",
-                f"-external-url={self.endpoint}",
-                "-log-level=warn",
-            ],
-            self.workdir / "fake-gcs-server.log",
-            cwd=self.workdir,
-        )
+        args = [
+            str(binary),
+            "-scheme=http",
+            "-host=127.0.0.1",
+            f"-port={self.port}",
+            "-backend=memory",
+            f"-public-host=127.0.0.1:{self.port}",
+            f"-external-url={self.endpoint}",
+            "-log-level=warn",
+        ]
 
         def bucket_created() -> bool:
             request = urllib.request.Request(
@@ -69,12 +62,10 @@ class FakeGcsServer(LocalServer):
             with urllib.request.urlopen(request, timeout=2) as r:
                 return bool(r.status == 200)
 
-        try:
-            wait_for(self.proc, bucket_created, what=f"bucket {BUCKET} is created", timeout=timeout)
-        except BaseException:
-            self.proc.stop()
-            raise
-        self.log(f"fake-gcs-server ready on {self.endpoint} in {time.monotonic() - started:.1f}s")
+        seconds = self._run_until_ready(
+            "fake-gcs-server", args, bucket_created, f"bucket {BUCKET} is created", timeout
+        )
+        self.log(f"fake-gcs-server ready on {self.endpoint} in {seconds:.1f}s")
         return self
 
     def env(self) -> dict[str, str]:
@@ -105,23 +96,16 @@ class AzuriteServer(LocalServer):
 
     def start(self, timeout: float = 60.0) -> AzuriteServer:
         binary = build.build_component(build.AZURITE, log=self.log) / "azurite-blob"
-        started = time.monotonic()
-        self.proc = Process(
-            "azurite",
-            [
-                str(binary),
-                "--blobHost=127.0.0.1",
-                f"--blobPort={self.port}",
-                f"--location={self.workdir / 'data'}",
-                f"--debug={self.workdir / 'debug.log'}",
-                # The SDK in the image may speak a newer service version than Azurite knows.
-                "--skipApiVersionCheck",
-                "--disableProductStyleUrl",
-            ],
-            self.workdir / "azurite.log",
-            env={**os.environ, "AZURITE_ACCOUNTS": f"{self.account}:{self.key}"},
-            cwd=self.workdir,
-        )
+        args = [
+            str(binary),
+            "--blobHost=127.0.0.1",
+            f"--blobPort={self.port}",
+            f"--location={self.workdir / 'data'}",
+            f"--debug={self.workdir / 'debug.log'}",
+            # The SDK in the image may speak a newer service version than Azurite knows.
+            "--skipApiVersionCheck",
+            "--disableProductStyleUrl",
+        ]
 
         def container_created() -> bool:
             from azure.storage.blob import BlobServiceClient
@@ -131,14 +115,11 @@ class AzuriteServer(LocalServer):
                 service.create_container(BUCKET)
             return True
 
-        try:
-            wait_for(
-                self.proc, container_created, what=f"container {BUCKET} exists", timeout=timeout
-            )
-        except BaseException:
-            self.proc.stop()
-            raise
-        self.log(f"Azurite ready on {self.endpoint} in {time.monotonic() - started:.1f}s")
+        env = {**os.environ, "AZURITE_ACCOUNTS": f"{self.account}:{self.key}"}
+        seconds = self._run_until_ready(
+            "azurite", args, container_created, f"container {BUCKET} exists", timeout, env
+        )
+        self.log(f"Azurite ready on {self.endpoint} in {seconds:.1f}s")
         return self
 
     def env(self) -> dict[str, str]:

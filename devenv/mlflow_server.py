@@ -9,13 +9,12 @@ runs, parameters and metrics land in a SQLite file and artifacts in a folder.
 
 from __future__ import annotations
 
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 from devenv import build
-from devenv.process import LocalServer, Process, free_port, wait_for
+from devenv.process import LocalServer, free_port
 
 Log = Callable[[str], None]
 
@@ -35,30 +34,20 @@ class MLflowServer(LocalServer):
     def start(self, timeout: float = 120.0) -> MLflowServer:
         """Build the server's environment if the cache lacks it, start, wait for /health."""
         binary = build.build_component(build.MLFLOW, log=self.log) / "mlflow"
-        started = time.monotonic()
-        self.proc = Process(
-            "mlflow",
-            [
-                str(binary),
-                "server",
-                f"--backend-store-uri=sqlite:///{self.workdir / 'mlflow.db'}",
-                f"--artifacts-destination={self.workdir / 'artifacts'}",
-                f"--host={self.host}",
-                f"--port={self.port}",
-                "--workers=1",
-            ],
-            self.workdir / "mlflow.log",
-            cwd=self.workdir,
-        )
+        args = [
+            str(binary),
+            "server",
+            f"--backend-store-uri=sqlite:///{self.workdir / 'mlflow.db'}",
+            f"--artifacts-destination={self.workdir / 'artifacts'}",
+            f"--host={self.host}",
+            f"--port={self.port}",
+            "--workers=1",
+        ]
 
         def healthy() -> bool:
             with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
                 return bool(r.status == 200)
 
-        try:
-            wait_for(self.proc, healthy, what="GET /health returns 200", timeout=timeout)
-        except BaseException:
-            self.proc.stop()
-            raise
-        self.log(f"MLflow ready on {self.url} in {time.monotonic() - started:.1f}s")
+        seconds = self._run_until_ready("mlflow", args, healthy, "GET /health returns 200", timeout)
+        self.log(f"MLflow ready on {self.url} in {seconds:.1f}s")
         return self
