@@ -10,10 +10,10 @@ to the clients explicitly: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
 ``AWS_SESSION_TOKEN``, ``AWS_ENDPOINT_URL`` (``AWS_ENDPOINT_URL_S3`` wins) and
 ``AWS_DEFAULT_REGION`` / ``AWS_REGION`` for S3; ``GOOGLE_APPLICATION_CREDENTIALS`` (the
 service-account JSON as a file) and ``STORAGE_EMULATOR_HOST`` (an emulator's address) for
-GCS; ``AZURE_STORAGE_ACCOUNT_NAME``, ``AZURE_STORAGE_ACCOUNT_KEY``, ``AZURE_STORAGE_CONNECTION_STRING``,
-``AZURE_STORAGE_SAS_TOKEN`` or a service principal (``AZURE_TENANT_ID``,
-``AZURE_CLIENT_ID``, ``AZURE_CLIENT_SECRET``) for Azure. Without any, each client falls
-back to its own chain (instance metadata, workload identity).
+GCS; ``AZURE_STORAGE_ACCOUNT_NAME``, ``AZURE_STORAGE_ACCOUNT_KEY``,
+``AZURE_STORAGE_CONNECTION_STRING``, ``AZURE_STORAGE_SAS_TOKEN`` or a service principal
+(``AZURE_TENANT_ID``, ``AZURE_CLIENT_ID``, ``AZURE_CLIENT_SECRET``) for Azure. Without any,
+each client falls back to its own chain (instance metadata, workload identity).
 
 Every remote operation is retried with exponential backoff on transient errors
 (connection resets, timeouts, throttling, 5xx); what is still failing afterwards becomes
