@@ -21,7 +21,7 @@ venv: $(VENV)/.installed  ## create the virtual environment with every extra
 quickstart: venv  ## train a LoRA adapter on CPU from examples/quickstart.yaml (no cluster, no GPU)
 	$(VENV)/bin/kubetune run examples/quickstart.yaml
 
-system: venv  ## Debian packages (prometheus, lua5.1) and the control-plane binaries (cached)
+system: venv  ## Debian packages (prometheus, podman, ...) and the test binaries and peers (cached)
 	PYTHON=$(PYTHON) bash .ci/install-system.sh
 
 images: venv system  ## build the trainer and operator images (podman, cached by input hash) for the real node

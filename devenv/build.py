@@ -16,6 +16,16 @@ module:
 * The real node's kubelet and kube-proxy come from the same Kubernetes wrapper module,
   and its pause container from ``build/pause/linux/pause.c`` in the Kubernetes module
   source, compiled statically with the C compiler (no image can be pulled).
+* The storage emulators the trainer's gs:// and az:// tests run against: fake-gcs-server
+  (a Go module, ``go install``-ed) and Azurite (an npm package, ``npm install``-ed into
+  its cache directory; Node.js must be on PATH).
+* The MLflow tracking server (PyPI ``mlflow``) in a virtual environment of its own
+  under ``src/`` (a venv cannot be moved, so the cached ``mlflow`` is a link into it): the
+  full server's dependencies must not change the trainer's tested stack.
+* Argo CD's health assessment (``argocd-health``) is a program of ours
+  (``devenv/argocd/main.go``) built against ``github.com/argoproj/argo-cd/v3``; its
+  go.mod has replace lines too, which the wrapper module copies (minus the in-repo
+  ``=> ./...`` ones), under the newer Go toolchain Argo CD asks for.
 
 Binaries land in ``${XDG_CACHE_HOME:-~/.cache}/kubetune/bin/<component>-<version>/``;
 wrapper modules and build logs live next to them (``src/``, ``logs/``). GOMODCACHE and
@@ -102,6 +112,15 @@ CONTAINERD = Component(
 )
 COREDNS = Component("coredns", versions.COREDNS_VERSION, ("coredns",))
 PAUSE = Component("pause", versions.KUBERNETES_VERSION, ("pause",))
+#: Storage emulators: Google Cloud Storage (Go) and Azure Blob Storage (Node.js).
+FAKE_GCS_SERVER = Component(
+    "fake-gcs-server", versions.FAKE_GCS_SERVER_VERSION, ("fake-gcs-server",)
+)
+AZURITE = Component("azurite", versions.AZURITE_VERSION, ("azurite-blob",))
+#: The MLflow tracking server the trainer's mlflow tests report to.
+MLFLOW = Component("mlflow", versions.MLFLOW_VERSION, ("mlflow",))
+#: Argo CD's own health evaluation of resources (tests of the chart's health check).
+ARGOCD_HEALTH = Component("argocd-health", versions.ARGOCD_VERSION, ("argocd-health",))
 COMPONENTS: tuple[Component, ...] = (
     KUBERNETES,
     ETCD,
@@ -111,6 +130,10 @@ COMPONENTS: tuple[Component, ...] = (
     CONTAINERD,
     COREDNS,
     PAUSE,
+    FAKE_GCS_SERVER,
+    AZURITE,
+    MLFLOW,
+    ARGOCD_HEALTH,
 )
 
 
@@ -237,13 +260,22 @@ def _run(
     return proc.stdout
 
 
-def _download_gomod(module: str, version: str, *, cwd: Path, logfile: Path, log: Log) -> str:
+def _download_gomod(
+    module: str,
+    version: str,
+    *,
+    cwd: Path,
+    logfile: Path,
+    log: Log,
+    env: dict[str, str] | None = None,
+) -> str:
     """Return the text of ``module@version``'s go.mod, fetched through the module proxy."""
     out = _run(
         [_go(), "mod", "download", "-json", f"{module}@{version}"],
         cwd=cwd,
         logfile=logfile,
         log=log,
+        env=env,
     )
     info = json.loads(out)
     if "Error" in info:
@@ -449,6 +481,87 @@ def _build_pause(c: Component, out: Path, src: Path, logfile: Path, log: Log) ->
     )
 
 
+def _build_fake_gcs_server(c: Component, out: Path, src: Path, logfile: Path, log: Log) -> None:
+    _go_install(c, out, src, logfile, log, ["github.com/fsouza/fake-gcs-server"], "-s -w")
+
+
+def _build_azurite(c: Component, out: Path, src: Path, logfile: Path, log: Log) -> None:
+    """``npm install`` into the component's own directory; the binary is npm's link."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise BuildError("npm (Node.js) is needed for Azurite: apt-get install nodejs npm")
+    _run(
+        [npm, "install", "--no-audit", "--no-fund", "--prefix", str(out), f"azurite@{c.version}"],
+        cwd=src,
+        logfile=logfile,
+        log=log,
+    )
+    # Relative, so that the link survives the rename of the build directory into place.
+    (out / "azurite-blob").symlink_to(Path("node_modules") / ".bin" / "azurite-blob")
+
+
+def _build_mlflow(c: Component, out: Path, src: Path, logfile: Path, log: Log) -> None:
+    venv = src / "venv"
+    shutil.rmtree(venv, ignore_errors=True)
+    _run([sys.executable, "-m", "venv", str(venv)], cwd=src, logfile=logfile, log=log)
+    pip = [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check"]
+    _run([*pip, f"mlflow=={c.version}"], cwd=src, logfile=logfile, log=log)
+    (out / "mlflow").symlink_to(venv / "bin" / "mlflow")
+
+
+ARGOCD_MODULE = "github.com/argoproj/argo-cd/v3"
+#: The wrapper program's source, next to this module.
+ARGOCD_HEALTH_SOURCE = Path(__file__).resolve().parent / "argocd" / "main.go"
+
+
+def argocd_wrapper_gomod(argocd_gomod: str, version: str) -> str:
+    """Return the go.mod of the wrapper module around ``argo-cd/v3@version``.
+
+    Replace directives only apply in the main module, so Argo CD's own (pinned
+    Kubernetes libraries, old protobuf) are copied into ours; the ones pointing into its
+    repository (``=> ./gitops-engine``) are dropped, and that module then resolves at
+    the same published version.
+    """
+    replaces: list[str] = []
+    in_block = False
+    for raw in argocd_gomod.splitlines():
+        line = raw.split("//", 1)[0].strip()
+        if in_block:
+            if line == ")":
+                in_block = False
+            elif "=>" in line:
+                replaces.append(line)
+        elif line == "replace (":
+            in_block = True
+        elif line.startswith("replace ") and "=>" in line:
+            replaces.append(line.removeprefix("replace ").strip())
+    kept = [r for r in replaces if not r.split("=>", 1)[1].strip().startswith("./")]
+    if not kept:
+        raise BuildError(f"no replace lines found in {ARGOCD_MODULE}@{version} go.mod")
+    body = "\n".join(f"\t{r}" for r in kept)
+    return (
+        "module kubetune.local/argocd-health\n\ngo 1.27.0\n\n"
+        f"require {ARGOCD_MODULE} {version}\n\nreplace (\n{body}\n)\n"
+    )
+
+
+def _build_argocd_health(c: Component, out: Path, src: Path, logfile: Path, log: Log) -> None:
+    toolchain = {"GOTOOLCHAIN": versions.ARGOCD_GO_TOOLCHAIN}
+    gomod = _download_gomod(
+        ARGOCD_MODULE, c.version, cwd=src, logfile=logfile, log=log, env=toolchain
+    )
+    (src / "go.mod").write_text(argocd_wrapper_gomod(gomod, c.version))
+    shutil.copyfile(ARGOCD_HEALTH_SOURCE, src / "main.go")
+    _run([_go(), "mod", "tidy"], cwd=src, logfile=logfile, log=log, env=toolchain)
+    _run(
+        [_go(), "build", "-ldflags", "-s -w", "-o", str(out / "argocd-health"), "."],
+        cwd=src,
+        logfile=logfile,
+        log=log,
+        env=toolchain,
+    )
+
+
 _RECIPES: dict[str, Callable[[Component, Path, Path, Path, Log], None]] = {
     "kubernetes": _build_kubernetes,
     "kubernetes-node": _build_kubernetes,
@@ -458,6 +571,10 @@ _RECIPES: dict[str, Callable[[Component, Path, Path, Path, Log], None]] = {
     "containerd": _build_containerd,
     "coredns": _build_coredns,
     "pause": _build_pause,
+    "fake-gcs-server": _build_fake_gcs_server,
+    "azurite": _build_azurite,
+    "mlflow": _build_mlflow,
+    "argocd-health": _build_argocd_health,
 }
 
 

@@ -203,6 +203,27 @@ class LocalServer(abc.ABC):
     def start(self, timeout: float = 60.0) -> Self:
         """Start the server and wait until it is ready."""
 
+    def _run_until_ready(
+        self,
+        name: str,
+        args: Sequence[str],
+        ready: Callable[[], object],
+        what: str,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+    ) -> float:
+        """Start ``args`` as the server's process (log ``<name>.log`` in the work
+        directory) and wait until ``ready`` holds; return the seconds that took. A
+        server that never gets ready is stopped, not left behind."""
+        started = time.monotonic()
+        self.proc = Process(name, args, self.workdir / f"{name}.log", env=env, cwd=self.workdir)
+        try:
+            wait_for(self.proc, ready, what=what, timeout=timeout)
+        except BaseException:
+            self.proc.stop()
+            raise
+        return time.monotonic() - started
+
     def __enter__(self) -> Self:
         return self.start()
 

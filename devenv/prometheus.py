@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +78,16 @@ class PrometheusServer(LocalServer):
         metrics_path: str = "/metrics",
         scrape_interval: str = "1s",
         job: str = "target",
+        scrape_configs: Sequence[Mapping[str, Any]] = (),
+        rule_files: Sequence[Path] = (),
         workdir: Path | None = None,
         log: Log | None = None,
     ) -> None:
+        """Scrapes ``targets`` as job ``job``, plus any further ``scrape_configs`` (e.g.
+        Kubernetes service discovery); loads and evaluates ``rule_files``."""
         self.targets = list(targets)
+        self.scrape_configs = [dict(c) for c in scrape_configs]
+        self.rule_files = list(rule_files)
         self.metrics_path = metrics_path
         self.scrape_interval = scrape_interval
         self.job = job
@@ -97,12 +103,20 @@ class PrometheusServer(LocalServer):
                 "scrape_interval": self.scrape_interval,
                 "evaluation_interval": self.scrape_interval,
             },
+            "rule_files": [str(f) for f in self.rule_files],
             "scrape_configs": [
-                {
-                    "job_name": self.job,
-                    "metrics_path": self.metrics_path,
-                    "static_configs": [{"targets": self.targets}],
-                }
+                *(
+                    [
+                        {
+                            "job_name": self.job,
+                            "metrics_path": self.metrics_path,
+                            "static_configs": [{"targets": self.targets}],
+                        }
+                    ]
+                    if self.targets
+                    else []
+                ),
+                *self.scrape_configs,
             ],
         }
         cfg = self.workdir / "prometheus.yml"

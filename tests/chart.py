@@ -81,6 +81,12 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "metrics": {"port": 9200, "service": {"annotations": {"example.com/scrape": "yes"}}},
         "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
         "podMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+        "prometheusRule": {
+            "enabled": True,
+            "labels": {"release": "prometheus"},
+            "alertLabels": {"team": "ml-platform"},
+            "stalledFor": "2h",
+        },
         "dashboard": {"enabled": True, "annotations": {"grafana_folder": "ML"}},
         "networkPolicy": {
             "enabled": True,

@@ -2,7 +2,9 @@
 
 Nothing starts unless a test asks for a fixture: ``control_plane``/``kube``/``kubectl``/
 ``namespace`` (tests/plugins/cluster.py), ``s3`` (tests/plugins/s3.py), ``promtool``/
-``prometheus_server`` (tests/plugins/prometheus.py), ``real_node`` (tests/plugins/node.py).
+``prometheus_server`` (tests/plugins/prometheus.py), ``real_node`` (tests/plugins/node.py),
+``gcs``/``azurite`` (tests/plugins/stores.py), ``mlflow_server`` (tests/plugins/tracking.py),
+``kueue``/``kueue_namespace`` (tests/plugins/kueue.py).
 """
 
 pytest_plugins = [
@@ -10,4 +12,7 @@ pytest_plugins = [
     "tests.plugins.node",
     "tests.plugins.s3",
     "tests.plugins.prometheus",
+    "tests.plugins.stores",
+    "tests.plugins.tracking",
+    "tests.plugins.kueue",
 ]

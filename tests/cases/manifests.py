@@ -67,6 +67,12 @@ class InvalidCase:
 
 INVALID_CASES: tuple[InvalidCase, ...] = (
     InvalidCase("unknown-method", {"method": "ppo"}, "spec.method", "sft"),
+    InvalidCase(
+        "tracking-credentials-in-uri",
+        {"tracking": {"backend": "mlflow", "uri": "https://ml:s3cret@mlflow.example.com"}},
+        "spec.tracking.uri",
+        "tracking.credentialsSecret",
+    ),
     InvalidCase("missing-model", {"model": DELETE}, "spec.model", "required"),
     InvalidCase("missing-output", {"output": DELETE}, "spec.output", "required"),
     InvalidCase("bad-model-scheme", {"model": {"uri": "ftp://x/y"}}, "spec.model.uri", "hf://"),
@@ -499,6 +505,14 @@ VALID_SPEC_PATCHES: dict[str, dict[str, Any]] = {
     "merge-lora": {"output": {"merge": True}},
     "env-from-secret": {
         "env": [{"name": "WANDB_API_KEY", "valueFrom": {"secretKeyRef": {"name": "w", "key": "k"}}}]
+    },
+    "tracking-mlflow-with-secret": {
+        "tracking": {
+            "backend": "mlflow",
+            "uri": "https://mlflow.example.com:5000",
+            "project": "llama",
+            "credentialsSecret": "mlflow-login",
+        }
     },
     "toleration-exists": {"scheduling": {"tolerations": [{"key": "spot", "operator": "Exists"}]}},
     "multitask": {

@@ -53,12 +53,14 @@ def _load(paths: list[Path]) -> list[dict[str, Any]]:
 
 
 def monitoring_crds() -> list[dict[str, Any]]:
-    """The ServiceMonitor and PodMonitor CRDs of the pinned Prometheus Operator."""
+    """The ServiceMonitor, PodMonitor and PrometheusRule CRDs of the pinned Prometheus
+    Operator (what the chart's optional monitoring resources need)."""
     crds = module_dir(*PROMETHEUS_OPERATOR) / "example" / "prometheus-operator-crd"
     return _load(
         [
             crds / "monitoring.coreos.com_servicemonitors.yaml",
             crds / "monitoring.coreos.com_podmonitors.yaml",
+            crds / "monitoring.coreos.com_prometheusrules.yaml",
         ]
     )
 

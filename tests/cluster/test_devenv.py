@@ -42,6 +42,36 @@ def test_wrapper_module_replaces_every_staging_module() -> None:
     ]
 
 
+ARGOCD_GOMOD_EXCERPT = """\
+module github.com/argoproj/argo-cd/v3
+
+go 1.27.0
+
+replace (
+\tgithub.com/golang/protobuf => github.com/golang/protobuf v1.5.4
+
+\t// Avoid CVE-2022-3064
+\tgopkg.in/yaml.v2 => gopkg.in/yaml.v2 v2.4.0
+\tk8s.io/api => k8s.io/api v0.37.0
+)
+
+replace github.com/argoproj/argo-cd/gitops-engine/v3 => ./gitops-engine
+"""
+
+
+def test_argocd_wrapper_copies_the_replace_lines_but_the_in_repo_ones() -> None:
+    gomod = build.argocd_wrapper_gomod(ARGOCD_GOMOD_EXCERPT, "v3.6.1")
+    assert "require github.com/argoproj/argo-cd/v3 v3.6.1" in gomod
+    assert "go 1.27.0" in gomod
+    body = gomod.split("replace (\n", 1)[1].split("\n)", 1)[0]
+    assert [line.strip() for line in body.splitlines()] == [
+        "github.com/golang/protobuf => github.com/golang/protobuf v1.5.4",
+        "gopkg.in/yaml.v2 => gopkg.in/yaml.v2 v2.4.0",
+        "k8s.io/api => k8s.io/api v0.37.0",
+    ]
+    assert "./gitops-engine" not in gomod
+
+
 def test_staging_version_follows_the_release() -> None:
     assert versions.staging_version("v1.36.3") == "v0.36.3"
     with pytest.raises(ValueError):

@@ -1,16 +1,19 @@
-"""Kueue in the test control plane: GPU quota admits one 8-GPU FineTuneJob at a time.
+"""Kueue in the test control plane: flavors place jobs, quota queues them.
 
 Kueue v0.17.0 is built from the Go module proxy (tests/cluster/external.py) and runs as
-a local process with the admin kubeconfig; its CRDs come from the same module. A
-ClusterQueue with 8 ``nvidia.com/gpu`` and a LocalQueue back two FineTuneJobs of 8 GPUs
-each: the operator creates both Jobs suspended with the queue label, Kueue admits one
-(it runs; KWOK keeps its pod Running) while the other stays Queued with Kueue's reason
-in its condition, and the second runs once the first finished.
+a local process with the admin kubeconfig (tests/plugins/kueue.py); its CRDs come from
+the same module. Two ResourceFlavors carry the fake nodes' GPU products as nodeLabels (an
+H100 and an A100 flavor, 8 GPUs of each in one ClusterQueue); of three 8-GPU
+FineTuneJobs, Kueue admits one per flavor, whose pods then select and run on that
+flavor's nodes (KWOK keeps them Running), and the third stays Queued with Kueue's own
+explanation in its status until a running job finished. A preemption by a
+higher-priority workload, with a real trainer that checkpoints and resumes, is in
+tests/e2e/test_kueue.py.
 """
 
 from __future__ import annotations
 
-import json
+import os
 import secrets
 import sys
 from collections.abc import Iterator
@@ -19,90 +22,11 @@ from typing import Any
 
 import pytest
 
-from devenv.certs import CertificateAuthority
-from devenv.cluster import TEST_PHASE_ANNOTATION, ControlPlane
-from devenv.process import Process, free_port, poll, wait_for
+from devenv.cluster import GPU_PRODUCT_LABEL, TEST_PHASE_ANNOTATION, ControlPlane
+from devenv.process import Process, poll
+from tests import argocd_health
 from tests.cases.manifests import valid_manifest
-from tests.chart import crd_documents
-from tests.cluster import external
-
-
-def _apply(control_plane: ControlPlane, docs: list[dict[str, Any]]) -> None:
-    control_plane.kubectl(
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "-f",
-        "-",
-        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}),
-    )
-
-
-@pytest.fixture(scope="module")
-def kueue(
-    control_plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Process]:
-    binary = external.kueue_binary()
-    crds = external.kueue_crds() + crd_documents()
-    _apply(control_plane, crds)
-    control_plane.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        *[f"crd/{c['metadata']['name']}" for c in crds],
-    )
-    if control_plane.kubectl("get", "namespace", "kueue-system", check=False).returncode:
-        control_plane.kubectl("create", "namespace", "kueue-system")
-    workdir = tmp_path_factory.mktemp("kueue")
-    ca = CertificateAuthority(workdir / "pki")
-    serving = ca.issue("serving", "kueue", dns_names=("localhost",), ips=("127.0.0.1",))
-    for directory in (workdir / "webhook-certs", external.KUEUE_METRICS_CERT_DIR):
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "tls.crt").write_bytes(serving.cert.read_bytes())
-        (directory / "tls.key").write_bytes(serving.key.read_bytes())
-    health, webhook = free_port(), free_port()
-    config = external.kueue_config(workdir, webhook_port=webhook, health_port=health)
-    proc = Process(
-        "kueue",
-        [
-            str(binary),
-            f"--config={config}",
-            f"--kubeconfig={control_plane.kubeconfig}",
-            # The on-demand visibility API server wants certificates
-            # under /visibility; the test reads Workload status instead.
-            "--feature-gates=VisibilityOnDemand=false",
-        ],
-        workdir / "kueue.log",
-    )
-
-    def ready() -> bool:
-        import urllib.request
-
-        with urllib.request.urlopen(f"http://127.0.0.1:{health}/readyz", timeout=2) as r:
-            return bool(r.status == 200)
-
-    webhooks = external.kueue_webhooks(webhook, ca.cert.read_bytes())
-    try:
-        wait_for(proc, ready, what="kueue /readyz", timeout=90)
-        _apply(control_plane, webhooks)
-        yield proc
-    finally:
-        for hook_config in webhooks:  # fail-closed webhooks must not outlive their server
-            control_plane.kubectl(
-                "delete",
-                hook_config["kind"],
-                hook_config["metadata"]["name"],
-                "--ignore-not-found",
-            )
-        proc.stop()
-
-
-@pytest.fixture
-def queue_namespace(namespace: str, control_plane: ControlPlane) -> str:
-    """The test namespace, opted into Kueue's Job webhooks."""
-    labels = [f"{k}={v}" for k, v in external.KUEUE_TEST_NAMESPACE_LABEL.items()]
-    control_plane.kubectl("label", "namespace", namespace, *labels)
-    return namespace
+from tests.plugins.kueue import Apply
 
 
 @pytest.fixture
@@ -124,6 +48,8 @@ def operator(control_plane: ControlPlane, namespace: str, tmp_path: Path) -> Ite
             "KUBECONFIG": str(control_plane.kubeconfig),
             "HOME": str(tmp_path),
             "PATH": "/usr/bin:/bin",
+            # A worktree's sources run instead of the installed ones (as the suite's own).
+            "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
         },
     )
     try:
@@ -155,60 +81,78 @@ def _kueue_reason(
     return None
 
 
-def test_gpu_quota_admits_one_job_and_queues_the_other(
+#: The fake nodes' GPU products (devenv.cluster.DEFAULT_NODES): one flavor each.
+FLAVORS = {"h100": "NVIDIA-H100-80GB-HBM3", "a100": "NVIDIA-A100-SXM4-40GB"}
+
+
+def _queues(namespace: str, suffix: str) -> list[dict[str, Any]]:
+    """An H100 and an A100 ResourceFlavor (nodeLabels: the GPU product), a ClusterQueue
+    with 8 GPUs of each, and the LocalQueue ``gpu-team``."""
+    flavors = [
+        {
+            "apiVersion": "kueue.x-k8s.io/v1beta2",
+            "kind": "ResourceFlavor",
+            "metadata": {"name": f"{name}-{suffix}"},
+            "spec": {"nodeLabels": {GPU_PRODUCT_LABEL: product}},
+        }
+        for name, product in FLAVORS.items()
+    ]
+    quota = [
+        {"name": "cpu", "nominalQuota": "1000"},
+        {"name": "memory", "nominalQuota": "10Ti"},
+        {"name": "nvidia.com/gpu", "nominalQuota": 8},
+    ]
+    return [
+        *flavors,
+        {
+            "apiVersion": "kueue.x-k8s.io/v1beta2",
+            "kind": "ClusterQueue",
+            "metadata": {"name": f"gpus-{suffix}"},
+            "spec": {
+                "namespaceSelector": {},
+                "resourceGroups": [
+                    {
+                        "coveredResources": ["cpu", "memory", "nvidia.com/gpu"],
+                        "flavors": [
+                            {"name": f"{name}-{suffix}", "resources": quota} for name in FLAVORS
+                        ],
+                    }
+                ],
+            },
+        },
+        {
+            "apiVersion": "kueue.x-k8s.io/v1beta2",
+            "kind": "LocalQueue",
+            "metadata": {"name": "gpu-team", "namespace": namespace},
+            "spec": {"clusterQueue": f"gpus-{suffix}"},
+        },
+    ]
+
+
+def _pods(control_plane: ControlPlane, namespace: str, name: str) -> list[dict[str, Any]]:
+    selector = f"kubetune.io/job={name}"
+    found = control_plane.request(
+        "GET", f"/api/v1/namespaces/{namespace}/pods?labelSelector={selector}"
+    )
+    return list(found["items"])
+
+
+def test_flavors_place_jobs_by_their_node_labels_and_a_third_waits_with_kueues_reason(
     kueue: Process,
-    queue_namespace: str,
+    kueue_namespace: str,
     operator: Process,
     control_plane: ControlPlane,
-    namespace: str,
+    apply: Apply,
 ) -> None:
-    flavor, cq = f"h100-{secrets.token_hex(2)}", f"gpus-{secrets.token_hex(2)}"
-    _apply(
-        control_plane,
-        [
-            {
-                "apiVersion": "kueue.x-k8s.io/v1beta2",
-                "kind": "ResourceFlavor",
-                "metadata": {"name": flavor},
-            },
-            {
-                "apiVersion": "kueue.x-k8s.io/v1beta2",
-                "kind": "ClusterQueue",
-                "metadata": {"name": cq},
-                "spec": {
-                    "namespaceSelector": {},
-                    "resourceGroups": [
-                        {
-                            "coveredResources": ["cpu", "memory", "nvidia.com/gpu"],
-                            "flavors": [
-                                {
-                                    "name": flavor,
-                                    "resources": [
-                                        {"name": "cpu", "nominalQuota": "1000"},
-                                        {"name": "memory", "nominalQuota": "10Ti"},
-                                        {"name": "nvidia.com/gpu", "nominalQuota": 8},
-                                    ],
-                                }
-                            ],
-                        }
-                    ],
-                },
-            },
-            {
-                "apiVersion": "kueue.x-k8s.io/v1beta2",
-                "kind": "LocalQueue",
-                "metadata": {"name": "gpu-team", "namespace": namespace},
-                "spec": {"clusterQueue": cq},
-            },
-        ],
-    )
-    names = ["first", "second"]
+    namespace = kueue_namespace
+    apply(_queues(namespace, secrets.token_hex(2)))
+    names = ["first", "second", "third"]
     for name in names:
         manifest = valid_manifest(name)
         manifest["metadata"]["namespace"] = namespace
-        manifest["spec"]["resources"] = {"gpus": 8}
+        manifest["spec"]["resources"] = {"gpus": 8}  # no gpuType: the flavor decides
         manifest["spec"]["scheduling"] = {"queueName": "gpu-team"}
-        _apply(control_plane, [manifest])
+        apply([manifest])
 
     def states() -> dict[str, str]:
         return {
@@ -217,8 +161,8 @@ def test_gpu_quota_admits_one_job_and_queues_the_other(
 
     try:
         poll(
-            lambda: sorted(states().values()) == ["Queued", "Running"] or None,
-            what="one job Running, one Queued",
+            lambda: sorted(states().values()) == ["Queued", "Running", "Running"] or None,
+            what="two jobs Running (one per flavor), one Queued",
             timeout=90,
             interval=0.5,
         )
@@ -229,15 +173,22 @@ def test_gpu_quota_admits_one_job_and_queues_the_other(
             f"{kueue.log_file.read_text()[-3000:]}"
         ) from e
     current = states()
-    running = next(n for n, s in current.items() if s == "Running")
-    queued = next(n for n, s in current.items() if s == "Queued")
-    queued_obj = _ftj(control_plane, namespace, queued)
-    condition = _condition(queued_obj, "Queued")
-    assert condition.get("status") == "True", queued_obj["status"]
-    assert "Kueue" in condition.get("message", ""), condition
+    running = sorted(n for n, s in current.items() if s == "Running")
+    (queued,) = (n for n, s in current.items() if s == "Queued")
+
+    # Admission injected each flavor's nodeLabels: the pods select, and run on, its nodes.
+    products = set()
+    for name in running:
+        (pod,) = _pods(control_plane, namespace, name)
+        product = pod["spec"]["nodeSelector"][GPU_PRODUCT_LABEL]
+        node = control_plane.request("GET", f"/api/v1/nodes/{pod['spec']['nodeName']}")
+        assert node["metadata"]["labels"][GPU_PRODUCT_LABEL] == product
+        products.add(product)
+    assert products == set(FLAVORS.values()), "one job per flavor"
+
+    # The third waits, and its status says why in Kueue's words, copied from the Workload.
     job = control_plane.request("GET", f"/apis/batch/v1/namespaces/{namespace}/jobs/{queued}")
     assert job["spec"]["suspend"] is True
-    # Kueue's reason is on the Workload it made for the Job: quota, not an error.
     reserved = poll(
         lambda: _kueue_reason(control_plane, namespace, job["metadata"]["uid"]),
         what="Kueue explains why the Workload waits",
@@ -245,12 +196,28 @@ def test_gpu_quota_admits_one_job_and_queues_the_other(
     )
     assert reserved["status"] == "False" and reserved["reason"] == "Pending", reserved
     assert "insufficient unused quota for nvidia.com/gpu" in reserved["message"], reserved
-
-    # Let the running job's pod finish; Kueue frees the quota and admits the other.
-    pods = control_plane.request(
-        "GET", f"/api/v1/namespaces/{namespace}/pods?labelSelector=kubetune.io/job={running}"
+    condition = poll(
+        lambda: (
+            (c := _condition(_ftj(control_plane, namespace, queued), "Queued"))
+            and c["message"].startswith("Kueue (gpu-team): ")
+            and c
+        ),
+        what="the Queued condition carries Kueue's message",
+        timeout=30,
     )
-    for pod in pods["items"]:
+    assert condition["status"] == "True" and condition["reason"] == "WaitingForAdmission"
+    assert condition["message"] == f"Kueue (gpu-team): {reserved['message']}"
+    argocd_health.check(
+        _ftj(control_plane, namespace, queued),
+        "queued-kueue",
+        "Progressing",
+        r"Queued: WaitingForAdmission: Kueue \(gpu-team\): couldn't assign flavors to pod set "
+        r"main: .*insufficient unused quota for nvidia.com/gpu.*",
+    )
+
+    # Let a running job's pod finish; Kueue frees its quota and admits the third.
+    done = running[0]
+    for pod in _pods(control_plane, namespace, done):
         control_plane.kubectl(
             "annotate",
             "pod",
@@ -261,15 +228,15 @@ def test_gpu_quota_admits_one_job_and_queues_the_other(
             f"{TEST_PHASE_ANNOTATION}=Succeeded",
         )
     poll(
-        lambda: states()[running] == "Succeeded" and states()[queued] == "Running",
-        what=f"{running} Succeeded and {queued} Running",
+        lambda: states()[done] == "Succeeded" and states()[queued] == "Running",
+        what=f"{done} Succeeded and {queued} Running",
         timeout=90,
         interval=0.5,
     )
 
 
 def test_kueue_webhooks_are_live_and_accept_the_operators_jobs(
-    kueue: Process, queue_namespace: str, control_plane: ControlPlane
+    kueue: Process, kueue_namespace: str, control_plane: ControlPlane
 ) -> None:
     """The API server calls Kueue's webhooks on loopback: a Job that names a queue but
     was created unsuspended is suspended by Kueue's mutating webhook (the operator does
@@ -280,7 +247,7 @@ def test_kueue_webhooks_are_live_and_accept_the_operators_jobs(
         "kind": "Job",
         "metadata": {
             "name": "plain",
-            "namespace": queue_namespace,
+            "namespace": kueue_namespace,
             "labels": {"kueue.x-k8s.io/queue-name": "gpu-team"},
         },
         "spec": {
@@ -294,6 +261,6 @@ def test_kueue_webhooks_are_live_and_accept_the_operators_jobs(
         },
     }
     created = control_plane.request(
-        "POST", f"/apis/batch/v1/namespaces/{queue_namespace}/jobs", job
+        "POST", f"/apis/batch/v1/namespaces/{kueue_namespace}/jobs", job
     )
     assert created["spec"]["suspend"] is True

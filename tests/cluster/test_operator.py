@@ -6,6 +6,10 @@ Running`` on every pod (``--pod-annotation``), so KWOK keeps them Running until 
 ends the trainer the way a kubelet reports it: the test annotates the pod with the
 phase, exit code and termination message (the trainer's JSON summary), and KWOK writes
 them into the pod status (see :mod:`devenv.cluster`).
+
+Every state reached is also shown to Argo CD's own health evaluation
+(:func:`tests.argocd_health.check`), which must report the expected health and message
+for the object exactly as the operator wrote it.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from devenv.prometheus import check_metrics
 from kubetune.api import GROUP, PLURAL, VERSION
 from kubetune.render.labels import JOB_LABEL
 from kubetune_trainer.metrics import TrainerMetrics
+from tests import argocd_health
 from tests.cases.manifests import merge, valid_manifest
 
 pytestmark = pytest.mark.cluster
@@ -154,6 +159,10 @@ class Cluster:
             timeout=timeout,
         )
 
+    def argocd(self, name: str, case: str, health: str, message: str) -> None:
+        """Argo CD's verdict on the FineTuneJob as it is now (see the module docstring)."""
+        argocd_health.check(self.ftj(name), case, health, message)
+
     def job(self, name: str) -> dict[str, Any] | None:
         try:
             job = self.batch.read_namespaced_job(name, self.namespace)
@@ -242,10 +251,17 @@ def test_job_runs_on_a_gpu_node_and_succeeds_with_a_result(
     )
     running = cluster.wait_state("llama", "Running")
     assert running["startTime"] and running["observedGeneration"] == 1
+    cluster.argocd("llama", "running", "Progressing", "Running: training started")
 
     cluster.end_trainer(pod.metadata.name, "Succeeded", 0, SUCCESS)
     done = cluster.wait_state("llama", "Succeeded")
     assert done["result"]["adapterUri"] == "s3://models/demo/adapter"
+    cluster.argocd(
+        "llama",
+        "succeeded",
+        "Healthy",
+        "Succeeded: training finished at step 20; adapter at s3://models/demo/adapter",
+    )
     assert done["result"]["metrics"] == {"loss": 0.42, "evalLoss": 0.51}
     assert done["checkpoints"][0]["step"] == 10
     assert done["progress"]["step"] == 20 and done["completionTime"]
@@ -281,6 +297,12 @@ def test_trainer_failure_reason_reaches_failed(operator: Operator, cluster: Clus
     assert failed["reason"] == "InvalidData"
     assert "line 3" in failed["message"]
     assert status["restarts"] == 0, "exit code 3 fails the Job at once (podFailurePolicy)"
+    cluster.argocd(
+        "bad-data",
+        "failed-invalid-data",
+        "Degraded",
+        r"InvalidData: train.jsonl line 3: no 'messages' \(PodFailurePolicy: .+\)",
+    )
     poll(
         lambda: ("Warning", "InvalidData") in [(t, r) for t, r, _ in cluster.events("bad-data")],
         what="a Warning event names the trainer's reason",
@@ -301,6 +323,12 @@ def test_unschedulable_job_says_why(operator: Operator, cluster: Cluster) -> Non
     assert queued["status"] == "True"
     assert "Insufficient nvidia.com/gpu" in queued["message"]
     assert cluster.status("huge")["state"] == "Queued"
+    cluster.argocd(
+        "huge",
+        "queued-unschedulable",
+        "Progressing",
+        r"Queued: Unschedulable: 0/\d+ nodes are available: .*Insufficient nvidia.com/gpu.*",
+    )
 
 
 def test_invalid_spec_is_refused_without_children_or_retries(
@@ -313,6 +341,7 @@ def test_invalid_spec_is_refused_without_children_or_retries(
     assert (accepted["status"], accepted["reason"]) == ("False", "InvalidSpec")
     assert "spec.adapter.partial.patterns" in accepted["message"]
     assert cluster.jobs() == []
+    cluster.argocd("typo", "invalid", "Degraded", r"InvalidSpec: spec.adapter.partial.patterns: .+")
     assert (
         cluster.core.list_namespaced_config_map(cluster.namespace, label_selector=JOB_LABEL).items
         == []
@@ -343,6 +372,17 @@ def test_suspend_stops_pods_and_resume_applies_spec_changes(
     cluster.wait_state("pausable", "Suspended")
     poll(lambda: cluster.pods("pausable") == [], what="the pods are gone", timeout=TIMEOUT)
     assert cluster.job("pausable")["spec"]["suspend"] is True  # type: ignore[index]
+    poll(
+        lambda: "stopping" not in cluster.condition("pausable", "Suspended")["message"],
+        what="the status says the pods are gone",
+    )
+    cluster.argocd(
+        "pausable",
+        "suspended",
+        "Suspended",
+        "Suspended: suspended by spec.suspend; set it to false to resume from the newest "
+        "checkpoint",
+    )
 
     # edited while suspended: a training setting (config) and the image (pod template)
     cluster.patch_spec("pausable", {"training": {"learningRate": "1e-5"}, "image": "trainer:2"})
@@ -364,6 +404,12 @@ def test_kueue_job_is_created_suspended_and_left_to_kueue(
     status = cluster.wait_state("queued", "Queued")
     queued = next(c for c in status["conditions"] if c["type"] == "Queued")
     assert queued["reason"] == "WaitingForAdmission"
+    cluster.argocd(
+        "queued",
+        "queued-kueue-no-workload",
+        "Progressing",
+        r"Queued: WaitingForAdmission: waiting for Kueue to admit it \(team-a\)",
+    )
     job = cluster.job("queued")
     assert job is not None and job["spec"]["suspend"] is True
     assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
@@ -502,6 +548,17 @@ def test_progress_is_read_from_the_trainers_metrics(
         return pods[0] if pods else None
 
     pod = poll(bound, what="the pod is bound", timeout=TIMEOUT)
+    # Bound, its container not started: a step every job passes through, which the
+    # status shows once it lasts (kubetune.controller.pacing).
+    poll(
+        lambda: cluster.condition("watched", "Running")["reason"] == "Starting",
+        what="the status says the trainer is starting",
+        timeout=TIMEOUT,
+    )
+    assert cluster.status("watched")["state"] == "Pending"
+    cluster.argocd(
+        "watched", "pending-starting", "Progressing", r"Starting: 0/1 node\(s\) training"
+    )
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     cluster.core.patch_namespaced_pod_status(
         pod.metadata.name,
@@ -534,6 +591,9 @@ def test_progress_is_read_from_the_trainers_metrics(
     assert (progress["step"], progress["totalSteps"], progress["percent"]) == (50, 200, 25)
     assert progress["loss"] == 1.25 and progress["epoch"] == 0.5
     assert progress["updatedAt"]
+    cluster.argocd(
+        "watched", "running-with-progress", "Progressing", r"Running: step 50/200 \(25%\)"
+    )
 
 
 def test_interrupted_trainer_is_retried_without_counting_and_restarts_show(
@@ -561,3 +621,31 @@ def test_active_deadline_fails_the_job_with_its_reason(
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "DeadlineExceeded"
     assert status["completionTime"]
+    cluster.argocd("slow", "failed-deadline-exceeded", "Degraded", r"DeadlineExceeded: .+")
+
+
+def test_a_crash_without_a_summary_fails_with_the_jobs_reason_and_the_output(
+    operator: Operator, cluster: Cluster
+) -> None:
+    """A trainer killed before it could write its summary (a segfault, a kill -9): the
+    Job's own reason, and whatever the container left as its termination message."""
+    cluster.create("crashed", {**GPU_JOB, "backoffLimit": 0})
+    pod = cluster.running_pods("crashed")[0]
+    annotations = {
+        TEST_PHASE_ANNOTATION: "Failed",
+        TEST_EXIT_CODE_ANNOTATION: "139",
+        TEST_TERMINATION_MESSAGE_ANNOTATION: "Fatal Python error: Segmentation fault",
+    }
+    cluster.core.patch_namespaced_pod(
+        pod.metadata.name, cluster.namespace, {"metadata": {"annotations": annotations}}
+    )
+    status = cluster.wait_state("crashed", "Failed")
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "BackoffLimitExceeded"
+    assert failed["message"].endswith("last output: Fatal Python error: Segmentation fault")
+    cluster.argocd(
+        "crashed",
+        "failed-backoff-limit",
+        "Degraded",
+        r"BackoffLimitExceeded: .+; last output: Fatal Python error: Segmentation fault",
+    )

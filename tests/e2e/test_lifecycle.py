@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from tests import argocd_health
 from tests.e2e.conftest import BUCKET, E2E
 
 pytestmark = pytest.mark.e2e
@@ -81,6 +82,12 @@ def test_apply_trains_to_success_with_progress_and_the_adapter_in_s3(e2e: E2E) -
     assert container["imageID"], "the container ran from an image in containerd"
     assert "INFO kubetune_trainer: Succeeded" in e2e.pod_log(pod)
     assert conditions["Succeeded"]["status"] == "True"
+    argocd_health.check(
+        e2e.ftj("sft"),
+        "succeeded-trainer",
+        "Healthy",
+        rf"Succeeded: training finished at step 120; adapter at {output}",
+    )
 
 
 def test_evicted_pod_is_replaced_and_resumes_from_the_s3_checkpoint(e2e: E2E) -> None:
@@ -129,6 +136,7 @@ def test_bad_dataset_fails_at_once_with_the_trainers_reason(e2e: E2E) -> None:
     assert summary["message"] in failed["message"]
     assert failed["status"] == "True"
     assert ftj["status"]["restarts"] == 0
+    argocd_health.check(ftj, "failed-invalid-data-trainer", "Degraded", r"InvalidData: .+")
 
 
 def test_a_memory_limit_too_small_fails_naming_the_oom_kill_and_the_field(e2e: E2E) -> None:
@@ -145,6 +153,12 @@ def test_a_memory_limit_too_small_fails_naming_the_oom_kill_and_the_field(e2e: E
     assert (terminated["reason"], terminated["exitCode"]) == ("OOMKilled", 137)
     assert f"container trainer of pod {pod['metadata']['name']} was OOM-killed" in failed["message"]
     assert "spec.resources.memory (200Mi)" in failed["message"]
+    argocd_health.check(
+        ftj,
+        "failed-oom-killed",
+        "Degraded",
+        r"OOMKilled: container trainer of pod \S+ was OOM-killed \(exit 137\): .+",
+    )
 
 
 def test_suspend_checkpoints_and_stops_then_resume_continues(e2e: E2E) -> None:

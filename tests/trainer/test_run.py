@@ -191,23 +191,6 @@ def test_a_stop_signal_outside_the_training_loop_stops_at_once(
     assert (tmp_path / "out" / "manifest.json").is_file()
 
 
-@pytest.mark.parametrize(
-    ("override", "fragment"),
-    [
-        ({"tracking": {"backend": "wandb", "project": "p"}}, "needs the wandb package"),
-    ],
-    ids=["missing-tracking-package"],
-)
-def test_unsupported_options_are_refused_before_any_work(
-    tmp_path: Path, override: dict[str, Any], fragment: str
-) -> None:
-    config = make_config(tmp_path, **override)
-    summary = execute(lambda: config, RunOptions(work_dir=tmp_path / "work"))
-    assert (summary.exitCode, summary.reason) == (exit_codes.INVALID_INPUT, "InvalidConfig")
-    assert fragment in summary.message
-    assert not (tmp_path / "work").exists()
-
-
 def test_conversational_data_needs_a_chat_template(tmp_path: Path) -> None:
     model = tmp_path / "base-model"
     shutil.copytree(materialize("tiny-llama"), model)

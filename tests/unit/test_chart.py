@@ -243,6 +243,7 @@ def test_everything_toggled_renders_every_optional_resource(tmp_path: Path) -> N
             "ClusterKopfPeering",
             "ServiceMonitor",
             "PodMonitor",
+            "PrometheusRule",
             "ConfigMap",
             "FineTuneJobPolicy",
             "ValidatingAdmissionPolicy",

@@ -14,7 +14,7 @@ Why files and not environment variables: a variable is inherited by every child 
 it when the Secret is rotated. The storage clients get the values passed explicitly
 (:mod:`kubetune_trainer.storage`, :mod:`kubetune_trainer.sources`); only the tracking
 clients (W&B, MLflow), which read their keys from nowhere but the environment, get them
-set in the trainer's own process, never in the pod spec (:mod:`kubetune_trainer.run`).
+set in the trainer's own process, never in the pod spec (:mod:`kubetune_trainer.tracking`).
 
 A variable of the process wins over a file, as a container's ``env`` wins over
 ``envFrom``: ``kubetune run`` on a laptop, and workload identity, keep working unchanged.

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import tempfile
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kubetune_trainer import credentials, exit_codes
+from kubetune_trainer import exit_codes
 from kubetune_trainer.errors import StopRequested, TrainerError
 from kubetune_trainer.termination import Summary
 
@@ -84,15 +83,11 @@ def execute(load_config: Callable[[], TrainerConfig], options: RunOptions) -> Su
         return Summary("Failed", reason, message, exit_codes.INTERNAL_ERROR)
 
 
-#: The package each ``tracking.backend`` needs in the image.
-TRACKING_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
-
-
 def _supported_dataset(spec: FineTuneJobSpec) -> DatasetSpec | None:
     """The spec's dataset (``None`` for multitask, whose tasks carry their data, and for
     selfCritique, which generates it), after
     refusing up front what this trainer cannot do (rather than ignoring it silently)."""
-    from kubetune_trainer import methods
+    from kubetune_trainer import methods, tracking
     from kubetune_trainer.errors import InvalidConfigError
 
     generates = spec.multitask is not None or spec.selfCritique is not None
@@ -101,40 +96,8 @@ def _supported_dataset(spec: FineTuneJobSpec) -> DatasetSpec | None:
             f"method {spec.method} is not supported by this trainer; supported: "
             f"{', '.join(methods.METHODS)}"
         )
-    tracking = spec.tracking
-    package = TRACKING_PACKAGES[tracking.backend] if tracking is not None else None
-    if package is not None and importlib.util.find_spec(package) is None:
-        raise InvalidConfigError(
-            f"tracking.backend {package} needs the {package} package, which this trainer "
-            "image lacks"
-        )
+    tracking.check_installed(spec)
     return spec.dataset
-
-
-#: Credentials the tracking clients read from the environment only (no file, no option);
-#: copied from the mounted credential files into this process alone (never the pod spec).
-TRACKING_CREDENTIALS = {
-    "wandb": ("WANDB_API_KEY",),
-    "mlflow": ("MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"),
-}
-
-
-def _tracking_env(spec: FineTuneJobSpec, work: Path) -> None:
-    tracking = spec.tracking
-    if tracking is None:
-        return
-    for name in TRACKING_CREDENTIALS.get(tracking.backend, ()):
-        if name not in os.environ and (found := credentials.value(name)) is not None:
-            os.environ[name] = found
-    if tracking.backend == "tensorboard":
-        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", tracking.uri or str(work / "tensorboard"))
-    elif tracking.backend == "wandb" and tracking.project:
-        os.environ.setdefault("WANDB_PROJECT", tracking.project)
-    elif tracking.backend == "mlflow":
-        if tracking.project:
-            os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", tracking.project)
-        if tracking.uri:
-            os.environ.setdefault("MLFLOW_TRACKING_URI", tracking.uri)
 
 
 @dataclass
@@ -159,6 +122,8 @@ class _Session:
     evaluation: list[Example] | None = None
     """The prompts ``spec.evaluation`` answers after training, read and checked up front."""
     started: float = field(default_factory=time.time)
+    tensorboard_logs: Path | None = None
+    """TensorBoard's local event files, for an object-store ``tracking.uri``."""
 
 
 def _build(config: TrainerConfig, options: RunOptions, preemption: PreemptionCallback) -> _Session:
@@ -168,7 +133,7 @@ def _build(config: TrainerConfig, options: RunOptions, preemption: PreemptionCal
     from transformers import AutoTokenizer, PrinterCallback, set_seed
     from trl.data_utils import is_conversational
 
-    from kubetune_trainer import adapters, artifacts, data, memory, methods, selfcritique
+    from kubetune_trainer import adapters, artifacts, data, memory, methods, selfcritique, tracking
     from kubetune_trainer.callbacks import TelemetryCallback
     from kubetune_trainer.checkpoints import CheckpointStore
     from kubetune_trainer.data import tasks
@@ -187,7 +152,7 @@ def _build(config: TrainerConfig, options: RunOptions, preemption: PreemptionCal
         os.environ.get(WORK_DIR_ENV) or tempfile.mkdtemp(prefix="kubetune-")
     )
     work.mkdir(parents=True, exist_ok=True)
-    _tracking_env(spec, work)
+    tensorboard_logs = tracking.configure(spec, work)
     telemetry_metrics = TrainerMetrics()
     telemetry_metrics.serve(options.metrics_port)
 
@@ -293,6 +258,7 @@ def _build(config: TrainerConfig, options: RunOptions, preemption: PreemptionCal
         early_stopping,
         stages,
         examples,
+        tensorboard_logs=tensorboard_logs,
     )
 
 
@@ -470,11 +436,13 @@ def _start(session: _Session, options: RunOptions) -> ResumePoint:
 
 def _train(session: _Session, options: RunOptions) -> Summary:
     """Resume or start, train, and publish the result."""
-    from kubetune_trainer import artifacts, history
+    from kubetune_trainer import artifacts, history, tracking
     from kubetune_trainer.errors import InfrastructureError
 
     start = _start(session, options)
     trainer, state = session.trainer, session.trainer.state
+    if state.is_world_process_zero:
+        tracking.upload_logs(session.config.spec, session.tensorboard_logs)
     metrics_file = session.work / artifacts.METRICS
 
     early_stop = session.early_stopping is not None and session.early_stopping.reason

@@ -9,11 +9,11 @@ environment (:mod:`kubetune_trainer.credentials`), never from the config, and ar
 to the clients explicitly: ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
 ``AWS_SESSION_TOKEN``, ``AWS_ENDPOINT_URL`` (``AWS_ENDPOINT_URL_S3`` wins) and
 ``AWS_DEFAULT_REGION`` / ``AWS_REGION`` for S3; ``GOOGLE_APPLICATION_CREDENTIALS`` (the
-service-account JSON as a file) for GCS; ``AZURE_STORAGE_ACCOUNT_NAME``,
-``AZURE_STORAGE_ACCOUNT_KEY``, ``AZURE_STORAGE_CONNECTION_STRING``,
-``AZURE_STORAGE_SAS_TOKEN`` or a service principal (``AZURE_TENANT_ID``,
-``AZURE_CLIENT_ID``, ``AZURE_CLIENT_SECRET``) for Azure. Without any, each client falls
-back to its own chain (instance metadata, workload identity).
+service-account JSON as a file) and ``STORAGE_EMULATOR_HOST`` (an emulator's address) for
+GCS; ``AZURE_STORAGE_ACCOUNT_NAME``, ``AZURE_STORAGE_ACCOUNT_KEY``,
+``AZURE_STORAGE_CONNECTION_STRING``, ``AZURE_STORAGE_SAS_TOKEN`` or a service principal
+(``AZURE_TENANT_ID``, ``AZURE_CLIENT_ID``, ``AZURE_CLIENT_SECRET``) for Azure. Without any,
+each client falls back to its own chain (instance metadata, workload identity).
 
 Every remote operation is retried with exponential backoff on transient errors
 (connection resets, timeouts, throttling, 5xx); what is still failing afterwards becomes
@@ -120,10 +120,18 @@ def storage_options(kind: str) -> dict[str, Any]:
             options["endpoint_url"] = endpoint
         if region := credentials.first("AWS_DEFAULT_REGION", "AWS_REGION"):
             options["client_kwargs"] = {"region_name": region}
-    elif kind == "gs" and "GOOGLE_APPLICATION_CREDENTIALS" not in os.environ:
-        key_file = credentials.path("GOOGLE_APPLICATION_CREDENTIALS")
-        if key_file is not None:  # the JSON key itself, mounted as a file
-            options["token"] = str(key_file)
+    elif kind == "gs":
+        if endpoint := credentials.first("STORAGE_EMULATOR_HOST"):
+            options["endpoint_url"] = endpoint  # an emulator (fake-gcs-server)
+        # A GOOGLE_APPLICATION_CREDENTIALS variable is read by google-auth itself.
+        if "GOOGLE_APPLICATION_CREDENTIALS" not in os.environ:
+            key_file = credentials.path("GOOGLE_APPLICATION_CREDENTIALS")
+            if key_file is not None:  # the JSON key itself, mounted as a file
+                options["token"] = str(key_file)
+            elif "endpoint_url" in options:
+                # An emulator takes anyone; without this, google-auth would look for
+                # credentials on the cloud's metadata server, outside the cluster.
+                options["token"] = "anon"
     return options
 
 
@@ -134,8 +142,17 @@ def filesystem(uri: str) -> tuple[Any, str]:
     kind = scheme(uri)
     if kind not in REMOTE_SCHEMES:
         raise InvalidConfigError(f"{uri!r}: not an object-store URI (s3://, gs://, az://)")
+    options = storage_options(kind)
     try:
-        fs, path = fsspec.core.url_to_fs(uri, **storage_options(kind))
+        if kind == "gs" and "endpoint_url" in options:
+            # gcsfs's default file system asks the Storage Control gRPC API (over TLS)
+            # about every bucket's layout, which an emulator does not serve; the JSON
+            # API alone is the store's whole interface there.
+            from gcsfs.core import GCSFileSystem
+
+            fs = GCSFileSystem(**options)
+            return fs, fs._strip_protocol(uri)
+        fs, path = fsspec.core.url_to_fs(uri, **options)
     except ImportError as exc:
         raise InvalidConfigError(
             f"{uri!r} needs the {REMOTE_SCHEMES[kind]} package, which this image lacks"

@@ -136,6 +136,13 @@ if is_true(queued) then
   hs.message = "Queued: " .. describe(queued, "waiting for quota")
   return hs
 end
+-- Accepted, neither queued nor running yet: the Running condition says what happens
+-- meanwhile (Starting, Pending, or a container that cannot start, e.g. ErrImagePull).
+if is_true(accepted) and running ~= nil and (running.reason or "") ~= "" then
+  hs.status = "Progressing"
+  hs.message = describe(running, "starting")
+  return hs
+end
 
 -- No decisive condition: fall back to the summary an operator may have written alone.
 local state = status.state

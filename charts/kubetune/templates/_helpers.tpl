@@ -122,6 +122,11 @@ the kubelet mounts them; the operator never reads them.
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+# Kueue's Workload of a queued Job, for Kueue's reason in the status (read while queued;
+# harmless without Kueue).
+- apiGroups: ["kueue.x-k8s.io"]
+  resources: ["workloads"]
+  verbs: ["list"]
 {{- if and .Values.peering.enabled (not (include "kubetune.clusterWide" .)) }}
 - apiGroups: ["kopf.dev"]
   resources: ["kopfpeerings"]

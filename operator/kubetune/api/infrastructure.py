@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
@@ -161,6 +162,10 @@ class EnvVar(ApiModel):
     )
 
 
+#: A URI with a user-info part (``scheme://user:password@host``).
+_CREDENTIALS_IN_URI = r"^[A-Za-z][A-Za-z0-9+.-]*://[^/@]*@"
+
+
 class TrackingSpec(ApiModel):
     """Experiment tracking (TensorBoard, Weights & Biases, MLflow)."""
 
@@ -177,6 +182,18 @@ class TrackingSpec(ApiModel):
         default=None,
         description="Secret with the tracking credentials (e.g. a key WANDB_API_KEY), mounted "
         "into the trainer as files.",
+    )
+
+    rules = (
+        Rule(
+            field="uri",
+            message="tracking.uri must not carry credentials (user:password@host): put them "
+            "in the Secret named by tracking.credentialsSecret (MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN)",
+            check=lambda t: t.uri is None or re.match(_CREDENTIALS_IN_URI, t.uri) is None,
+            cel=f"!has(self.uri) || !self.uri.matches('{_CREDENTIALS_IN_URI}')",
+            reason="FieldValueForbidden",
+        ),
     )
 
 

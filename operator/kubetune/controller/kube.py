@@ -60,7 +60,10 @@ _PATHS = {
     "Job": "/apis/batch/v1/namespaces/{namespace}/jobs",
     "Event": "/api/v1/namespaces/{namespace}/events",
     "FineTuneJob": f"/apis/{GROUP}/{VERSION}/namespaces/{{namespace}}/{PLURAL}",
+    "Workload": "/apis/kueue.x-k8s.io/v1beta2/namespaces/{namespace}/workloads",
 }
+#: The label Kueue puts on the Workload it creates for a Job: the Job's uid.
+KUEUE_JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
 
 
 def _path(kind: str, namespace: str, name: str | None = None, subresource: str = "") -> str:
@@ -181,6 +184,18 @@ class Kube:
             "count": 1,
         }
         self._request("POST", _path("Event", namespace), event)
+
+    def workloads(self, namespace: str, job_uid: str) -> list[dict[str, Any]]:
+        """The Kueue Workloads of the Job ``job_uid``; none where Kueue (v1beta2, Kueue
+        >= 0.15) is not installed or the operator may not read them."""
+        selector = quote(f"{KUEUE_JOB_UID_LABEL}={job_uid}")
+        try:
+            found = self._request("GET", f"{_path('Workload', namespace)}?labelSelector={selector}")
+        except ApiException as error:
+            if error.status in (403, 404):
+                return []
+            raise
+        return list(found.get("items") or [])
 
     def delete_finetunejob(self, namespace: str, name: str, uid: str) -> None:
         options = {"preconditions": {"uid": uid}}

@@ -8,6 +8,10 @@ from kopf's indexes (kept current by watches). It
    and a Job that is up to date costs no API call), unless the platform policy refuses
    the spec (:mod:`kubetune.controller.policy`): then no child is made or changed;
 2. derives and publishes the status (:meth:`kubetune.controller.runtime.Runtime.publish`);
+   for a Job waiting in a Kueue queue that includes Kueue's own explanation, read from
+   its Workload (the one read a pass makes: Workloads are Kueue's objects, without our
+   labels, so no index of the operator holds them) every
+   :data:`KUEUE_RECHECK_SECONDS` while it waits;
 3. deletes the Job of a job it failed itself (a trainer container stuck past the start
    timeout: no pod is left waiting for an image that will not come), and a finished
    job whose ``ttlSecondsAfterFinished`` has passed.
@@ -35,7 +39,7 @@ from kubetune.api.policy import POLICY_REASON
 from kubetune.controller.children import JobReplaced, ensure_children, up_to_date
 from kubetune.controller.runtime import Runtime, Snapshot, now
 from kubetune.controller.status import gave_up
-from kubetune.controller.views import JobView, Key, PodView
+from kubetune.controller.views import JobView, Key, PodView, WorkloadView
 from kubetune.render.children import render_children
 
 log = logging.getLogger("kubetune.operator")
@@ -48,6 +52,9 @@ REPLACED_RETRY_SECONDS = 2.0
 #: Seconds before a status write that met a newer version is derived again (its watch
 #: event usually comes first).
 CONFLICT_RETRY_SECONDS = 1.0
+#: Seconds between reads of a queued Job's Workload (Kueue's reason changes without
+#: an event the operator sees).
+KUEUE_RECHECK_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,14 @@ def _adopt(snapshot: Snapshot) -> Callable[[dict[str, Any]], None]:
     return adopt
 
 
+def _waits_in_kueue(snapshot: Snapshot, job: JobView | None) -> bool:
+    """Whether the Job is suspended for Kueue to admit (not by the user's suspend)."""
+    spec = snapshot.job.spec if snapshot.job else None
+    if spec is None or job is None or not job.suspended or spec.suspend:
+        return False
+    return spec.scheduling is not None and bool(spec.scheduling.queueName)
+
+
 @dataclass
 class Reconciler:
     """The pass; called from worker threads, one key at a time (the work queue's rule)."""
@@ -104,7 +119,11 @@ class Reconciler:
         try:
             if self.runtime.needs_children(snapshot):
                 job = self._children(snapshot, job)
-            status, wait = self.runtime.publish(snapshot, job, self.views.pods(key))
+            in_kueue = _waits_in_kueue(snapshot, job)
+            workload = self._workload(snapshot, job) if in_kueue and job else None
+            status, wait = self.runtime.publish(snapshot, job, self.views.pods(key), workload)
+            if in_kueue:
+                wait = min(wait or KUEUE_RECHECK_SECONDS, KUEUE_RECHECK_SECONDS)
         except JobReplaced as replaced:
             log.info("%s/%s: %s", *key, replaced)
             return REPLACED_RETRY_SECONDS
@@ -124,6 +143,12 @@ class Reconciler:
             return None
         waits = [seconds for seconds in (wait, expires) if seconds is not None]
         return min(waits) if waits else None
+
+    def _workload(self, snapshot: Snapshot, job: JobView) -> WorkloadView | None:
+        """Kueue's account of the wait of the queued Job, if its Workload has one."""
+        manifests = self.runtime.kube.workloads(snapshot.key[0], job.uid)
+        views = [WorkloadView.from_manifest(w) for w in manifests]
+        return next((v for v in views if v is not None), None)
 
     def _children(self, snapshot: Snapshot, known: JobView | None) -> JobView | None:
         """Ensure the children of the current spec; the Job as it now is."""

@@ -39,7 +39,7 @@ from kubetune.controller.pacing import Pacing, WriteLog, due, only_progress
 from kubetune.controller.policy import PolicyWatch
 from kubetune.controller.progress import progress_from_samples
 from kubetune.controller.status import INVALID_SPEC, Observation, derive_status, transition
-from kubetune.controller.views import JobView, Key, PodView, parse_time
+from kubetune.controller.views import JobView, Key, PodView, WorkloadView, parse_time
 from kubetune.render.options import RenderOptions
 
 __all__ = ["Key", "Runtime", "Snapshot", "now"]
@@ -180,7 +180,11 @@ class Runtime:
         self._memory.setdefault(key, _Memory()).reading = (samples, read_at)
 
     def publish(
-        self, snapshot: Snapshot, job: JobView | None, pods: Sequence[PodView]
+        self,
+        snapshot: Snapshot,
+        job: JobView | None,
+        pods: Sequence[PodView],
+        workload: WorkloadView | None = None,
     ) -> tuple[FineTuneJobStatus, float | None]:
         """Derive the status from this observation; write it if it changed and its
         time has come. A job with no Job yet is judged by the policy too
@@ -209,6 +213,7 @@ class Runtime:
                 previous=previous,
                 now=now(),
                 start_timeout=self.start_timeout,
+                workload=workload,
             )
         )
         self._add_reading(memory, status, previous)

@@ -33,7 +33,7 @@ from kubetune.api.status import (
     State,
 )
 from kubetune.controller.summary import checkpoints_of, parse_summary, result_of
-from kubetune.controller.views import JobView, PodView
+from kubetune.controller.views import JobView, PodView, WorkloadView
 from kubetune.render.pod import CONTAINER_NAME
 from kubetune_trainer import exit_codes
 from kubetune_trainer.termination import Summary
@@ -71,6 +71,8 @@ class Observation:
     before the job fails; ``None``: wait for ever."""
     reason: str = INVALID_SPEC
     """``Accepted=False`` reason when ``spec`` is ``None``: invalid, or refused by policy."""
+    workload: WorkloadView | None = None
+    """Kueue's account of a queued Job's wait (read only while the Job is queued)."""
 
 
 @dataclass(frozen=True)
@@ -361,6 +363,21 @@ def gave_up(status: FineTuneJobStatus) -> bool:
     )
 
 
+#: Kueue's reason for a Workload waiting for quota, which is every queued job's
+#: normal state: the Queued condition keeps its own name for it.
+_KUEUE_PENDING = "Pending"
+
+
+def _kueue_wait(workload: WorkloadView | None, queue: str) -> tuple[str, str]:
+    """The Queued condition's reason and message for a Job Kueue has not admitted:
+    Kueue's own (an eviction's reason such as ``Preempted``, ``Inadmissible`` for a
+    queue that cannot admit it, the quota it lacks), copied from its Workload."""
+    if workload is None:
+        return "WaitingForAdmission", f"waiting for Kueue to admit it ({queue})"
+    reason = workload.reason if workload.reason != _KUEUE_PENDING else "WaitingForAdmission"
+    return reason or "WaitingForAdmission", f"Kueue ({queue}): {workload.message}"
+
+
 def _lifecycle(draft: _Draft, obs: Observation, spec: FineTuneJobSpec) -> None:
     job = obs.job
     pods = _own_pods(obs)
@@ -390,9 +407,8 @@ def _lifecycle(draft: _Draft, obs: Observation, spec: FineTuneJobSpec) -> None:
         draft.set("Running", "False", "Pending")
     elif job.suspended and queue:
         draft.set("Suspended", "False", "NotSuspended")
-        draft.set(
-            "Queued", "True", "WaitingForAdmission", f"waiting for Kueue to admit it ({queue})"
-        )
+        reason, message = _kueue_wait(obs.workload, queue)
+        draft.set("Queued", "True", reason, message)
         draft.set("Running", "False", "Queued", f"queued in LocalQueue {queue}")
     elif job.suspended:
         draft.set("Suspended", "False", "Resuming", "resuming the Job")

@@ -157,6 +157,32 @@ class PodView:
 
 
 @dataclass(frozen=True)
+class WorkloadView:
+    """Why Kueue has not admitted (or has evicted) a queued Job, in Kueue's words: the
+    Workload it made for the Job, reduced to the condition that explains the wait."""
+
+    reason: str
+    message: str
+    evicted: bool
+    """The Workload was admitted and then evicted (preempted, deactivated, ...)."""
+
+    @classmethod
+    def from_manifest(cls, workload: Mapping[str, Any]) -> WorkloadView | None:
+        """The explanation, or ``None`` when the Workload says nothing about a wait
+        (admitted, or not yet looked at by Kueue)."""
+        conditions = _conditions(workload.get("status") or {})
+        evicted = conditions.get("Evicted")
+        quota = conditions.get("QuotaReserved")
+        waiting = quota if quota is not None and quota.status == "False" else None
+        if evicted is not None and evicted.status == "True":
+            later = f"; {waiting.message}" if waiting and waiting.message else ""
+            return cls(evicted.reason, evicted.message + later, evicted=True)
+        if waiting is not None and (waiting.reason or waiting.message):
+            return cls(waiting.reason, waiting.message, evicted=False)
+        return None
+
+
+@dataclass(frozen=True)
 class JobView:
     """What the status derivation and the controller need from the batch/v1 Job."""
 
