@@ -226,8 +226,12 @@ class Podman:
         )
 
     def clear_leftovers(self, log_file: Path) -> None:
-        """Free what an interrupted build left: temporary files and dangling layers."""
+        """Free what builds leave: temporary files, buildah's working containers (a stage
+        copied from keeps one) and the dangling layers they held."""
         shutil.rmtree(self.tmp, ignore_errors=True)
+        working = self.run("ps", "--all", "--external", "--quiet").split()
+        if working:
+            self.run("rm", "--force", *working, log_file=log_file)
         self.run("image", "prune", "--force", log_file=log_file)
 
     def command(self, *args: str) -> list[str]:
@@ -507,6 +511,6 @@ def _build_and_import(
     # containerd holds the image now; podman's copy and its build stages (several GB for
     # the trainer) would only store it twice. The base image stays for the next build.
     podman.run("rmi", spec.ref, log_file=log_file)
-    podman.run("image", "prune", "--force", log_file=log_file)
+    podman.clear_leftovers(log_file)
     log(f"{spec.ref}: imported in {time.monotonic() - imported:.0f}s")
     return Built(spec.ref, key, built=True, seconds=time.monotonic() - started, size_bytes=size)

@@ -9,7 +9,8 @@
     the operator pod tolerates and selects the real node, reads and writes progress every
     second, and fails a job whose container waits for its image for :data:`START_TIMEOUT`
     seconds; its policy also admits the trainer image's other tags and the pause image
-    (the fault tests' bad images). Ready when the Deployment is Available, that is when
+    (the fault tests' bad images); it runs at a high priority within its memory request.
+    Ready when the Deployment is Available, that is when
     the operator container passed its readiness probe (kopf's health endpoint) in a real
     container.
 ``e2e`` (function)
@@ -78,8 +79,20 @@ RELEASE_NAMESPACE = "kubetune-system"
 OPERATOR = f"deployment/{RELEASE}"
 #: Seconds a trainer container may wait for its image before its job fails.
 START_TIMEOUT = 20
+#: The operator's PriorityClass: when the kubelet runs short of memory (the eviction
+#: test) it evicts the trainer, as on a platform that ranks its operator above jobs.
+OPERATOR_PRIORITY = {
+    "apiVersion": "scheduling.k8s.io/v1",
+    "kind": "PriorityClass",
+    "metadata": {"name": "kubetune-e2e-operator"},
+    "value": 1000000,
+    "description": "The e2e operator outranks trainer pods under node pressure.",
+}
 #: The chart's values for the end-to-end installation (everything else: defaults).
 VALUES: dict[str, Any] = {
+    "priorityClassName": OPERATOR_PRIORITY["metadata"]["name"],
+    # Within its request, so the kubelet ranks it by priority, not by usage over request.
+    "resources": {"requests": {"cpu": "100m", "memory": "512Mi"}, "limits": {"memory": "512Mi"}},
     "nodeSelector": REAL_NODE_SELECTOR,
     "tolerations": [REAL_NODE_TOLERATION],
     "trainer": {"startTimeoutSeconds": START_TIMEOUT},
@@ -113,6 +126,7 @@ def kubetune_release(
 ) -> Iterator[str]:
     crd = os.environ.get("KUBETUNE_E2E_CRD")
     install_crd(control_plane, Path(crd) if crd else None)
+    control_plane.kubectl("apply", "-f", "-", input=json.dumps(OPERATOR_PRIORITY))
     values = values_file(VALUES, tmp_path_factory.mktemp("release"))
     env = control_plane.env()
     started = time.monotonic()

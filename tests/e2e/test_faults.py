@@ -64,7 +64,9 @@ def test_a_container_that_cannot_start_fails_with_the_runtimes_reason(e2e: E2E) 
 def test_a_kubelet_eviction_for_memory_pressure_resumes_from_the_checkpoint(
     e2e: E2E, real_node: RealNode
 ) -> None:
-    manifest = e2e.manifest("pressure", maxSteps=120)
+    # Long enough (about a minute) to still be training once the restarted kubelet's
+    # eviction manager has synced its pods and acts.
+    manifest = e2e.manifest("pressure", maxSteps=600)
     manifest["spec"]["checkpoints"] = {"intervalSteps": 1000}  # only the SIGTERM checkpoint
     manifest["spec"]["backoffLimit"] = 0  # an eviction that counted would fail the job
     e2e.create(manifest)
@@ -106,5 +108,5 @@ def test_a_kubelet_eviction_for_memory_pressure_resumes_from_the_checkpoint(
 
     status = e2e.wait_state("pressure", "Succeeded", "Failed", timeout=300)["status"]
     assert status["state"] == "Succeeded", _conditions({"status": status})
-    assert status["progress"]["step"] == 120
+    assert status["progress"]["step"] == 600
     assert status["restarts"] == 1

@@ -4,10 +4,12 @@ Fixtures:
 
 ``real_node`` (package)
     a started :class:`devenv.node.RealNode` (containerd, kubelet, kube-proxy, CoreDNS)
-    with the project's images built if stale and imported into its containerd. Package
-    scope: the node runs while the tests of one package run (``tests/e2e``) and is gone
-    before the next starts, so a package that starts a whole installation of its own
-    (``tests/dev``) never meets it; the image store admits one node at a time.
+    with the project's images built if stale and imported into its containerd. Defined
+    in a plugin, its package is the root one: the node starts with the first test that
+    uses it and is shared until the session ends. The image store admits one node at a
+    time, so the packages that start a node or an installation of their own
+    (``tests/chaos``, ``tests/dev``) come before ``tests/e2e`` in path order; run them
+    before, never after, the node's users in one session.
 
 Every test that uses ``real_node`` is marked ``node`` automatically, so ``-m "not node"``
 deselects the tests that need root, the images and a real container runtime.
