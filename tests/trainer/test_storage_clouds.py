@@ -24,8 +24,7 @@ from kubetune_trainer.checkpoints import MARKER
 from kubetune_trainer.errors import InvalidConfigError
 from kubetune_trainer.run import RunOptions, train
 from kubetune_trainer.sources import resolve_model
-from tests.trainer.helpers import CHAT_ROWS, make_config, write_jsonl
-from tests.trainer.test_run import SigtermAt
+from tests.trainer.helpers import CHAT_ROWS, SignalAt, make_config, write_jsonl
 
 Store = FakeGcsServer | AzuriteServer
 
@@ -88,7 +87,7 @@ def test_a_job_reads_model_and_data_writes_checkpoints_and_adapter_and_resumes(
 
     interrupted = train(
         config(100_000),
-        RunOptions(work_dir=tmp_path / "work1", print_logs=False, callbacks=[SigtermAt(1)]),
+        RunOptions(work_dir=tmp_path / "work1", print_logs=False, callbacks=[SignalAt(1)]),
     )
     assert (interrupted.outcome, interrupted.exitCode) == ("Interrupted", exit_codes.INTERRUPTED)
     [checkpoint] = interrupted.checkpoints
@@ -103,7 +102,8 @@ def test_a_job_reads_model_and_data_writes_checkpoints_and_adapter_and_resumes(
     logged = [
         json.loads(line) for line in (tmp_path / "work2" / "metrics.jsonl").read_text().splitlines()
     ]
-    assert [r["step"] for r in logged if "loss" in r] == [step + 1, step + 2]
+    # The whole run's history: the first attempt's steps (from its checkpoint), then these.
+    assert [r["step"] for r in logged if "loss" in r] == list(range(1, step + 3))
 
     manifest_uri = resumed.result["manifestUri"]
     assert manifest_uri == f"{output}/manifest.json"
