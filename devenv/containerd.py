@@ -242,9 +242,29 @@ class Containerd:
             timeout=timeout,
         )
 
+    def _image_digests(self) -> dict[str, str]:
+        """Every image reference -> the digest of the manifest it names."""
+        rows = (line.split() for line in self.ctr("images", "ls").stdout.splitlines()[1:])
+        return {fields[0]: fields[2] for fields in rows if len(fields) >= 3}
+
     def remove_image(self, ref: str) -> None:
-        """Delete ``ref`` (if present) and let containerd collect its layers at once."""
-        self.ctr("images", "rm", "--sync", ref, check=False)
+        """Delete ``ref`` (if present) with the references by image ID (``sha256:...``) the
+        CRI adds to the same image, which would keep its layers alive; containerd collects
+        them at once."""
+        digests = self._image_digests()
+        if ref not in digests:
+            return
+        same = [other for other, digest in digests.items() if digest == digests[ref]]
+        self.ctr("images", "rm", "--sync", *same, check=False)
+
+    def remove_unnamed_images(self) -> None:
+        """Delete the CRI's image-ID references whose named image is gone (replaced by a
+        newer build before :meth:`remove_image` took them along)."""
+        digests = self._image_digests()
+        named = {digest for ref, digest in digests.items() if not ref.startswith("sha256:")}
+        stale = [ref for ref, digest in digests.items() if digest not in named]
+        if stale:
+            self.ctr("images", "rm", "--sync", *stale, check=False)
 
     def remove_containers(self) -> None:
         """Kill and remove every container left in the namespace (a crashed run's, or the

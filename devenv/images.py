@@ -453,6 +453,7 @@ def ensure_images(
             return ensure_images(temporary, images=images, log=log)
     logs = build.cache_root() / "logs" / "images"
     logs.mkdir(parents=True, exist_ok=True)
+    containerd.remove_unnamed_images()
     present = containerd.image_labels()
     _import_pause(containerd, present)
     podman: Podman | None = None
