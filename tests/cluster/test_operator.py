@@ -414,16 +414,8 @@ def test_kueue_job_is_created_suspended_and_left_to_kueue(
     assert job is not None and job["spec"]["suspend"] is True
     assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"
 
-    # Kueue admits it: the operator must not suspend it again
-    cluster.batch.patch_namespaced_job("queued", cluster.namespace, {"spec": {"suspend": False}})
-    cluster.running_pods("queued")
-    cluster.wait_state("queued", "Running")
-    cluster.patch_spec("queued", {"backoffLimit": 5})
-    poll(
-        lambda: cluster.job("queued")["spec"]["backoffLimit"] == 5,  # type: ignore[index]
-        what="the spec change is synced",
-    )
-    assert cluster.job("queued")["spec"]["suspend"] is False  # type: ignore[index]
+    # Admission itself is Kueue's: tests/cluster/test_kueue.py and tests/e2e/test_kueue.py
+    # run its controller (session-wide, so an imitation here would race it).
 
 
 def test_multi_node_is_an_indexed_job_with_a_service(operator: Operator, cluster: Cluster) -> None:

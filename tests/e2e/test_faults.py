@@ -1,9 +1,8 @@
 """Pod and node faults on the real node, and what the FineTuneJob's status says about them.
 
 Each fault is produced the way it happens in a cluster: an image that is on no registry
-the node can reach, an image whose container cannot start, the kubelet evicting the
-trainer because the node is short of memory. The status must name the cause, and the
-job must end (or resume) instead of waiting for ever.
+the node can reach, an image whose container cannot start. The status must name the
+cause, and the job must end instead of waiting for ever.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from typing import Any
 import pytest
 
 from devenv.containerd import PAUSE_IMAGE
-from devenv.node import RealNode
 from tests.e2e.conftest import E2E, START_TIMEOUT
 
 pytestmark = pytest.mark.e2e
@@ -59,54 +57,3 @@ def test_a_container_that_cannot_start_fails_with_the_runtimes_reason(e2e: E2E) 
     assert failed["reason"] == "ContainerCannotStart", failed
     assert '"python": executable file not found' in failed["message"]
     assert f"container trainer of pod {pod['metadata']['name']}" in failed["message"]
-
-
-def test_a_kubelet_eviction_for_memory_pressure_resumes_from_the_checkpoint(
-    e2e: E2E, real_node: RealNode
-) -> None:
-    # Long enough (about a minute) to still be training once the restarted kubelet's
-    # eviction manager has synced its pods and acts.
-    manifest = e2e.manifest("pressure", maxSteps=600)
-    manifest["spec"]["checkpoints"] = {"intervalSteps": 1000}  # only the SIGTERM checkpoint
-    manifest["spec"]["backoffLimit"] = 0  # an eviction that counted would fail the job
-    e2e.create(manifest)
-    e2e.wait(lambda: e2e.progress_step("pressure") >= 2, "pressure reached step 2")
-    (first,) = [p for p in e2e.pods("pressure") if p["status"]["phase"] == "Running"]
-    # A threshold above what is free now: the kubelet sees memory pressure at once and
-    # evicts the pod that uses most above its request (the trainer), with a grace period.
-    real_node.restart_kubelet(
-        {
-            "evictionSoft": {"memory.available": "1000Gi"},
-            "evictionSoftGracePeriod": {"memory.available": "0s"},
-            "evictionMaxPodGracePeriod": 30,
-            "evictionPressureTransitionPeriod": "5s",
-        }
-    )
-    try:
-
-        def evicted() -> dict[str, Any] | None:
-            pod = next(
-                (
-                    p
-                    for p in e2e.pods("pressure")
-                    if p["metadata"]["uid"] == first["metadata"]["uid"]
-                ),
-                None,
-            )
-            return pod if pod and pod["status"].get("reason") == "Evicted" else None
-
-        evicted_pod = e2e.wait(evicted, "the kubelet evicted the trainer", timeout=90)
-    finally:
-        real_node.restart_kubelet()  # the node's own thresholds again
-    assert "low on resource: memory" in evicted_pod["status"]["message"]
-    log = e2e.wait(
-        lambda: (text := e2e.pod_log(evicted_pod)) and "SIGTERM" in text and text,
-        "the evicted trainer got SIGTERM",
-        timeout=60,
-    )
-    assert "checkpoint" in log
-
-    status = e2e.wait_state("pressure", "Succeeded", "Failed", timeout=300)["status"]
-    assert status["state"] == "Succeeded", _conditions({"status": status})
-    assert status["progress"]["step"] == 600
-    assert status["restarts"] == 1
