@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import urllib3.exceptions
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -160,7 +161,12 @@ def retry(call: Callable[[], T], what: str, timeout: float = 120.0) -> T:
         except ApiException as error:
             if error.status not in (0, 500, 502, 503, 504) or time.monotonic() > deadline:
                 raise
-        except (urllib.error.URLError, ConnectionError, OSError) as error:
+        except (
+            urllib.error.URLError,
+            urllib3.exceptions.HTTPError,  # the Kubernetes client's MaxRetryError
+            ConnectionError,
+            OSError,
+        ) as error:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{what}: the API server stayed unreachable: {error}") from None
         time.sleep(0.5)
