@@ -32,11 +32,22 @@ class ComponentError(RuntimeError):
     """A component failed to start or become ready; the message has its log tail."""
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port that is free right now (the kernel picks it), so clusters coexist."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+#: Ports :func:`free_port` handed out in this process.
+_GIVEN_PORTS: set[int] = set()
+
+
+def free_port(host: str = "0.0.0.0") -> int:
+    """Return a TCP port that is free right now on every address (the kernel picks it), so
+    clusters coexist; never one handed out before in this process, because the kernel may
+    offer a just-closed port again before its first taker binds it (an API server and its
+    etcd were once given the same one)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        if port not in _GIVEN_PORTS:
+            _GIVEN_PORTS.add(port)
+            return port
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
