@@ -141,15 +141,16 @@ def platform(
         found = Platform(
             control_plane, release, policy, release_namespace, team_a, team_b, operator, log
         )
-        # The API server picks up a new policy, binding and parameters asynchronously.
-        probe = _job("probe", team_a, image=FOREIGN_IMAGE)
-        poll(
-            lambda: found.apply(probe).returncode != 0,
-            what="the admission policy refuses a foreign image",
-            timeout=60,
-            interval=1.0,
-        )
         try:
+            # The API server picks up a new policy, binding and parameters asynchronously
+            # (over a minute once on a loaded machine).
+            probe = _job("probe", team_a, image=FOREIGN_IMAGE)
+            poll(
+                lambda: found.apply(probe).returncode != 0,
+                what="the admission policy refuses a foreign image",
+                timeout=240,
+                interval=1.0,
+            )
             yield found
         finally:
             operator.stop()
