@@ -12,18 +12,19 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, rate: int) -> None:
+    """Copy one direction at ``rate`` bytes/s until either side closes or the proxy stops
+    (a peer hanging up mid-transfer is the normal end of a connection here, not an error)."""
     chunk = max(1, rate // 10)
     try:
-        while data := await reader.read(chunk):
-            writer.write(data)
-            await writer.drain()
-            await asyncio.sleep(len(data) / rate)
-    except (ConnectionError, asyncio.CancelledError):
-        pass
+        with suppress(ConnectionError, asyncio.CancelledError):
+            while data := await reader.read(chunk):
+                writer.write(data)
+                await writer.drain()
+                await asyncio.sleep(len(data) / rate)
     finally:
         writer.close()
 
