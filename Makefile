@@ -9,10 +9,12 @@ help:  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 # The images' pins constrain the dev install too, so the tests run what the images ship.
-$(VENV)/.installed: pyproject.toml trainer-image/constraints.txt deploy/operator-constraints.txt
+# Three distributions, editable: the contract, the trainer, and the operator with the CLI.
+$(VENV)/.installed: pyproject.toml contract/pyproject.toml trainer-image/pyproject.toml \
+		trainer-image/constraints.txt deploy/operator-constraints.txt
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[operator,trainer,dev]' \
+	$(PIP) install -q -e ./contract -e ./trainer-image -e '.[operator,trainer,dev]' \
 		-c trainer-image/constraints.txt -c deploy/operator-constraints.txt
 	touch $@
 
@@ -51,10 +53,11 @@ cluster: venv system  ## a control plane with fake GPU nodes until Ctrl-C (print
 bench-operator: venv system  ## operator cost per job vs a raw client: 1,000-job burst, steady arrival, progress (docs/operator-performance.md)
 	$(PYTHON) -m bench.operator_scale
 
-lint: venv  ## ruff and mypy
+lint: venv  ## ruff, mypy, and the import contracts (operator and trainer meet only in kubetune_contract)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 crd: venv  ## regenerate crds/ (and the chart's copies and admission rules) from the API models
 	$(VENV)/bin/kubetune crd > crds/finetunejob.yaml

@@ -63,8 +63,8 @@ def _spec(output: Path, prompts: int, batch_size: int, max_new_tokens: int) -> d
 
 
 def per_hundred_prompts(args: argparse.Namespace, work: Path) -> None:
-    from kubetune.api.loading import parse_finetunejob
     from kubetune.render.trainer_config import render_trainer_config
+    from kubetune_contract.api.loading import parse_finetunejob
     from kubetune_trainer.evaluation import compare, examples
     from kubetune_trainer.run import RunOptions, train
     from kubetune_trainer.sources import resolve_model

@@ -72,13 +72,13 @@ from prometheus_client import generate_latest
 from devenv import build
 from devenv.cluster import DEFAULT_NODES, TEST_PHASE_ANNOTATION, ControlPlane, FakeNode
 from devenv.process import Process, free_port, poll, wait_for
-from kubetune.api import GROUP, PLURAL, VERSION, parse_finetunejob
-from kubetune.api.status import FineTuneJobStatus
 from kubetune.controller.kube import Kube
 from kubetune.controller.status import in_transit
 from kubetune.render.children import render_children
 from kubetune.render.labels import JOB_LABEL
 from kubetune.render.options import RenderOptions
+from kubetune_contract.api import GROUP, PLURAL, VERSION, parse_finetunejob
+from kubetune_contract.api.status import FineTuneJobStatus
 from kubetune_trainer.metrics import TrainerMetrics
 
 REPO = Path(__file__).resolve().parent.parent

@@ -22,7 +22,7 @@ from pathlib import Path
 #: operator's own code, its frameworks and clients, and the standard library's parts.
 PACKAGES = (
     ("kubetune", "/kubetune/controller/"),
-    ("kubetune", "/kubetune/api/"),
+    ("kubetune", "/kubetune_contract/api/"),
     ("kubetune", "/kubetune/render/"),
     ("kubetune", "/kubetune/metrics.py"),
     ("kopf", "/kopf/"),

@@ -195,8 +195,8 @@ def plain_trl(model_dir: Path, data: Path, output: Path, setting: Setting) -> No
 
 def kubetune_config(model_dir: Path, data: Path, output: Path, setting: Setting) -> str:
     """Our side's rendered trainer config: the same model, data, LoRA and steps."""
-    from kubetune.api.loading import parse_finetunejob
     from kubetune.render.trainer_config import render_trainer_config, trainer_config_json
+    from kubetune_contract.api.loading import parse_finetunejob
 
     spec = {
         "method": "sft",

@@ -161,8 +161,8 @@ def _run(command: list[str], env: dict[str, str]) -> tuple[float, float, int, st
 
 
 def _ours(folder: Path, setting: Setting, env: dict[str, str]) -> dict[str, Any]:
-    from kubetune.api.loading import parse_finetunejob
     from kubetune.render.trainer_config import render_trainer_config, trainer_config_json
+    from kubetune_contract.api.loading import parse_finetunejob
 
     job = parse_finetunejob(
         {

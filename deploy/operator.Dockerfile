@@ -7,7 +7,8 @@
 # Build context: the repository root. Dependencies are pinned by
 # deploy/operator-constraints.txt (generated from the tested venv by deploy/pins.py).
 # Slim: no GPU stack, no trainer dependencies; only kopf, the Kubernetes client,
-# prometheus-client and the API models.
+# prometheus-client, the operator (the `kubetune` distribution) and the contract it shares
+# with the trainer (contract/); no trainer code.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
@@ -16,10 +17,10 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/kubetune
 COPY deploy/operator-constraints.txt /tmp/constraints.txt
 RUN /opt/kubetune/bin/pip install --only-binary=:all: -c /tmp/constraints.txt -r /tmp/constraints.txt
-COPY pyproject.toml README.md /src/
-COPY operator/ /src/operator/
-COPY trainer-image/kubetune_trainer/ /src/trainer-image/kubetune_trainer/
-RUN /opt/kubetune/bin/pip install --no-deps /src \
+COPY contract/ /src/contract/
+COPY pyproject.toml README.md /src/operator/
+COPY operator/ /src/operator/operator/
+RUN /opt/kubetune/bin/pip install --no-deps /src/contract /src/operator \
  && /opt/kubetune/bin/pip check \
  && /opt/kubetune/bin/kubetune operator --help > /dev/null
 

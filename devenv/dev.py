@@ -50,7 +50,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 def install_crd(cp: ControlPlane, path: Path | None = None) -> None:
     """Apply the FineTuneJob CRD generated from the API models (or the file ``path``, a
     CRD under development); wait until it is served."""
-    from kubetune.api.crd import render_crd_yaml
+    from kubetune_contract.api.crd import render_crd_yaml
 
     manifest = path.read_text() if path else render_crd_yaml()
     cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=manifest)

@@ -22,8 +22,10 @@ What this build machine needs and a user's build does not:
 
 Caching: every image has a key, the SHA-256 of its inputs: the Dockerfile, the build
 arguments, the base image's key, and every file of the build context that
-``.dockerignore`` lets through. The key is stored as the label ``kubetune.io/inputs`` on
-the image in containerd; a run whose keys all match builds nothing.
+``.dockerignore`` lets through and one of the Dockerfile's ``COPY`` lines names (so an
+operator change does not rebuild the trainer image, nor the reverse). The key is stored
+as the label ``kubetune.io/inputs`` on the image in containerd; a run whose keys all match
+builds nothing.
 
 ``python -m devenv images`` (``make images``) builds what is stale and prints each
 image's size and build time.
@@ -163,10 +165,37 @@ def _digest(chunks: Iterable[bytes]) -> str:
     return h.hexdigest()
 
 
+def copy_sources(dockerfile: str) -> list[str]:
+    """The context paths a Dockerfile's ``COPY`` instructions read (``--from`` stages and
+    options left out): a file is an input when it is one of them or lies under one."""
+    sources: list[str] = []
+    for line in dockerfile.splitlines():
+        words = line.split()
+        if not words or words[0].upper() != "COPY":
+            continue
+        if any(w.startswith("--from=") for w in words):
+            continue
+        paths = [w for w in words[1:] if not w.startswith("--")]
+        sources += [p.removeprefix("./").rstrip("/") for p in paths[:-1]]
+    return sources
+
+
+def image_files(files: Iterable[str], dockerignore: str, dockerfile: str) -> list[str]:
+    """The context files that end up in the image: let through by ``.dockerignore`` and
+    read by a ``COPY``."""
+    sources = copy_sources(dockerfile)
+    return [
+        name
+        for name in context_files(files, dockerignore)
+        if any(name == s or name.startswith(f"{s}/") for s in sources)
+    ]
+
+
 def image_key(spec: ImageSpec, base_key: str, root: Path = ROOT) -> str:
     """The SHA-256 of everything that goes into ``spec``'s image."""
     dockerignore = (root / ".dockerignore").read_text()
-    files = context_files(_repository_files(root), dockerignore)
+    dockerfile = spec.dockerfile.read_text()
+    files = image_files(_repository_files(root), dockerignore, dockerfile)
 
     def chunks() -> Iterable[bytes]:
         yield spec.dockerfile.read_bytes()

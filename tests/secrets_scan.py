@@ -18,7 +18,7 @@ from typing import Any
 from kubernetes import client
 
 from devenv.s3 import S3Server
-from kubetune.api import GROUP, PLURAL, VERSION
+from kubetune_contract.api import GROUP, PLURAL, VERSION
 
 
 def hits(texts: Mapping[str, str], secrets: Iterable[str]) -> list[str]:

@@ -22,7 +22,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from kubetune.api.status import State
+from kubetune_contract.api.status import State
 
 # ``*_created`` series double the series count and no dashboard reads them.
 disable_created_metrics()

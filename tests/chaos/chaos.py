@@ -44,8 +44,8 @@ from devenv.cluster import (
     ControlPlane,
 )
 from devenv.process import ComponentError, Process
-from kubetune.api import GROUP, PLURAL, VERSION
 from kubetune.render.labels import JOB_LABEL
+from kubetune_contract.api import GROUP, PLURAL, VERSION
 
 T = TypeVar("T")
 

@@ -24,9 +24,9 @@ import pytest
 import yaml
 
 from devenv.cluster import ControlPlane
-from kubetune.api import parse_finetunejob
 from kubetune.render.children import render_children
 from kubetune.render.options import RenderOptions
+from kubetune_contract.api import parse_finetunejob
 from tests.chart import (
     CHART,
     ROOT,

@@ -35,8 +35,8 @@ from devenv.cluster import (
 )
 from devenv.process import Process, free_port, poll, wait_for
 from devenv.prometheus import check_metrics
-from kubetune.api import GROUP, PLURAL, VERSION
 from kubetune.render.labels import JOB_LABEL
+from kubetune_contract.api import GROUP, PLURAL, VERSION
 from kubetune_trainer.metrics import TrainerMetrics
 from tests import argocd_health
 from tests.cases.manifests import merge, valid_manifest

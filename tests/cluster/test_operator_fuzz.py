@@ -22,7 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from devenv.cluster import ControlPlane
 from devenv.dev import install_crd, start_operator
 from devenv.process import poll
-from kubetune.api import GROUP, PLURAL, VERSION
+from kubetune_contract.api import GROUP, PLURAL, VERSION
 from tests.cases.strategies import patched, spec_patches
 
 pytestmark = pytest.mark.cluster

@@ -45,9 +45,9 @@ from devenv.dev import BUCKET, install_crd, s3_secret
 from devenv.node import REAL_NODE_SELECTOR, REAL_NODE_TOLERATION, RealNode
 from devenv.process import poll
 from devenv.s3 import S3Server
-from kubetune.api import GROUP, PLURAL, VERSION
 from kubetune.render.labels import JOB_LABEL
 from kubetune.render.pod import CONTAINER_NAME
+from kubetune_contract.api import GROUP, PLURAL, VERSION
 from tests.cases.jobs import quickstart_on_real_node
 from tests.chart import CHART, helm, values_file
 from tests.plugins.cluster import make_namespace

@@ -23,7 +23,7 @@ import pytest
 
 from devenv.cluster import ControlPlane
 from devenv.prometheus import PrometheusServer
-from kubetune.api import GROUP, PLURAL, VERSION
+from kubetune_contract.api import GROUP, PLURAL, VERSION
 from tests.chart import CHART, by_kind, render
 from tests.e2e.conftest import E2E, RELEASE, RELEASE_NAMESPACE, VALUES
 from tests.unit.test_alerts import alert_rules

@@ -25,7 +25,7 @@ from devenv.images import TRAINER
 from devenv.node import GPU_RESOURCE, REAL_NODE_SELECTOR, REAL_NODE_TOLERATION, RealNode
 from devenv.process import poll
 from devenv.s3 import S3Server
-from kubetune.render.pod import RUN_AS_USER
+from kubetune_contract.pod import RUN_AS_USER
 
 pytestmark = pytest.mark.e2e
 

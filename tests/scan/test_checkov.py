@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 import yaml
 
-from kubetune.api import parse_finetunejob
 from kubetune.render.children import render_children
 from kubetune.render.options import RenderOptions
+from kubetune_contract.api import parse_finetunejob
 from tests.chart import ROOT, VALUE_SETS, by_kind, render
 from tests.checkov import Finding, scan
 

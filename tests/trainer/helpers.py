@@ -12,9 +12,9 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from kubetune.api.loading import parse_finetunejob
-from kubetune.api.trainer_config import TrainerConfig
 from kubetune.render.trainer_config import render_trainer_config
+from kubetune_contract.api.loading import parse_finetunejob
+from kubetune_contract.api.trainer_config import TrainerConfig
 from tests.cases.manifests import merge
 
 #: The smallest useful run: two optimizer steps of a rank-4 LoRA on the tiny Llama.

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from kubetune.curves import RESUMES, read_records
+from kubetune_contract.curves import RESUMES, read_records
 from kubetune_trainer import storage
 from kubetune_trainer.artifacts import MANIFEST, METRICS
 from kubetune_trainer.checkpoints import CheckpointStore

@@ -11,9 +11,10 @@ import torch
 from safetensors import safe_open
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from kubetune.api.adapter import AdapterSpec
-from kubetune.api.training import TrainingSpec
-from kubetune_trainer import adapters, exit_codes
+from kubetune_contract import exit_codes
+from kubetune_contract.api.adapter import AdapterSpec
+from kubetune_contract.api.training import TrainingSpec
+from kubetune_trainer import adapters
 from kubetune_trainer.builtin import materialize
 from kubetune_trainer.run import RunOptions, execute, train
 from tests.cases.manifests import DELETE

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kubetune.api.dataset import DatasetSpec
-from kubetune.data.code import extract
+from kubetune_contract.api.dataset import DatasetSpec
+from kubetune_contract.data.code import extract
 from kubetune_trainer.data import prepare
 from kubetune_trainer.errors import InvalidDataError
 

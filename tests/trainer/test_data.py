@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from kubetune.api.dataset import DatasetSpec
+from kubetune_contract.api.dataset import DatasetSpec
 from kubetune_trainer.data import prepare
 from kubetune_trainer.data.formats import FORMATS
 from kubetune_trainer.errors import InvalidDataError

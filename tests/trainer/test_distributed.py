@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from kubetune.render.trainer_config import trainer_config_json
-from kubetune_trainer import exit_codes
+from kubetune_contract import exit_codes
 from kubetune_trainer.checkpoints import MARKER
 from tests.trainer.helpers import free_port, make_config
 from tests.trainer.test_resume import losses, wait_for_step

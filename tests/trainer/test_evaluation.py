@@ -22,14 +22,15 @@ from typing import Any
 import pytest
 import yaml
 
-from kubetune.api.trainer_config import TrainerConfig
 from kubetune.cli import main
 from kubetune.controller.summary import evaluation_of
-from kubetune.evaluation.records import aggregate, read_records
-from kubetune_trainer import data, exit_codes
+from kubetune_contract import exit_codes
+from kubetune_contract.api.trainer_config import TrainerConfig
+from kubetune_contract.evaluation.records import aggregate, read_records
+from kubetune_contract.termination import Summary
+from kubetune_trainer import data
 from kubetune_trainer.evaluation.scoring import RewardJudge
 from kubetune_trainer.run import RunOptions, execute
-from kubetune_trainer.termination import Summary
 from tests.cases.manifests import DELETE
 from tests.trainer.helpers import PROMPT_ROWS, free_port, job_document, make_config, write_jsonl
 

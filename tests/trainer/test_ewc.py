@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from transformers import AutoTokenizer
 
-from kubetune.api.training import EwcSpec
-from kubetune_trainer import exit_codes
+from kubetune_contract import exit_codes
+from kubetune_contract.api.training import EwcSpec
 from kubetune_trainer.builtin import materialize
 from kubetune_trainer.errors import InvalidDataError
 from kubetune_trainer.ewc import reference_texts

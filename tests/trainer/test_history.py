@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from transformers import TrainerState, TrainingArguments
 
-from kubetune.curves import RESUMES
+from kubetune_contract.curves import RESUMES
 from kubetune_trainer import history
 from kubetune_trainer.resume import finished
 

@@ -26,7 +26,8 @@ import pytest
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from devenv.s3 import S3Server
-from kubetune_trainer import exit_codes, storage
+from kubetune_contract import exit_codes
+from kubetune_trainer import storage
 from kubetune_trainer.run import RunOptions, train
 from tests.trainer.helpers import Killed, SignalAt, make_config
 from tests.trainer.resume_checks import Published, assert_same_result, read_published

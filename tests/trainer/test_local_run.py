@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kubetune_trainer import exit_codes
+from kubetune_contract import exit_codes
 from kubetune_trainer.checkpoints import CheckpointStore
 from kubetune_trainer.local import run_manifest
 from tests.cases.manifests import merge

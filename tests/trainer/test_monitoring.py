@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from kubetune_trainer import exit_codes
+from kubetune_contract import exit_codes
 from kubetune_trainer.run import RunOptions, execute
 from tests.trainer.helpers import make_config
 

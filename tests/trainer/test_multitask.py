@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from safetensors.torch import load_file
 
-from kubetune_trainer import exit_codes
+from kubetune_contract import exit_codes
 from kubetune_trainer.run import RunOptions, execute
 from tests.cases.manifests import DELETE
 from tests.trainer.helpers import make_config, write_jsonl

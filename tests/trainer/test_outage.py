@@ -16,7 +16,8 @@ import pytest
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from devenv.s3 import S3Server
-from kubetune_trainer import exit_codes, storage, uploads
+from kubetune_contract import exit_codes
+from kubetune_trainer import storage, uploads
 from kubetune_trainer.checkpoints import MARKER, CheckpointStore
 from kubetune_trainer.run import RunOptions, execute, train
 from tests.trainer.helpers import make_config

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from bench.trainer_vs_trl import Setting, kubetune_spec, plain_trl_sft
-from kubetune.api.loading import parse_finetunejob
 from kubetune.render.trainer_config import render_trainer_config
+from kubetune_contract.api.loading import parse_finetunejob
 from kubetune_trainer.builtin import materialize
 from kubetune_trainer.run import RunOptions, train
 from tests.trainer.helpers import CHAT_ROWS, job_document, write_jsonl

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from kubetune_trainer import exit_codes
+from kubetune_contract import exit_codes
 from kubetune_trainer.run import RunOptions, execute
 from tests.trainer.helpers import CHAT_ROWS, make_config
 

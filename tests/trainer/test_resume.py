@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from kubetune.render.trainer_config import trainer_config_json
-from kubetune_trainer import exit_codes, history, storage
+from kubetune_contract import exit_codes
+from kubetune_trainer import history, storage
 from kubetune_trainer.checkpoints import MARKER, CheckpointStore
 from kubetune_trainer.run import RunOptions, train
 from tests.trainer.helpers import Killed, make_config

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from kubetune.render.trainer_config import trainer_config_json
-from kubetune_trainer import exit_codes
+from kubetune_contract import exit_codes
 from kubetune_trainer.__main__ import main
 from kubetune_trainer.builtin import materialize
 from kubetune_trainer.checkpoints import MARKER

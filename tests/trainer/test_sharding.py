@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from transformers import TrainingArguments
 
-from kubetune_trainer import exit_codes, sharding
+from kubetune_contract import exit_codes
+from kubetune_trainer import sharding
 from kubetune_trainer.errors import InvalidConfigError
 from kubetune_trainer.run import RunOptions, execute
 from tests.trainer.helpers import make_config

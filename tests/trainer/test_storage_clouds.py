@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from devenv.emulators import AzuriteServer, FakeGcsServer
-from kubetune_trainer import exit_codes, storage
+from kubetune_contract import exit_codes
+from kubetune_trainer import storage
 from kubetune_trainer.builtin import materialize
 from kubetune_trainer.checkpoints import MARKER
 from kubetune_trainer.errors import InvalidConfigError

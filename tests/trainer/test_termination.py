@@ -7,9 +7,9 @@ import urllib.request
 
 import pytest
 
-from kubetune_trainer import exit_codes
+from kubetune_contract import exit_codes
+from kubetune_contract.termination import LIMIT_BYTES, Summary
 from kubetune_trainer.metrics import TrainerMetrics
-from kubetune_trainer.termination import LIMIT_BYTES, Summary
 from tests.trainer.helpers import free_port
 
 

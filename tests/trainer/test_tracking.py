@@ -18,7 +18,8 @@ import pytest
 
 from devenv.mlflow_server import MLflowServer
 from devenv.s3 import S3Server
-from kubetune_trainer import exit_codes, storage
+from kubetune_contract import exit_codes
+from kubetune_trainer import storage
 from kubetune_trainer.run import RunOptions, execute, train
 from tests.trainer.helpers import make_config
 

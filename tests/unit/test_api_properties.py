@@ -6,7 +6,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 
-from kubetune.api import InvalidManifest, parse_finetunejob
+from kubetune_contract.api import InvalidManifest, parse_finetunejob
 from tests.cases.strategies import json_values, patched, spec_patches
 
 

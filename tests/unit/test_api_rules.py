@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from kubetune.api import InvalidManifest, parse_finetunejob
-from kubetune.api.spec import FineTuneJobSpec
+from kubetune_contract.api import InvalidManifest, parse_finetunejob
+from kubetune_contract.api.spec import FineTuneJobSpec
 from tests.cases.manifests import INVALID_CASES, VALID_SPEC_PATCHES, InvalidCase, valid_case
 
 
@@ -63,7 +63,7 @@ def test_documents_that_are_not_finetunejobs(document: object, fragment: str) ->
 
 
 def test_every_rule_has_a_message_naming_a_real_field() -> None:
-    from kubetune.api import adapter, dataset, infrastructure, methods, training
+    from kubetune_contract.api import adapter, dataset, infrastructure, methods, training
 
     models = [FineTuneJobSpec]
     for module in (adapter, dataset, infrastructure, methods, training):

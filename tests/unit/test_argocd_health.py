@@ -68,7 +68,7 @@ def test_health_of_every_state(case: dict[str, Any], results: dict[str, tuple[st
 
 def test_cases_are_the_operators_own_output_for_every_state_and_failure() -> None:
     """Every state the operator writes and every health status, each from a real object."""
-    from kubetune.api.status import LIFECYCLE_CONDITION_TYPES, State
+    from kubetune_contract.api.status import LIFECYCLE_CONDITION_TYPES, State
 
     captured = [_input(c) for c in CASES if Path(c["inputPath"]).stem not in HAND_WRITTEN]
     states = {o["status"]["state"] for o in captured}

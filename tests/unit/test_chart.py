@@ -39,7 +39,7 @@ def test_chart_crd_is_the_generated_crd(name: str) -> None:
 
 
 def test_admission_rules_are_the_generated_rules() -> None:
-    from kubetune.api.crd import render_admission_rules_yaml
+    from kubetune_contract.api.crd import render_admission_rules_yaml
 
     committed = (CHART / "admission" / "rules.yaml").read_text()
     assert committed == render_admission_rules_yaml(), "stale: run `make crd`"
@@ -377,8 +377,8 @@ def test_packaged_chart_ships_the_argocd_health_check_and_no_test_data(
 def test_policy_object_parses_and_allows_the_chart_trainer_image(tmp_path: Path) -> None:
     """The rendered FineTuneJobPolicy is one the operator reads, and it allows the image
     the operator runs jobs with (the chart's default can be adopted unchanged)."""
-    from kubetune.api.policy import FineTuneJobPolicy
-    from kubetune.api.policy_rules import image_allowed
+    from kubetune_contract.api.policy import FineTuneJobPolicy
+    from kubetune_contract.api.policy_rules import image_allowed
 
     values = {"policy": {"images": ["registry.example/ml/"], "secrets": {"team-a": ["hf"]}}}
     docs = render(values, tmp_path)

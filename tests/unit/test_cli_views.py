@@ -10,7 +10,7 @@ from typing import Any
 from kubetune.cli import main
 from kubetune.cli.logs import pick_pod
 from kubetune.cli.views import age, duration, final_message, job_row, progress_line, table
-from kubetune.curves import plot_curves, read_records
+from kubetune_contract.curves import plot_curves, read_records
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

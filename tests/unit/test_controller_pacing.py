@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from kubetune.api.status import Condition, FineTuneJobStatus, Progress
 from kubetune.controller.pacing import Pacing, WriteLog, due, only_progress
 from kubetune.controller.workqueue import Schedule
+from kubetune_contract.api.status import Condition, FineTuneJobStatus, Progress
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 PACING = Pacing(settle=10.0, progress=15.0, rewording=15.0)

@@ -7,9 +7,9 @@ from typing import Any
 
 import yaml
 
-from kubetune.api.crd import crd, render_crd_yaml
-from kubetune.api.spec import IMMUTABLE_WHILE_RUNNING
 from kubetune.cli import main
+from kubetune_contract.api.crd import crd, render_crd_yaml
+from kubetune_contract.api.spec import IMMUTABLE_WHILE_RUNNING
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "crds" / "finetunejob.yaml"

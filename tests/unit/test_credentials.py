@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kubetune_contract.pod import CREDENTIALS_ENV_PREFIX
 from kubetune_trainer import credentials, storage
 from kubetune_trainer.sources import hub_token
 
@@ -19,7 +20,7 @@ def mount(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *secrets: dict[str, s
         folder.mkdir()
         for key, value in data.items():
             (folder / key).write_text(value)
-        monkeypatch.setenv(f"{credentials.DIRECTORY_ENV_PREFIX}{index}", str(folder))
+        monkeypatch.setenv(f"{CREDENTIALS_ENV_PREFIX}{index}", str(folder))
 
 
 @pytest.fixture(autouse=True)

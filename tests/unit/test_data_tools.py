@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from kubetune.api.dataset import QualitySpec
 from kubetune.cli import main
-from kubetune.data.code import extract, functions_with_docstrings
-from kubetune.data.quality import DEFAULT_SPEC, check, near_duplicates, row_text
+from kubetune_contract.api.dataset import QualitySpec
+from kubetune_contract.data.code import extract, functions_with_docstrings
+from kubetune_contract.data.quality import DEFAULT_SPEC, check, near_duplicates, row_text
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 CODE_TREE = FIXTURES / "code-tree"

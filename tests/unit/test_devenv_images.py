@@ -21,7 +21,8 @@ def test_build_context_is_what_dockerignore_lets_through() -> None:
         "pyproject.toml",
         "README.md",
         "Makefile",
-        "operator/kubetune/api/spec.py",
+        "contract/kubetune_contract/api/spec.py",
+        "operator/kubetune/render/pod.py",
         "operator/kubetune/__pycache__/x.cpython-311.pyc",
         "trainer-image/Dockerfile",
         "trainer-image/constraints.txt",
@@ -34,12 +35,35 @@ def test_build_context_is_what_dockerignore_lets_through() -> None:
     ]
     assert images.context_files(files, DOCKERIGNORE) == [
         "README.md",
+        "contract/kubetune_contract/api/spec.py",
         "deploy/operator-constraints.txt",
-        "operator/kubetune/api/spec.py",
+        "operator/kubetune/render/pod.py",
         "pyproject.toml",
         "trainer-image/constraints.txt",
         "trainer-image/kubetune_trainer/run.py",
     ]
+    trainer = images.TRAINER.dockerfile.read_text()
+    assert images.image_files(files, DOCKERIGNORE, trainer) == [
+        "contract/kubetune_contract/api/spec.py",
+        "trainer-image/constraints.txt",
+        "trainer-image/kubetune_trainer/run.py",
+    ], "the trainer image holds no operator code (and so is not rebuilt for it)"
+    operator = images.OPERATOR.dockerfile.read_text()
+    assert images.image_files(files, DOCKERIGNORE, operator) == [
+        "README.md",
+        "contract/kubetune_contract/api/spec.py",
+        "deploy/operator-constraints.txt",
+        "operator/kubetune/render/pod.py",
+        "pyproject.toml",
+    ], "the operator image holds no trainer code"
+
+
+def test_copy_sources_reads_copy_lines_but_not_other_stages() -> None:
+    dockerfile = (
+        "FROM x AS build\nCOPY a.txt ./dir/ /src/\ncopy --chown=1:1 b /b\n"
+        "COPY --from=build /opt /opt\nRUN cp c d\n"
+    )
+    assert images.copy_sources(dockerfile) == ["a.txt", "dir", "b"]
 
 
 def test_last_matching_pattern_decides_and_double_star_spans_directories() -> None:
@@ -52,7 +76,7 @@ def test_image_key_changes_with_the_sources_and_the_base(tmp_path: Path) -> None
     (tmp_path / ".dockerignore").write_text("*\n!app/\n")
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "main.py").write_text("print(1)\n")
-    (tmp_path / "Dockerfile").write_text("FROM ${BASE}\n")
+    (tmp_path / "Dockerfile").write_text("FROM ${BASE}\nCOPY app/ /app/\n")
     (tmp_path / "notes.txt").write_text("not in the context\n")
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     spec = images.ImageSpec("app", tmp_path / "Dockerfile", "BASE", "example/app:1")

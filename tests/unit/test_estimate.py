@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from kubetune.api import parse_finetunejob
 from kubetune.cli import main
 from kubetune.estimate.hardware import GPUS, flops_per_token
 from kubetune.estimate.memory import GIB, estimate_memory, lora_parameters
 from kubetune.estimate.report import estimate, render, training_tokens
 from kubetune.estimate.shapes import CATALOG, ModelShape, catalog_key, load_shape
+from kubetune_contract.api import parse_finetunejob
 from tests.cases.manifests import merge, valid_manifest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -140,9 +140,9 @@ def test_cli_reports_unknown_models_and_bad_prices(tmp_path: Path, capsys: Any) 
 
 
 def test_the_report_prints_the_pod_requests_the_operator_renders() -> None:
-    from kubetune.api import parse_finetunejob
     from kubetune.render.children import render_children
     from kubetune.render.options import RenderOptions
+    from kubetune_contract.api import parse_finetunejob
     from tests.cases.manifests import merge, valid_manifest
 
     manifest = merge(

@@ -16,9 +16,9 @@ import pytest
 import torch
 import transformers
 
-from kubetune.api import parse_finetunejob
 from kubetune.estimate.memory import estimate_memory
 from kubetune.estimate.shapes import CATALOG, ModelShape
+from kubetune_contract.api import parse_finetunejob
 from tests.cases.manifests import merge, valid_manifest
 
 SHAPES = {

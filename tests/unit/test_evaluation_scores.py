@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from kubetune.api.evaluation import EvaluationSpec, GateThreshold
-from kubetune.evaluation.records import Comparison, aggregate, check_gate, headline, metrics_of
+from kubetune_contract.api.evaluation import EvaluationSpec, GateThreshold
+from kubetune_contract.evaluation.records import (
+    Comparison,
+    aggregate,
+    check_gate,
+    headline,
+    metrics_of,
+)
 from kubetune_trainer.data.formats import RowProblem
 from kubetune_trainer.evaluation import scoring
 from kubetune_trainer.evaluation.examples import example_of

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from kubetune.api.status import FineTuneJobStatus
 from kubetune.controller.status import transition
 from kubetune.controller.summary import evaluation_of
-from kubetune_trainer.termination import LIMIT_BYTES, Summary
+from kubetune_contract.api.status import FineTuneJobStatus
+from kubetune_contract.termination import LIMIT_BYTES, Summary
 from tests.unit.test_status_derive import (
     SUMMARY_OK,
     conditions,

@@ -21,7 +21,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from kubetune.render import pod
+from kubetune_contract import pod
 from tests.images import fresh_venv
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,13 +10,20 @@ from typing import Any
 import pytest
 import yaml
 
-from kubetune.api import FineTuneJob, environment, parse_finetunejob
-from kubetune.api.policy import FineTuneJobPolicy
-from kubetune.api.policy_rules import image_allowed, violations
-from kubetune.api.references import FieldPath, Step, cel_values, secret_fields, uri_fields, values
 from kubetune.controller.policy import PolicyWatch
 from kubetune.render.children import render_children
 from kubetune.render.options import RenderOptions
+from kubetune_contract.api import FineTuneJob, environment, parse_finetunejob
+from kubetune_contract.api.policy import FineTuneJobPolicy
+from kubetune_contract.api.policy_rules import image_allowed, violations
+from kubetune_contract.api.references import (
+    FieldPath,
+    Step,
+    cel_values,
+    secret_fields,
+    uri_fields,
+    values,
+)
 from tests.cases.manifests import merge, valid_manifest
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from kubetune.api import TrainerConfig, parse_finetunejob
 from kubetune.render import names
 from kubetune.render.children import Children, render_children
 from kubetune.render.job import CONFIG_DIGEST_ANNOTATION, TEMPLATE_HASH_ANNOTATION
 from kubetune.render.labels import JOB_LABEL, KUEUE_QUEUE_LABEL
 from kubetune.render.options import RenderOptions
 from kubetune.render.pod import pvc_claims
-from kubetune_trainer import exit_codes
+from kubetune_contract import exit_codes
+from kubetune_contract.api import TrainerConfig, parse_finetunejob
 from tests.cases.manifests import merge, valid_manifest
 
 OPTIONS = RenderOptions(trainer_image="registry.example/trainer:1", grace_period_seconds=900)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kubetune.api import TrainerConfig, parse_finetunejob
 from kubetune.render.trainer_config import render_trainer_config, spec_digest, trainer_config_json
+from kubetune_contract.api import TrainerConfig, parse_finetunejob
 from tests.cases.manifests import merge, valid_manifest
 
 

@@ -8,9 +8,6 @@ from typing import Any
 
 import pytest
 
-from kubetune.api import parse_finetunejob
-from kubetune.api.spec import FineTuneJobSpec
-from kubetune.api.status import FineTuneJobStatus, Progress
 from kubetune.controller.status import (
     Observation,
     derive_status,
@@ -19,6 +16,9 @@ from kubetune.controller.status import (
     transition,
 )
 from kubetune.controller.views import JobView, PodView
+from kubetune_contract.api import parse_finetunejob
+from kubetune_contract.api.spec import FineTuneJobSpec
+from kubetune_contract.api.status import FineTuneJobStatus, Progress
 from tests.cases.manifests import merge, valid_manifest
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubetune.api.status import FineTuneJobStatus
 from kubetune.controller.status import Observation, derive_status
 from kubetune.controller.views import WorkloadView
+from kubetune_contract.api.status import FineTuneJobStatus
 from tests.unit.test_status_derive import T0, job, spec
 
 QUEUED = {"scheduling": {"queueName": "gpu-team"}, "resources": {"gpus": 8}}

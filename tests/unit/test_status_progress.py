@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 from prometheus_client import generate_latest
 
-from kubetune.api.status import Progress
 from kubetune.controller.progress import (
     ProgressReader,
     parse_metrics,
@@ -22,8 +21,9 @@ from kubetune.controller.progress import (
 )
 from kubetune.controller.summary import checkpoints_of, parse_summary, result_of
 from kubetune.controller.views import PodView
+from kubetune_contract.api.status import Progress
+from kubetune_contract.termination import Summary
 from kubetune_trainer.metrics import TrainerMetrics
-from kubetune_trainer.termination import Summary
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

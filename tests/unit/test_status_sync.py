@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, cast
 
-from kubetune.api import FineTuneJob, parse_finetunejob
 from kubetune.controller.children import up_to_date
 from kubetune.controller.kube import Kube
 from kubetune.controller.login import connection_limit
@@ -14,6 +13,7 @@ from kubetune.controller.runtime import Runtime, Snapshot, now
 from kubetune.controller.views import JobView, PodView
 from kubetune.render.children import Children, render_children
 from kubetune.render.options import RenderOptions
+from kubetune_contract.api import FineTuneJob, parse_finetunejob
 from tests.cases.manifests import merge, valid_manifest
 
 

@@ -4,8 +4,8 @@
     kubetune-trainer --config config.json
 
 Reads the TrainerConfig the operator rendered, runs it, writes the termination message
-(:mod:`kubetune_trainer.termination`) and exits with a code from
-:mod:`kubetune_trainer.exit_codes`.
+(:mod:`kubetune_contract.termination`) and exits with a code from
+:mod:`kubetune_contract.exit_codes`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from kubetune_trainer import termination
+from kubetune_contract import termination
 from kubetune_trainer.config import config_path, load
 from kubetune_trainer.run import RunOptions, execute
 

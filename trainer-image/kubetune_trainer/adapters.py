@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kubetune.api.adapter import LoraSpec, PromptTuningSpec, QuantizationSpec
+from kubetune_contract.api.adapter import LoraSpec, PromptTuningSpec, QuantizationSpec
 from kubetune_trainer.errors import InvalidConfigError, InvalidModelError
 
 if TYPE_CHECKING:
@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from peft import PeftConfig
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from kubetune.api.adapter import AdapterSpec
-    from kubetune.api.training import TrainingSpec
+    from kubetune_contract.api.adapter import AdapterSpec
+    from kubetune_contract.api.training import TrainingSpec
 
 
 @dataclass

@@ -24,7 +24,7 @@ from kubetune_trainer import storage
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase, Trainer
 
-    from kubetune.api.trainer_config import TrainerConfig
+    from kubetune_contract.api.trainer_config import TrainerConfig
     from kubetune_trainer.data import DataReport
 
 MANIFEST = "manifest.json"

@@ -14,11 +14,10 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from kubetune.api.errors import field_errors
-from kubetune.api.trainer_config import TrainerConfig
+from kubetune_contract.api.errors import field_errors
+from kubetune_contract.api.trainer_config import TrainerConfig
+from kubetune_contract.pod import CONFIG_ENV
 from kubetune_trainer.errors import InvalidConfigError
-
-CONFIG_ENV = "KUBETUNE_CONFIG"
 
 
 def config_path(cli_value: str | None) -> Path:

@@ -26,17 +26,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-#: ``<prefix><n>`` holds the mount path of the n-th credential Secret.
-DIRECTORY_ENV_PREFIX = "KUBETUNE_CREDENTIALS_"
-#: Where the operator mounts the Secrets (``<root>/<secret name>``).
-MOUNT_ROOT = "/var/run/secrets/kubetune"
+from kubetune_contract.pod import CREDENTIALS_ENV_PREFIX
 
 
 def directories() -> list[Path]:
     """The mounted credential folders, in the order the operator listed them."""
     found = []
     index = 0
-    while (path := os.environ.get(f"{DIRECTORY_ENV_PREFIX}{index}")) is not None:
+    while (path := os.environ.get(f"{CREDENTIALS_ENV_PREFIX}{index}")) is not None:
         found.append(Path(path))
         index += 1
     return found

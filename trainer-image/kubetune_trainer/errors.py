@@ -8,7 +8,7 @@ instead of a stack trace that only a developer can read.
 
 from __future__ import annotations
 
-from kubetune_trainer import exit_codes
+from kubetune_contract import exit_codes
 
 
 class TrainerError(Exception):

@@ -20,14 +20,14 @@ import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kubetune.api.dataset import DatasetSpec
+from kubetune_contract.api.dataset import DatasetSpec
 from kubetune_trainer.errors import InvalidConfigError, InvalidDataError
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedTokenizerBase, Trainer
 
-    from kubetune.api.training import EwcSpec
+    from kubetune_contract.api.training import EwcSpec
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from kubetune.curves import RESUMES, read_records
+from kubetune_contract.curves import RESUMES, read_records
 
 #: The copy of the history in each checkpoint folder.
 CHECKPOINT_FILE = "metrics.jsonl"

@@ -3,7 +3,7 @@
 torchrun exits with 1 whenever a worker fails, and also when it is itself stopped by
 SIGTERM, whatever the workers exited with. The Job's ``podFailurePolicy`` keys on the
 trainer's exit codes (3: fail at once, 4: retry, 5: preempted, retry without counting;
-:mod:`kubetune_trainer.exit_codes`), so under bare torchrun a preempted multi-GPU pod
+:mod:`kubetune_contract.exit_codes`), so under bare torchrun a preempted multi-GPU pod
 counts as a failure and a bad config is retried. This launcher runs torchrun (which
 still reads the operator's ``PET_*`` environment) as a child, passes SIGTERM and SIGINT
 on to it, and exits with the code of the termination summary the local rank 0 wrote,
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from kubetune_trainer import termination
+from kubetune_contract import termination
 
 
 def summary_exit_code(path: Path) -> int | None:

@@ -17,14 +17,14 @@ import yaml
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.utils.logging import disable_progress_bar
 
-from kubetune.api.errors import InvalidManifest
-from kubetune.api.loading import parse_finetunejob, read_documents
-from kubetune.api.trainer_config import TrainerConfig
 from kubetune.render.trainer_config import render_trainer_config
-from kubetune_trainer import exit_codes
+from kubetune_contract import exit_codes
+from kubetune_contract.api.errors import InvalidManifest
+from kubetune_contract.api.loading import parse_finetunejob, read_documents
+from kubetune_contract.api.trainer_config import TrainerConfig
+from kubetune_contract.termination import Summary
 from kubetune_trainer.errors import InvalidConfigError
 from kubetune_trainer.run import RunOptions, execute
-from kubetune_trainer.termination import Summary
 
 
 class ProgressBar(TrainerCallback):

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 if TYPE_CHECKING:
-    from kubetune.api.training import TrainingSpec
+    from kubetune_contract.api.training import TrainingSpec
 
 #: Where GPU probing starts (then 64, 32, ... on out-of-memory).
 AUTO_START = 128

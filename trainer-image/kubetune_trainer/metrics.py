@@ -45,42 +45,10 @@ import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
+from kubetune_contract.metrics import COUNTERS, DESCRIPTIONS, LABELLED, PREFIX
+from kubetune_contract.pod import METRICS_PORT, METRICS_PORT_ENV
+
 log = logging.getLogger(__name__)
-
-PORT_ENV = "KUBETUNE_METRICS_PORT"
-DEFAULT_PORT = 9090
-PREFIX = "kubetune_trainer_"
-
-DESCRIPTIONS = {
-    "step": "Optimizer steps done.",
-    "total_steps": "Optimizer steps planned.",
-    "epoch": "Epochs done (fractional).",
-    "loss": "Training loss of the last logging window.",
-    "eval_loss": "Loss on the validation data at the last evaluation.",
-    "learning_rate": "Current learning rate.",
-    "grad_norm": "Gradient norm before clipping.",
-    "tokens_per_second": "Input tokens processed per second by this process.",
-    "samples_per_second": "Examples processed per second by this process.",
-    "gpu_memory_bytes": "Peak CUDA memory allocated by this process.",
-    "last_checkpoint_step": "Step of the newest checkpoint uploaded to the output store.",
-    "resumes": "Times this job resumed from a checkpoint (over all its pods).",
-}
-#: Gauges with labels: name -> (help, label names).
-LABELLED = {
-    "evaluation_answers": ("Evaluation prompts answered so far, per model.", ("model",)),
-    "evaluation_score": (
-        "An evaluation metric's mean over the prompts, base and tuned model.",
-        ("metric", "model"),
-    ),
-    "evaluation_gate_passed": (
-        "1 when the tuned model met the metric's evaluation gate threshold, 0 when not.",
-        ("metric",),
-    ),
-}
-COUNTERS = {
-    "checkpoints": "Checkpoints uploaded to the output store (completion marker written).",
-    "checkpoint_upload_failures": "Checkpoint uploads that failed after their retries.",
-}
 
 
 class TrainerMetrics:
@@ -122,7 +90,7 @@ class TrainerMetrics:
         they would all try to bind the one port the operator scrapes.
         """
         if port is None:
-            port = int(os.environ.get(PORT_ENV, DEFAULT_PORT))
+            port = int(os.environ.get(METRICS_PORT_ENV, METRICS_PORT))
         if port == 0 or int(os.environ.get("LOCAL_RANK", "0")) != 0:
             return 0
         start_http_server(port, registry=self.registry)

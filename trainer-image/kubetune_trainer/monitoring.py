@@ -22,7 +22,7 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 if TYPE_CHECKING:
     import torch
 
-    from kubetune.api.training import EarlyStoppingSpec
+    from kubetune_contract.api.training import EarlyStoppingSpec
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def save_curves(metrics_file: Path, folder: Path, title: str) -> Path | None:
     A plot is a convenience: a run with nothing plottable (or without matplotlib) still
     publishes its adapter, with a warning instead of the picture.
     """
-    from kubetune.curves import plot_curves, read_records
+    from kubetune_contract.curves import plot_curves, read_records
 
     if not metrics_file.exists():
         return None

@@ -17,8 +17,8 @@ from kubetune_trainer.errors import InvalidConfigError, InvalidDataError
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from kubetune.api.methods import RewardFunction, RewardSpec
-    from kubetune.api.training import TrainingSpec
+    from kubetune_contract.api.methods import RewardFunction, RewardSpec
+    from kubetune_contract.api.training import TrainingSpec
 
 RewardCallable = Callable[..., list[float]]
 

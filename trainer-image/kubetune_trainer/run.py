@@ -2,7 +2,7 @@
 
 :func:`execute` is what both entry points call (the container's ``kubetune-trainer`` and
 ``kubetune run``): it never raises for expected failures but returns a
-:class:`~kubetune_trainer.termination.Summary` whose ``exitCode`` says what happened.
+:class:`~kubetune_contract.termination.Summary` whose ``exitCode`` says what happened.
 """
 
 from __future__ import annotations
@@ -17,16 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kubetune_trainer import exit_codes
+from kubetune_contract import exit_codes
+from kubetune_contract.pod import WORK_DIR_ENV
+from kubetune_contract.termination import Summary
 from kubetune_trainer.errors import StopRequested, TrainerError
-from kubetune_trainer.termination import Summary
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback
 
-    from kubetune.api.dataset import DatasetSpec
-    from kubetune.api.spec import FineTuneJobSpec
-    from kubetune.api.trainer_config import TrainerConfig
+    from kubetune_contract.api.dataset import DatasetSpec
+    from kubetune_contract.api.spec import FineTuneJobSpec
+    from kubetune_contract.api.trainer_config import TrainerConfig
     from kubetune_trainer.adapters import LoadedModel
     from kubetune_trainer.callbacks import TelemetryCallback
     from kubetune_trainer.checkpoints import CheckpointStore
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WORK_DIR_ENV = "KUBETUNE_WORK_DIR"
 #: The result folder under the work dir: what is uploaded, and what evaluation loads.
 FINAL_DIR = "final"
 

@@ -26,8 +26,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kubetune.api.dataset import DatasetSpec
-from kubetune.api.sources import DataSource
+from kubetune_contract.api.dataset import DatasetSpec
+from kubetune_contract.api.sources import DataSource
 from kubetune_trainer import generation, storage
 from kubetune_trainer.data.readers import read_source
 from kubetune_trainer.errors import InvalidConfigError, InvalidDataError
@@ -35,9 +35,9 @@ from kubetune_trainer.errors import InvalidConfigError, InvalidDataError
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from kubetune.api.methods import SelfCritiqueSpec
-    from kubetune.api.spec import FineTuneJobSpec
-    from kubetune.api.trainer_config import TrainerConfig
+    from kubetune_contract.api.methods import SelfCritiqueSpec
+    from kubetune_contract.api.spec import FineTuneJobSpec
+    from kubetune_contract.api.trainer_config import TrainerConfig
 
 log = logging.getLogger(__name__)
 

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
+from kubetune_contract.pod import PVC_ROOT, PVC_ROOT_ENV
 from kubetune_trainer import credentials
 from kubetune_trainer.errors import InfrastructureError, InvalidConfigError
 
@@ -48,7 +49,7 @@ BASE_DELAY_SECONDS = float(os.environ.get("KUBETUNE_STORAGE_BASE_DELAY", "0.5"))
 
 
 def pvc_root() -> Path:
-    return Path(os.environ.get("KUBETUNE_PVC_ROOT", "/mnt/kubetune/pvc"))
+    return Path(os.environ.get(PVC_ROOT_ENV, PVC_ROOT))
 
 
 def scheme(uri: str) -> str:

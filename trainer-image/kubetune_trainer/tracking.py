@@ -30,7 +30,7 @@ from kubetune_trainer import credentials, storage
 from kubetune_trainer.errors import InvalidConfigError
 
 if TYPE_CHECKING:
-    from kubetune.api.spec import FineTuneJobSpec
+    from kubetune_contract.api.spec import FineTuneJobSpec
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Any
 
-from kubetune.api import GROUP, PLURAL, VERSION
+from kubetune_contract.api import GROUP, PLURAL, VERSION
 
 
 class ClusterError(Exception):

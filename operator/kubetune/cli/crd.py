@@ -13,8 +13,8 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    from kubetune.api.crd import CRDS
-    from kubetune.api.job import KIND
+    from kubetune_contract.api.crd import CRDS
+    from kubetune_contract.api.job import KIND
 
     parser = subparsers.add_parser(
         "crd", help="print the FineTuneJob CRD (YAML) generated from the API models"
@@ -32,7 +32,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kubetune.api.crd import render_admission_rules_yaml, render_crd_yaml
+    from kubetune_contract.api.crd import render_admission_rules_yaml, render_crd_yaml
 
     sys.stdout.write(
         render_admission_rules_yaml() if args.admission_rules else render_crd_yaml(args.kind)

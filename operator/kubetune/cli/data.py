@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kubetune.api import InvalidManifest, parse_finetunejob
-from kubetune.api.dataset import QualitySpec
-from kubetune.api.loading import read_documents
+from kubetune_contract.api import InvalidManifest, parse_finetunejob
+from kubetune_contract.api.dataset import QualitySpec
+from kubetune_contract.api.loading import read_documents
 
 
 def register(subparsers: Any) -> None:
@@ -49,7 +49,7 @@ def _as_uri(location: str) -> str:
 
 def quality_spec(args: argparse.Namespace) -> QualitySpec:
     """The rules: a manifest's dataset.quality, else the flags, else the defaults."""
-    from kubetune.data.quality import DEFAULT_SPEC
+    from kubetune_contract.data.quality import DEFAULT_SPEC
 
     if args.manifest is not None:
         documents = list(read_documents(args.manifest.read_text()))
@@ -74,7 +74,7 @@ def quality_spec(args: argparse.Namespace) -> QualitySpec:
 def run_check(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from kubetune.data.quality import check
+    from kubetune_contract.data.quality import check
     from kubetune_trainer.data.readers import read_source
     from kubetune_trainer.errors import TrainerError
 
@@ -107,7 +107,7 @@ def _files(source: str) -> list[tuple[str, bytes]]:
         return [(str(p), p.read_bytes()) for p in sorted(path.rglob("*")) if p.is_file()]
     if "://" not in source:
         return [(source, path.read_bytes())]
-    from kubetune.data.code import ARCHIVE_SUFFIXES
+    from kubetune_contract.data.code import ARCHIVE_SUFFIXES
     from kubetune_trainer import storage
 
     if source.endswith((".py", *ARCHIVE_SUFFIXES)):
@@ -119,7 +119,7 @@ def _files(source: str) -> list[tuple[str, bytes]]:
 
 
 def run_code(args: argparse.Namespace) -> int:
-    from kubetune.data.code import extract
+    from kubetune_contract.data.code import extract
 
     try:
         result = extract(_files(args.source))

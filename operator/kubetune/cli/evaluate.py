@@ -47,7 +47,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        from kubetune.evaluation.records import LABELS
+        from kubetune_contract.evaluation.records import LABELS
         from kubetune_trainer.errors import TrainerError
         from kubetune_trainer.evaluation.local import evaluate_result
     except ImportError as missing:

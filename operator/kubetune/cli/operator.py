@@ -21,11 +21,8 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from kubetune.render.options import (
-    DEFAULT_GRACE_PERIOD_SECONDS,
-    DEFAULT_METRICS_PORT,
-    DEFAULT_TRAINER_IMAGE,
-)
+from kubetune.render.options import DEFAULT_GRACE_PERIOD_SECONDS, DEFAULT_TRAINER_IMAGE
+from kubetune_contract.pod import METRICS_PORT
 
 DEFAULT_OPERATOR_METRICS_PORT = 8080
 DEFAULT_PEERING_NAME = "kubetune"
@@ -85,7 +82,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--trainer-metrics-port",
         type=int,
-        default=DEFAULT_METRICS_PORT,
+        default=METRICS_PORT,
         help="port the trainer serves its metrics on (default %(default)s)",
     )
     parser.add_argument(

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetune.cli.cluster import ClusterError, add_cluster_arguments, connect, get_job
-from kubetune.evaluation.records import EXAMPLES_FILE
+from kubetune_contract.evaluation.records import EXAMPLES_FILE
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -52,13 +52,13 @@ def _read(location: str, name: str) -> str:
 def _draw(text: str, output: Path, name: str, evaluation: bool) -> None:
     """Raises ValueError when the file holds nothing to draw."""
     if evaluation:
-        from kubetune.evaluation.chart import plot_comparison
-        from kubetune.evaluation.records import aggregate, metrics_of, read_records
+        from kubetune_contract.evaluation.chart import plot_comparison
+        from kubetune_contract.evaluation.records import aggregate, metrics_of, read_records
 
         records = read_records(text.splitlines())
         plot_comparison(aggregate(records, metrics_of(records)), output, title=name)
         return
-    from kubetune.curves import plot_curves, read_records
+    from kubetune_contract.curves import plot_curves, read_records
 
     plot_curves(read_records(text.splitlines()), output, title=name)
 

@@ -2,7 +2,7 @@
 
 The same validation and trainer-config render as the operator, then the trainer
 in-process with a progress bar and a final summary. Exits with the trainer's exit code
-(see ``kubetune_trainer.exit_codes``): 5 after SIGTERM or Ctrl-C, which save a
+(see ``kubetune_contract.exit_codes``): 5 after SIGTERM or Ctrl-C, which save a
 checkpoint at the end of the step; ``--resume`` continues from it.
 """
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
-from kubetune.api import InvalidManifest, parse_finetunejob
-from kubetune.api.loading import read_documents
+from kubetune_contract.api import InvalidManifest, parse_finetunejob
+from kubetune_contract.api.loading import read_documents
 
 
 def register(subparsers: Any) -> None:

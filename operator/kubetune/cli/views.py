@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-TERMINAL_STATES = ("Succeeded", "Failed", "Invalid")
-
 
 def age(timestamp: str | None, now: datetime) -> str:
     """kubectl-style age: 45s, 12m, 3h, 2d."""

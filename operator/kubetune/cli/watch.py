@@ -13,7 +13,8 @@ import time
 from typing import Any
 
 from kubetune.cli.cluster import ClusterError, add_cluster_arguments, connect, get_job
-from kubetune.cli.views import TERMINAL_STATES, final_message, progress_line
+from kubetune.cli.views import final_message, progress_line
+from kubetune_contract.api.status import SETTLED_STATES
 
 
 def register(subparsers: Any) -> None:
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
             elif line != last:
                 print(line, flush=True)
             last = line
-            if (job.get("status") or {}).get("state") in TERMINAL_STATES:
+            if (job.get("status") or {}).get("state") in SETTLED_STATES:
                 break
             if deadline is not None and time.monotonic() > deadline:
                 print(

@@ -23,13 +23,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubetune.api import FineTuneJob
 from kubetune.controller.kube import Kube
 from kubetune.controller.views import SYNCED_FIELDS, JobView
 from kubetune.render.children import Children
 from kubetune.render.job import CONFIG_DIGEST_ANNOTATION as CONFIG_DIGEST
 from kubetune.render.job import TEMPLATE_HASH_ANNOTATION as TEMPLATE_HASH
 from kubetune.render.job import desired_suspend, queue_name
+from kubetune_contract.api import FineTuneJob
 
 
 class JobReplaced(RuntimeError):

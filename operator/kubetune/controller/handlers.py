@@ -23,13 +23,13 @@ from typing import Any, TypeVar
 
 import kopf
 
-from kubetune.api import GROUP, KIND, PLURAL, VERSION
-from kubetune.api.policy import POLICY_PLURAL
 from kubetune.controller.reconciler import Reconciler, Views
 from kubetune.controller.runtime import Runtime, Snapshot
 from kubetune.controller.views import JobView, Key, PodView
 from kubetune.controller.workers import Controller
 from kubetune.render.labels import JOB_LABEL
+from kubetune_contract.api import GROUP, KIND, PLURAL, VERSION
+from kubetune_contract.api.policy import POLICY_PLURAL
 
 FTJ = (GROUP, VERSION, PLURAL)
 OWNED = {JOB_LABEL: kopf.PRESENT}

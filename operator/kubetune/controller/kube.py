@@ -23,7 +23,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from kubetune import __version__
-from kubetune.api import GROUP, PLURAL, VERSION
+from kubetune_contract.api import GROUP, PLURAL, VERSION
 
 MERGE_PATCH = "application/merge-patch+json"
 _TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kubetune.api.status import FineTuneJobStatus
 from kubetune.controller.status import in_transit
+from kubetune_contract.api.status import FineTuneJobStatus
 
 
 @dataclass(frozen=True)

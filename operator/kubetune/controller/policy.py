@@ -1,7 +1,7 @@
 """The platform policy as the operator knows it: the FineTuneJobPolicy named by ``--policy``.
 
 The admission policy refuses what the FineTuneJobPolicy forbids before it is stored; the
-operator checks the same rules (:func:`kubetune.api.policy_rules.violations`) before it
+operator checks the same rules (:func:`kubetune_contract.api.policy_rules.violations`) before it
 creates children, for clusters where the admission policy is off or was added later.
 Without ``--policy`` nothing is checked (the operator predates the policy); with it, a
 missing policy object refuses every new job, as the admission binding does
@@ -20,10 +20,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from kubetune.api import FineTuneJob
-from kubetune.api.errors import field_errors
-from kubetune.api.policy import FineTuneJobPolicy
-from kubetune.api.policy_rules import violations
+from kubetune_contract.api import FineTuneJob
+from kubetune_contract.api.errors import field_errors
+from kubetune_contract.api.policy import FineTuneJobPolicy
+from kubetune_contract.api.policy_rules import violations
 
 
 @dataclass

@@ -20,9 +20,9 @@ from datetime import datetime
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-from kubetune.api.status import Progress
 from kubetune.controller.views import Key, PodView
-from kubetune_trainer.metrics import PREFIX
+from kubetune_contract.api.status import Progress
+from kubetune_contract.metrics import PREFIX
 
 #: Bytes read from the endpoint at most: a trainer's page is ~2 KiB; anything far
 #: larger is not ours.

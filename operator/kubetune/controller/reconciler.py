@@ -35,16 +35,16 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from kubetune import metrics
-from kubetune.api.policy import POLICY_REASON
 from kubetune.controller.children import JobReplaced, ensure_children, up_to_date
 from kubetune.controller.runtime import Runtime, Snapshot, now
 from kubetune.controller.status import gave_up
 from kubetune.controller.views import JobView, Key, PodView, WorkloadView
 from kubetune.render.children import render_children
+from kubetune_contract.api.policy import POLICY_REASON
+from kubetune_contract.api.status import FINISHED_STATES
 
 log = logging.getLogger("kubetune.operator")
 
-_TERMINAL = ("Succeeded", "Failed")
 #: Seconds before a pass that failed on an API error runs again.
 API_RETRY_SECONDS = 5.0
 #: Seconds before a replaced Job's name is tried again.
@@ -159,7 +159,7 @@ class Reconciler:
             log.warning("%s/%s: invalid spec, no children created: %s", *snapshot.key, problems)
             self.runtime.children_ensured(snapshot)
             return known
-        if self.runtime.previous(snapshot).state in _TERMINAL:
+        if self.runtime.previous(snapshot).state in FINISHED_STATES:
             self.runtime.children_ensured(snapshot)  # finished: children left as they are
             return known
         if refused := self.runtime.refused(snapshot):
@@ -195,7 +195,7 @@ class Reconciler:
     ) -> float | None:
         """Seconds until a finished job's TTL has passed; ``None`` without one."""
         ttl = snapshot.job.spec.ttlSecondsAfterFinished if snapshot.job else None
-        if ttl is None or state not in _TERMINAL:
+        if ttl is None or state not in FINISHED_STATES:
             return None
         deadline = (completed or now()) + timedelta(seconds=ttl)
         return (deadline - now()).total_seconds()

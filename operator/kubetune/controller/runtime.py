@@ -31,9 +31,6 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from kubetune import metrics
-from kubetune.api import FineTuneJob, InvalidManifest, parse_finetunejob
-from kubetune.api.policy import POLICY_REASON
-from kubetune.api.status import FineTuneJobStatus, State
 from kubetune.controller.kube import Kube
 from kubetune.controller.pacing import Pacing, WriteLog, due, only_progress
 from kubetune.controller.policy import PolicyWatch
@@ -41,6 +38,9 @@ from kubetune.controller.progress import progress_from_samples
 from kubetune.controller.status import INVALID_SPEC, Observation, derive_status, transition
 from kubetune.controller.views import JobView, Key, PodView, WorkloadView, parse_time
 from kubetune.render.options import RenderOptions
+from kubetune_contract.api import FineTuneJob, InvalidManifest, parse_finetunejob
+from kubetune_contract.api.policy import POLICY_REASON
+from kubetune_contract.api.status import FINISHED_STATES, FineTuneJobStatus, State
 
 __all__ = ["Key", "Runtime", "Snapshot", "now"]
 
@@ -163,7 +163,7 @@ class Runtime:
         Only a job that has not started is judged: a job already training, or finished,
         keeps the verdict it was started under when the policy changes later.
         """
-        if snapshot.job is None or self.previous(snapshot).state in ("Succeeded", "Failed"):
+        if snapshot.job is None or self.previous(snapshot).state in FINISHED_STATES:
             return ()
         return self.policy.problems(snapshot.job)
 
@@ -289,7 +289,7 @@ def _observe(snapshot: Snapshot, previous: FineTuneJobStatus, status: FineTuneJo
         queued_since = snapshot.created
         if queued_since is not None and status.startTime is not None:
             metrics.QUEUED.observe(max(0.0, (status.startTime - queued_since).total_seconds()))
-    if status.state in ("Succeeded", "Failed") and previous.state != status.state:
+    if status.state in FINISHED_STATES and previous.state != status.state:
         started = status.startTime or snapshot.created
         if started is not None and status.completionTime is not None:
             seconds = max(0.0, (status.completionTime - started).total_seconds())

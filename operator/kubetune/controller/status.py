@@ -20,10 +20,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from kubetune.api.policy import POLICY_REASON
-from kubetune.api.spec import FineTuneJobSpec
-from kubetune.api.status import (
+from kubetune.controller.summary import checkpoints_of, parse_summary, result_of
+from kubetune.controller.views import JobView, PodView, WorkloadView
+from kubetune.render.pod import CONTAINER_NAME
+from kubetune_contract import exit_codes
+from kubetune_contract.api.policy import POLICY_REASON
+from kubetune_contract.api.spec import FineTuneJobSpec
+from kubetune_contract.api.status import (
     CONDITION_TYPES,
+    FINISHED_STATES,
     LIFECYCLE_CONDITION_TYPES,
     Condition,
     ConditionStatus,
@@ -32,11 +37,7 @@ from kubetune.api.status import (
     Progress,
     State,
 )
-from kubetune.controller.summary import checkpoints_of, parse_summary, result_of
-from kubetune.controller.views import JobView, PodView, WorkloadView
-from kubetune.render.pod import CONTAINER_NAME
-from kubetune_trainer import exit_codes
-from kubetune_trainer.termination import Summary
+from kubetune_contract.termination import Summary
 
 #: Container waiting reasons of an image that cannot be had.
 IMAGE_REASONS = frozenset(
@@ -491,7 +492,7 @@ def _start_time(obs: Observation, running: bool) -> datetime | None:
 
 
 def _completion_time(obs: Observation, state: State) -> datetime | None:
-    if state not in ("Succeeded", "Failed"):
+    if state not in FINISHED_STATES:
         return None
     if obs.previous.completionTime is not None:
         return obs.previous.completionTime
@@ -523,7 +524,7 @@ def _final_progress(previous: Progress | None, summary: Summary, now: datetime) 
 
 
 def _is_terminal(status: FineTuneJobStatus) -> bool:
-    return status.state in ("Succeeded", "Failed")
+    return status.state in FINISHED_STATES
 
 
 def derive_status(obs: Observation) -> FineTuneJobStatus:

@@ -1,4 +1,4 @@
-"""Reading the trainer's termination message (:mod:`kubetune_trainer.termination`).
+"""Reading the trainer's termination message (:mod:`kubetune_contract.termination`).
 
 The pod uses ``terminationMessagePolicy: FallbackToLogsOnError``, so a trainer that
 died before writing its summary (an import error, an OOM kill) leaves the tail of its
@@ -12,9 +12,9 @@ import json
 import math
 from typing import Any
 
-from kubetune.api.evaluation import EVALUATION_METRICS, EvaluationResult, MetricComparison
-from kubetune.api.status import CheckpointRecord, Result
-from kubetune_trainer.termination import Summary
+from kubetune_contract.api.evaluation import EVALUATION_METRICS, EvaluationResult, MetricComparison
+from kubetune_contract.api.status import CheckpointRecord, Result
+from kubetune_contract.termination import Summary
 
 _FIELDS = {f.name for f in dataclasses.fields(Summary)}
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kubetune.api.spec import FineTuneJobSpec
 from kubetune.estimate.shapes import ModelShape
+from kubetune_contract.api.spec import FineTuneJobSpec
 
 
 @dataclass(frozen=True)

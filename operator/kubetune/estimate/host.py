@@ -30,9 +30,9 @@ from __future__ import annotations
 import math
 import re
 
-from kubetune.api.spec import FineTuneJobSpec
 from kubetune.estimate.memory import GIB, compute_bytes, estimate_memory
 from kubetune.estimate.shapes import CATALOG, ModelShape, catalog_key
+from kubetune_contract.api.spec import FineTuneJobSpec
 
 MILLICPUS_PER_PROCESS = 500
 RUNTIME_BYTES = 3 * GIB

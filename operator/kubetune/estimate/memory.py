@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kubetune.api.spec import FineTuneJobSpec
 from kubetune.estimate.shapes import ModelShape
+from kubetune_contract.api.spec import FineTuneJobSpec
 
 GIB = 1024**3
 #: ``training.batchSize: auto`` is estimated at one example per device, the smallest batch

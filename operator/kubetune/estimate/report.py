@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubetune.api.spec import FineTuneJobSpec
 from kubetune.estimate import host
 from kubetune.estimate.hardware import GPUS, Gpu, tokens_per_second
 from kubetune.estimate.memory import (
@@ -16,6 +15,7 @@ from kubetune.estimate.memory import (
     estimate_memory,
 )
 from kubetune.estimate.shapes import ModelShape
+from kubetune_contract.api.spec import FineTuneJobSpec
 
 #: A rough characters-per-token ratio of BPE tokenizers on English text and code.
 CHARS_PER_TOKEN = 4

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from kubetune.api import FineTuneJob
 from kubetune.render.configmap import digest, render_configmap
 from kubetune.render.job import render_job
 from kubetune.render.options import RenderOptions
-from kubetune.render.pod import CONFIG_KEY, render_pod_template
+from kubetune.render.pod import render_pod_template
 from kubetune.render.service import render_service
+from kubetune_contract.api import FineTuneJob
+from kubetune_contract.pod import CONFIG_FILE
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ def render_children(job: FineTuneJob, options: RenderOptions) -> Children:
     """ConfigMap, Job and (for ``nodes > 1``) headless Service of ``job``."""
     configmap = render_configmap(job)
     template = render_pod_template(job, options)
-    config_digest = digest(configmap["data"][CONFIG_KEY])
+    config_digest = digest(configmap["data"][CONFIG_FILE])
     return Children(
         configmap=configmap,
         job=render_job(job, template, config_digest),

@@ -9,11 +9,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from kubetune.api import FineTuneJob
 from kubetune.render import names
 from kubetune.render.labels import child_labels
-from kubetune.render.pod import CONFIG_KEY
 from kubetune.render.trainer_config import render_trainer_config, trainer_config_json
+from kubetune_contract.api import FineTuneJob
+from kubetune_contract.pod import CONFIG_FILE
 
 
 def digest(text: str) -> str:
@@ -31,5 +31,5 @@ def render_configmap(job: FineTuneJob) -> dict[str, Any]:
             "name": names.configmap_name(name),
             "labels": child_labels(name, "config"),
         },
-        "data": {CONFIG_KEY: trainer_config_json(render_trainer_config(job))},
+        "data": {CONFIG_FILE: trainer_config_json(render_trainer_config(job))},
     }

@@ -25,11 +25,11 @@ import hashlib
 import json
 from typing import Any
 
-from kubetune.api import FineTuneJob
 from kubetune.render import names
 from kubetune.render.labels import KUEUE_QUEUE_LABEL, child_labels
 from kubetune.render.pod import CONTAINER_NAME
-from kubetune_trainer import exit_codes
+from kubetune_contract import exit_codes
+from kubetune_contract.api import FineTuneJob
 
 TEMPLATE_HASH_ANNOTATION = "kubetune.io/template-hash"
 CONFIG_DIGEST_ANNOTATION = "kubetune.io/config-digest"

@@ -6,12 +6,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from kubetune import __version__
+from kubetune_contract.pod import METRICS_PORT
 
 DEFAULT_TRAINER_IMAGE = f"ghcr.io/kubetune/trainer:{__version__}"
 #: Long enough for the trainer to write a final checkpoint of a large model on SIGTERM.
 DEFAULT_GRACE_PERIOD_SECONDS = 600
-#: The trainer's metrics port (``kubetune_trainer.metrics.DEFAULT_PORT``).
-DEFAULT_METRICS_PORT = 9090
 
 
 @dataclass(frozen=True)
@@ -25,5 +24,5 @@ class RenderOptions:
 
     trainer_image: str = DEFAULT_TRAINER_IMAGE
     grace_period_seconds: int = DEFAULT_GRACE_PERIOD_SECONDS
-    metrics_port: int = DEFAULT_METRICS_PORT
+    metrics_port: int = METRICS_PORT
     pod_annotations: Mapping[str, str] = field(default_factory=dict)

@@ -14,40 +14,22 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
-from kubetune.api import FineTuneJob, environment
-from kubetune.api.references import CREDENTIALS_FIELD, secret_fields, values
 from kubetune.estimate import host
 from kubetune.render import names
 from kubetune.render.labels import child_labels
 from kubetune.render.options import RenderOptions
-from kubetune_trainer import credentials
-from kubetune_trainer.config import CONFIG_ENV
-from kubetune_trainer.metrics import PORT_ENV
-from kubetune_trainer.run import WORK_DIR_ENV
-from kubetune_trainer.termination import DEFAULT_PATH as TERMINATION_PATH
-from kubetune_trainer.termination import PATH_ENV as TERMINATION_PATH_ENV
+from kubetune_contract import pod as contract
+from kubetune_contract.api import FineTuneJob, environment
+from kubetune_contract.api.references import CREDENTIALS_FIELD, secret_fields, values
 
 CONTAINER_NAME = "trainer"
-CONFIG_DIR = "/etc/kubetune"
-CONFIG_KEY = "config.json"
-CONFIG_PATH = f"{CONFIG_DIR}/{CONFIG_KEY}"
 CACHE_DIR = "/cache"
-WORK_DIR = "/work"
-PVC_ROOT = "/mnt/kubetune/pvc"
 #: torchrun's rendezvous port on rank 0 (its default).
 MASTER_PORT = 29500
 #: The annotation the Job controller sets on each pod of an Indexed Job.
 COMPLETION_INDEX_ANNOTATION = "batch.kubernetes.io/job-completion-index"
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
-#: A numeric non-root user (``runAsNonRoot`` can't verify a user name); the trainer
-#: image runs as this user and group (``trainer-image/Dockerfile``, checked by a test).
-#: High, as the operator image's 65532: low UIDs such as 1000 belong to real accounts on
-#: many hosts, so a container escape or a hostPath mount would act as one of them.
-RUN_AS_USER = 65532
-
-_TRAINER_MODULE = "kubetune_trainer"
-_LAUNCHER_MODULE = "kubetune_trainer.launch"
 
 
 def _command(job: FineTuneJob) -> list[str]:
@@ -61,10 +43,10 @@ def _command(job: FineTuneJob) -> list[str]:
     """
     resources = job.spec.resources
     if resources.nodes > 1:
-        return ["python", "-m", _LAUNCHER_MODULE]
+        return ["python", "-m", contract.LAUNCHER_MODULE]
     if resources.gpus > 1:
-        return ["python", "-m", _LAUNCHER_MODULE, "--standalone"]
-    return ["python", "-m", _TRAINER_MODULE]
+        return ["python", "-m", contract.LAUNCHER_MODULE, "--standalone"]
+    return ["python", "-m", contract.TRAINER_MODULE]
 
 
 def _distributed_env(job: FineTuneJob) -> list[dict[str, Any]]:
@@ -99,7 +81,7 @@ def credential_secrets(job: FineTuneJob) -> list[str]:
 
 def credentials_dir(secret: str) -> str:
     """Where the Secret ``secret`` is mounted (one file per key)."""
-    return f"{credentials.MOUNT_ROOT}/{secret}"
+    return f"{contract.CREDENTIALS_ROOT}/{secret}"
 
 
 def pvc_claims(job: FineTuneJob) -> dict[str, bool]:
@@ -129,18 +111,18 @@ def pvc_claims(job: FineTuneJob) -> dict[str, bool]:
 
 def _env(job: FineTuneJob, options: RenderOptions) -> list[dict[str, Any]]:
     fixed = [
-        {"name": CONFIG_ENV, "value": CONFIG_PATH},
-        {"name": PORT_ENV, "value": str(options.metrics_port)},
-        {"name": TERMINATION_PATH_ENV, "value": TERMINATION_PATH},
-        {"name": WORK_DIR_ENV, "value": WORK_DIR},
-        {"name": "KUBETUNE_PVC_ROOT", "value": PVC_ROOT},
-        {"name": environment.HOME, "value": WORK_DIR},
+        {"name": contract.CONFIG_ENV, "value": contract.CONFIG_PATH},
+        {"name": contract.METRICS_PORT_ENV, "value": str(options.metrics_port)},
+        {"name": contract.TERMINATION_PATH_ENV, "value": contract.TERMINATION_PATH},
+        {"name": contract.WORK_DIR_ENV, "value": contract.WORK_DIR},
+        {"name": contract.PVC_ROOT_ENV, "value": contract.PVC_ROOT},
+        {"name": environment.HOME, "value": contract.WORK_DIR},
         {"name": environment.XDG_CACHE_HOME, "value": CACHE_DIR},
         {"name": environment.HF_HOME, "value": f"{CACHE_DIR}/huggingface"},
         {"name": environment.TRITON_CACHE_DIR, "value": f"{CACHE_DIR}/triton"},
     ]
     mounted = [
-        {"name": f"{credentials.DIRECTORY_ENV_PREFIX}{index}", "value": credentials_dir(secret)}
+        {"name": f"{contract.CREDENTIALS_ENV_PREFIX}{index}", "value": credentials_dir(secret)}
         for index, secret in enumerate(credential_secrets(job))
     ]
     user = [variable.to_wire() for variable in job.spec.env]
@@ -177,7 +159,7 @@ def _volumes(job: FineTuneJob) -> tuple[list[dict[str, Any]], list[dict[str, Any
             "name": "config",
             "configMap": {
                 "name": names.configmap_name(job.metadata.name),
-                "items": [{"key": CONFIG_KEY, "path": CONFIG_KEY}],
+                "items": [{"key": contract.CONFIG_FILE, "path": contract.CONFIG_FILE}],
             },
         },
         {"name": "tmp", "emptyDir": {}},
@@ -189,10 +171,10 @@ def _volumes(job: FineTuneJob) -> tuple[list[dict[str, Any]], list[dict[str, Any
         },
     ]
     mounts: list[dict[str, Any]] = [
-        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+        {"name": "config", "mountPath": contract.CONFIG_DIR, "readOnly": True},
         {"name": "tmp", "mountPath": "/tmp"},
         {"name": "cache", "mountPath": CACHE_DIR},
-        {"name": "work", "mountPath": WORK_DIR},
+        {"name": "work", "mountPath": contract.WORK_DIR},
         {"name": "dshm", "mountPath": "/dev/shm"},
     ]
     for index, secret in enumerate(credential_secrets(job)):
@@ -208,7 +190,7 @@ def _volumes(job: FineTuneJob) -> tuple[list[dict[str, Any]], list[dict[str, Any
             }
         )
         mounts.append(
-            {"name": volume, "mountPath": f"{PVC_ROOT}/{claim}", "readOnly": not writable}
+            {"name": volume, "mountPath": f"{contract.PVC_ROOT}/{claim}", "readOnly": not writable}
         )
     return volumes, mounts
 
@@ -232,7 +214,7 @@ def _container(job: FineTuneJob, options: RenderOptions) -> dict[str, Any]:
         "ports": _ports(job, options),
         "resources": _resources(job),
         "volumeMounts": mounts,
-        "terminationMessagePath": TERMINATION_PATH,
+        "terminationMessagePath": contract.TERMINATION_PATH,
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {
             "allowPrivilegeEscalation": False,
@@ -280,9 +262,9 @@ def render_pod_template(job: FineTuneJob, options: RenderOptions) -> dict[str, A
         "enableServiceLinks": False,
         "securityContext": {
             "runAsNonRoot": True,
-            "runAsUser": RUN_AS_USER,
-            "runAsGroup": RUN_AS_USER,
-            "fsGroup": RUN_AS_USER,
+            "runAsUser": contract.RUN_AS_USER,
+            "runAsGroup": contract.RUN_AS_USER,
+            "fsGroup": contract.RUN_AS_USER,
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [_container(job, options)],

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubetune.api import FineTuneJob
 from kubetune.render import names
 from kubetune.render.labels import child_labels, pod_selector
 from kubetune.render.pod import MASTER_PORT
+from kubetune_contract.api import FineTuneJob
 
 
 def render_service(job: FineTuneJob) -> dict[str, Any] | None:

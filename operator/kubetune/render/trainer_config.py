@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kubetune.api import FineTuneJob, FineTuneJobSpec, TrainerConfig
-from kubetune.api.trainer_config import JobIdentity
+from kubetune_contract.api import FineTuneJob, FineTuneJobSpec, TrainerConfig
+from kubetune_contract.api.trainer_config import JobIdentity
 
 FILE_SCHEME = "file://"
 

@@ -19,9 +19,9 @@ from kubetune_trainer.errors import InvalidConfigError, InvalidDataError
 if TYPE_CHECKING:
     import datasets
 
-    from kubetune.api.dataset import DatasetSpec
-    from kubetune.api.sources import DataSource
-    from kubetune.data.quality import QualityReport
+    from kubetune_contract.api.dataset import DatasetSpec
+    from kubetune_contract.api.sources import DataSource
+    from kubetune_contract.data.quality import QualityReport
 
 #: The canonical kinds each method can train on.
 METHOD_KINDS: dict[str, tuple[Kind, ...]] = {

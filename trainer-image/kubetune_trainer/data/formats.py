@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from kubetune.data import code
+from kubetune_contract.data import code
 from kubetune_trainer.errors import InvalidDataError
 
 log = logging.getLogger(__name__)
@@ -190,7 +190,7 @@ def _dolly(row: Row) -> Row:
 def _code_functions(rows: list[Row], uri: str) -> list[tuple[int, Row]]:
     """Each documented Python function becomes its instruction -> its source.
 
-    The pairs come from :mod:`kubetune.data.code`, the logic behind ``kubetune data
+    The pairs come from :mod:`kubetune_contract.data.code`, the logic behind ``kubetune data
     code-instructions``, so what a user previews locally is what trains. A file that does
     not parse, or holds no documented function, is skipped with a warning: a source tree
     often has a few (``__init__.py``, generated code); an empty result is refused later.

@@ -1,4 +1,4 @@
-"""``dataset.quality`` in a training run: the rules of :mod:`kubetune.data.quality` applied
+"""``dataset.quality`` in a training run: the rules of :mod:`kubetune_contract.data.quality` applied
 to the training rows, with their actions carried out.
 
 The same checks back ``kubetune data check``, so a user who previews a file locally sees
@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from kubetune.data.quality import QualityReport, check
+from kubetune_contract.data.quality import QualityReport, check
 from kubetune_trainer.errors import InvalidDataError
 
 if TYPE_CHECKING:
-    from kubetune.api.dataset import QualitySpec
+    from kubetune_contract.api.dataset import QualitySpec
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from kubetune_trainer.errors import InvalidDataError
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-    from kubetune.api.methods import TaskSpec
+    from kubetune_contract.api.methods import TaskSpec
 
 #: Share of each task's rows held out for evaluation (at least one row).
 EVAL_SHARE = 0.2

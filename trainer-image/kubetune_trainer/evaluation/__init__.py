@@ -9,5 +9,5 @@ the answers are scored against references — did the fine-tune help?
 - :mod:`.stage`: the job's stage after publishing, whose failure never fails the job;
 - :mod:`.local`: ``kubetune eval FILE --adapter URI`` on a result published earlier.
 
-What needs no model (means, gate, headline, chart) is in :mod:`kubetune.evaluation`.
+What needs no model (means, gate, headline, chart) is in :mod:`kubetune_contract.evaluation`.
 """

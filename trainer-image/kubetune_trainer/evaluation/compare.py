@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kubetune.evaluation.records import (
+from kubetune_contract.evaluation.records import (
     MODELS,
     Comparison,
     GateOutcome,
@@ -29,8 +29,8 @@ from kubetune_trainer.evaluation import models, scoring
 from kubetune_trainer.evaluation.examples import Example, model_input
 
 if TYPE_CHECKING:
-    from kubetune.api.evaluation import EvaluationSpec
-    from kubetune.api.spec import FineTuneJobSpec
+    from kubetune_contract.api.evaluation import EvaluationSpec
+    from kubetune_contract.api.spec import FineTuneJobSpec
     from kubetune_trainer.metrics import TrainerMetrics
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def records_of(
     answers: dict[str, list[str]],
     scores: dict[str, dict[str, list[float]]],
 ) -> list[dict[str, Any]]:
-    """The lines of ``evaluation.jsonl`` (see :mod:`kubetune.evaluation.records`)."""
+    """The lines of ``evaluation.jsonl`` (see :mod:`kubetune_contract.evaluation.records`)."""
     return [
         {
             "index": index,

@@ -26,8 +26,8 @@ from kubetune_trainer.errors import InvalidDataError
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
-    from kubetune.api.evaluation import EvaluationSpec
-    from kubetune.api.sources import DataSource
+    from kubetune_contract.api.evaluation import EvaluationSpec
+    from kubetune_contract.api.sources import DataSource
 
 log = logging.getLogger(__name__)
 

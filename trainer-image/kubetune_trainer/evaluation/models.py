@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from peft import PeftModel
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from kubetune.api.spec import FineTuneJobSpec
+    from kubetune_contract.api.spec import FineTuneJobSpec
 
 #: A PEFT adapter folder holds this file; full (or partial) fine-tunes hold config.json.
 ADAPTER_CONFIG = "adapter_config.json"

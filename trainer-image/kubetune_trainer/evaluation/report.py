@@ -13,12 +13,12 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kubetune.evaluation.chart import plot_comparison
-from kubetune.evaluation.records import CHART_FILE, EXAMPLES_FILE, LABELS, REPORT_FILE
+from kubetune_contract.evaluation.chart import plot_comparison
+from kubetune_contract.evaluation.records import CHART_FILE, EXAMPLES_FILE, LABELS, REPORT_FILE
 from kubetune_trainer import storage
 
 if TYPE_CHECKING:
-    from kubetune.api.spec import FineTuneJobSpec
+    from kubetune_contract.api.spec import FineTuneJobSpec
     from kubetune_trainer.evaluation.compare import Evaluation
 
 log = logging.getLogger(__name__)

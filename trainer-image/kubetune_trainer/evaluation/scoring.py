@@ -1,7 +1,7 @@
 """Per-example scores of answers against references, and the reward-model judge.
 
 Every metric gives one number per example, in [0, 1] except the reward model's score;
-the job reports their means (:func:`kubetune.evaluation.records.aggregate`).
+the job reports their means (:func:`kubetune_contract.evaluation.records.aggregate`).
 
 - ``exactMatch`` and ``regexMatch`` are the grpo/rloo reward functions of
   :mod:`kubetune_trainer.rewards` (stripped equality; ``re.search`` with DOTALL), so a job
@@ -29,8 +29,8 @@ from kubetune_trainer import rewards
 from kubetune_trainer.evaluation.examples import Prompt
 
 if TYPE_CHECKING:
-    from kubetune.api.evaluation import EvaluationSpec
-    from kubetune.api.training import TrainingSpec
+    from kubetune_contract.api.evaluation import EvaluationSpec
+    from kubetune_contract.api.training import TrainingSpec
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = str.maketrans("", "", string.punctuation)

@@ -22,13 +22,13 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from kubetune.evaluation.records import REPORT_FILE
+from kubetune_contract.evaluation.records import REPORT_FILE
 from kubetune_trainer import artifacts, storage
 from kubetune_trainer.errors import TrainerError
 from kubetune_trainer.evaluation import compare, report
 
 if TYPE_CHECKING:
-    from kubetune.api.trainer_config import TrainerConfig
+    from kubetune_contract.api.trainer_config import TrainerConfig
     from kubetune_trainer.evaluation.examples import Example
     from kubetune_trainer.metrics import TrainerMetrics
 

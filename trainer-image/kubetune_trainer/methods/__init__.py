@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from kubetune.api.dataset import DatasetSpec
+from kubetune_contract.api.dataset import DatasetSpec
 from kubetune_trainer.errors import InvalidConfigError
 from kubetune_trainer.methods.common import MethodContext
 

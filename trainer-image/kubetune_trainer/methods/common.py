@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from peft import PeftConfig
     from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 
-    from kubetune.api.dataset import DatasetSpec
-    from kubetune.api.spec import FineTuneJobSpec
+    from kubetune_contract.api.dataset import DatasetSpec
+    from kubetune_contract.api.spec import FineTuneJobSpec
     from kubetune_trainer.data import PreparedData
 
 SCHEDULERS = {

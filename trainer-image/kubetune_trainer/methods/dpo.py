@@ -9,7 +9,7 @@ from __future__ import annotations
 from transformers import Trainer
 from trl import DPOConfig, DPOTrainer
 
-from kubetune.api.methods import DpoSpec
+from kubetune_contract.api.methods import DpoSpec
 from kubetune_trainer.methods.common import MethodContext, training_arguments
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from transformers import Trainer
 from trl import KTOConfig, KTOTrainer
 
-from kubetune.api.methods import KtoSpec
+from kubetune_contract.api.methods import KtoSpec
 from kubetune_trainer.methods.common import MethodContext, training_arguments
 
 

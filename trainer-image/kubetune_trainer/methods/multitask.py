@@ -35,7 +35,7 @@ from kubetune_trainer.methods.common import MethodContext, training_arguments
 if TYPE_CHECKING:
     from transformers import EvalPrediction
 
-    from kubetune.api.methods import TaskSpec
+    from kubetune_contract.api.methods import TaskSpec
 
 HEADS_WEIGHTS = "heads.safetensors"
 HEADS_CONFIG = "heads.json"

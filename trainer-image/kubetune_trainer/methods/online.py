@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubetune.api.methods import OnlineRlSpec
+from kubetune_contract.api.methods import OnlineRlSpec
 from kubetune_trainer import rewards
 from kubetune_trainer.methods.common import MethodContext, training_arguments
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from transformers import Trainer
 from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
-from kubetune.api.methods import OrpoSpec
+from kubetune_contract.api.methods import OrpoSpec
 from kubetune_trainer.methods.common import MethodContext, training_arguments
 
 

@@ -8,7 +8,7 @@ import torch
 from transformers import Trainer
 from trl import SFTConfig, SFTTrainer
 
-from kubetune.api.methods import SftSpec
+from kubetune_contract.api.methods import SftSpec
 from kubetune_trainer.methods.common import MethodContext, training_arguments
 
 
