@@ -15,6 +15,7 @@ variant downloads the whole CUDA PyTorch stack, so it is run by hand before a re
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -31,25 +32,35 @@ class Image:
     """What one image installs and what must start in it."""
 
     constraints: Path
+    sources: tuple[Path, ...]
+    """The distributions of this repository it installs (``--no-deps``, in this order)."""
     smoke: tuple[tuple[str, ...], ...]
     """Commands (relative to the venv's bin/) that must exit 0."""
+    absent: tuple[str, ...]
+    """Packages of the other side that must not be importable in it."""
 
 
 IMAGES = {
     "operator": Image(
         ROOT / "deploy" / "operator-constraints.txt",
+        (ROOT / "contract", ROOT),
         (("kubetune", "--version"), ("kubetune", "operator", "--help")),
+        ("kubetune_trainer", "torch"),
     ),
     "trainer": Image(
         ROOT / "trainer-image" / "constraints.txt",
+        (ROOT / "contract", ROOT / "trainer-image"),
         (("python", "-m", "kubetune_trainer", "--help"), ("kubetune-trainer", "--help")),
+        ("kubetune", "kopf"),
     ),
 }
 
 
 def _run(cmd: list[str], log: list[str]) -> str:
     started = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    # Only what the venv installed: no PYTHONPATH from the caller's checkout.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     log.append(f"$ {' '.join(cmd)}  ({time.monotonic() - started:.0f}s, rc {proc.returncode})")
     if proc.returncode != 0:
         raise RuntimeError(
@@ -84,10 +95,15 @@ def check(name: str, workdir: Path) -> list[str]:
         ],
         log,
     )
-    _run([*pip, "install", "-q", "--no-deps", str(ROOT)], log)
+    _run([*pip, "install", "-q", "--no-deps", *map(str, image.sources)], log)
     _run([*pip, "check"], log)
     for cmd in image.smoke:
         _run([str(bin_dir / cmd[0]), *cmd[1:]], log)
+    probe = (
+        "import importlib.util, sys; "
+        "sys.exit(' '.join(m for m in sys.argv[1:] if importlib.util.find_spec(m)) or None)"
+    )
+    _run([str(bin_dir / "python"), "-c", probe, *image.absent], log)
     return log
 
 

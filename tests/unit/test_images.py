@@ -29,12 +29,18 @@ TRAINER_DOCKERFILE = ROOT / "trainer-image" / "Dockerfile"
 OPERATOR_DOCKERFILE = ROOT / "deploy" / "operator.Dockerfile"
 CHART_VALUES = ROOT / "charts" / "kubetune" / "values.yaml"
 
-#: (extra, constraints file, the image's CPython version). Ubuntu 24.04 (the CUDA base)
-#: ships Python 3.12; the operator's python:3.11-slim image matches the dev venv.
+#: (what the image installs, constraints file, the image's CPython version). Ubuntu 24.04
+#: (the CUDA base) ships Python 3.12; the operator's python:3.11-slim image matches the venv.
 TARGETS = [
-    ("trainer", ROOT / "trainer-image" / "constraints.txt", "3.12"),
-    ("operator", ROOT / "deploy" / "operator-constraints.txt", "3.11"),
+    ("kubetune-trainer", ROOT / "trainer-image" / "constraints.txt", "3.12"),
+    ("kubetune[operator]", ROOT / "deploy" / "operator-constraints.txt", "3.11"),
 ]
+#: This repository's distributions (installed from source, never pinned).
+PROJECTS = {
+    "kubetune": ROOT / "pyproject.toml",
+    "kubetune-contract": ROOT / "contract" / "pyproject.toml",
+    "kubetune-trainer": ROOT / "trainer-image" / "pyproject.toml",
+}
 #: glibc 2.36 (bookworm) and 2.39 (noble) accept every manylinux tag up to their own.
 PLATFORMS = ["manylinux2014_x86_64", *(f"manylinux_2_{m}_x86_64" for m in range(17, 37))]
 
@@ -48,10 +54,16 @@ def _pins(path: Path) -> dict[str, str]:
     return pins
 
 
-def _project_requirements(extra: str) -> list[Requirement]:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    texts = project["dependencies"] + project["optional-dependencies"][extra]
-    return [Requirement(t) for t in texts]
+def _project_requirements(target: str) -> list[Requirement]:
+    """The third-party requirements of ``target`` and of our distributions it pulls in."""
+    root = Requirement(target)
+    project = tomllib.loads(PROJECTS[root.name].read_text())["project"]
+    extras = project.get("optional-dependencies", {})
+    texts = project["dependencies"] + [t for extra in sorted(root.extras) for t in extras[extra]]
+    found: list[Requirement] = []
+    for req in map(Requirement, texts):
+        found += _project_requirements(req.name) if req.name in PROJECTS else [req]
+    return found
 
 
 def _instructions(dockerfile: Path, keyword: str) -> list[str]:
@@ -64,25 +76,25 @@ def _instructions(dockerfile: Path, keyword: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize(("extra", "constraints", "python"), TARGETS, ids=["trainer", "operator"])
-def test_pins_satisfy_the_project_requirements(extra: str, constraints: Path, python: str) -> None:
+@pytest.mark.parametrize(("target", "constraints", "python"), TARGETS, ids=["trainer", "operator"])
+def test_pins_satisfy_the_project_requirements(target: str, constraints: Path, python: str) -> None:
     pins = _pins(constraints)
-    for req in _project_requirements(extra):
+    for req in _project_requirements(target):
         key = canonicalize_name(req.name)
-        assert key in pins, f"{req.name} is required by kubetune[{extra}] but not pinned"
+        assert key in pins, f"{req.name} is required by {target} but not pinned"
         assert req.specifier.contains(pins[key], prereleases=True), (
             f"{constraints.name} pins {req.name}=={pins[key]}, pyproject asks {req}"
         )
 
 
-@pytest.mark.parametrize(("extra", "constraints", "python"), TARGETS, ids=["trainer", "operator"])
+@pytest.mark.parametrize(("target", "constraints", "python"), TARGETS, ids=["trainer", "operator"])
 def test_constraints_resolve_for_the_image_python_and_pin_everything(
-    extra: str, constraints: Path, python: str, tmp_path: Path
+    target: str, constraints: Path, python: str, tmp_path: Path
 ) -> None:
-    """pip resolves kubetune[extra]'s requirements under the pins, wheels only, for the
+    """pip resolves ``target``'s requirements under the pins, wheels only, for the
     image's interpreter and platform; every package it would install is pinned."""
     reqs = tmp_path / "requirements.txt"
-    reqs.write_text("\n".join(str(r) for r in _project_requirements(extra)) + "\n")
+    reqs.write_text("\n".join(str(r) for r in _project_requirements(target)) + "\n")
     report = tmp_path / "report.json"
     platforms = [arg for p in PLATFORMS for arg in ("--platform", p)]
     proc = subprocess.run(
@@ -121,7 +133,7 @@ def test_constraints_resolve_for_the_image_python_and_pin_everything(
     unpinned = sorted(set(installed) - set(pins))
     assert not unpinned, f"resolved but not pinned in {constraints.name}: {unpinned}"
     assert all(pins[name] == version for name, version in installed.items())
-    if extra == "trainer":
+    if target == "kubetune-trainer":
         assert {"torch", "trl", "peft", "bitsandbytes"} <= set(installed)
     else:
         assert "torch" not in installed, "the operator image must stay slim"
