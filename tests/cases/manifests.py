@@ -439,7 +439,7 @@ INVALID_CASES: tuple[InvalidCase, ...] = (
         "evaluation-win-rate-without-reward-model",
         {"dataset": {"validationSplit": "0.1"}, "evaluation": {"metrics": ["winRate"]}},
         "spec.evaluation.metrics",
-        "reward.modelUri",
+        "reward.model",
     ),
     InvalidCase(
         "evaluation-of-generated-data-only",
@@ -495,7 +495,12 @@ VALID_SPEC_PATCHES: dict[str, dict[str, Any]] = {
         "grpo": {"numGenerations": 2},
         "reward": {"functions": [{"type": "formatRegex", "pattern": "^<a>"}]},
     },
-    "rloo-model": {"method": "rloo", "reward": {"modelUri": "s3://m/reward"}},
+    "rloo-model": {
+        "method": "rloo",
+        "reward": {
+            "model": {"uri": "hf://org/reward", "revision": "v2", "credentialsSecret": "hub"}
+        },
+    },
     "max-steps-only": {"training": {"maxSteps": 10, "warmupSteps": 2}},
     "epochs-warmup-ratio": {"training": {"epochs": 2, "warmupRatio": "0.1"}},
     "validation-split": {"dataset": {"validationSplit": "0.1", "packing": True}},
@@ -536,7 +541,7 @@ VALID_SPEC_PATCHES: dict[str, dict[str, Any]] = {
         "method": "grpo",
         "dataset": {"train": {"format": "promptCompletion"}},
         "grpo": {"numGenerations": 2},
-        "reward": {"modelUri": "s3://m/reward"},
+        "reward": {"model": {"uri": "s3://m/reward"}},
         "evaluation": {
             "dataset": {"uri": "s3://d/eval.jsonl", "format": "promptCompletion"},
             "referenceColumn": "answer",

@@ -6,9 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from kubetune_contract.api.base import ApiModel, Decimal, ObjectName, ShortString
+from kubetune_contract.api.base import ApiModel, Decimal, ShortString
 from kubetune_contract.api.rules import Rule, is_regex
-from kubetune_contract.api.sources import DataSource, ModelUri
+from kubetune_contract.api.sources import DataSource, ModelSource
 
 Method = Literal["sft", "dpo", "kto", "orpo", "reward", "grpo", "rloo", "multitask"]
 
@@ -225,13 +225,10 @@ class RewardFunction(ApiModel):
 class RewardSpec(ApiModel):
     """Where the reward of grpo/rloo comes from: a reward model, functions, or both."""
 
-    modelUri: ModelUri | None = Field(
+    model: ModelSource | None = Field(
         default=None,
-        description="A sequence-classification reward model (e.g. the output of a reward job), "
-        "same URI schemes as model.uri.",
-    )
-    credentialsSecret: ObjectName | None = Field(
-        default=None, description="Secret with credentials to read the reward model."
+        description="A sequence-classification reward model (e.g. the merged/ output of a "
+        "reward job), given like spec.model: uri, revision, credentialsSecret.",
     )
     functions: list[RewardFunction] = Field(
         default_factory=list, max_length=16, description="Built-in reward functions."

@@ -162,13 +162,13 @@ def _immutable_while_running(field: str) -> Rule:
 
 def _has_reward(spec: FineTuneJobSpec) -> bool:
     return spec.reward is not None and (
-        spec.reward.modelUri is not None or len(spec.reward.functions) > 0
+        spec.reward.model is not None or len(spec.reward.functions) > 0
     )
 
 
 _ONLINE = _cel_list(ONLINE_RL_METHODS)
 _HAS_REWARD_CEL = (
-    "has(self.reward) && (has(self.reward.modelUri) || "
+    "has(self.reward) && (has(self.reward.model) || "
     "(has(self.reward.functions) && size(self.reward.functions) > 0))"
 )
 
@@ -344,7 +344,7 @@ class FineTuneJobSpec(ApiModel):
         *(_block_matches_method(block) for block in METHOD_BLOCKS),
         Rule(
             field="reward",
-            message="method grpo and rloo need reward.modelUri and/or reward.functions",
+            message="method grpo and rloo need reward.model and/or reward.functions",
             check=lambda s: s.method not in ONLINE_RL_METHODS or _has_reward(s),
             cel=f"!(self.method in {_ONLINE}) || ({_HAS_REWARD_CEL})",
             reason="FieldValueRequired",
