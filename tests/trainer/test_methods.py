@@ -16,9 +16,9 @@ pytestmark = pytest.mark.trainer
 
 ONLINE = {"numGenerations": 2, "maxCompletionLength": 8}
 REWARD_FUNCTIONS = [
-    {"type": "exactMatch", "referenceColumn": "answer"},
-    {"type": "formatRegex", "pattern": "[0-9]+", "weight": "0.5"},
-    {"type": "lengthPenalty", "targetLength": 3},
+    {"type": "exactMatch", "exactMatch": {"referenceColumn": "answer"}},
+    {"type": "formatRegex", "formatRegex": {"pattern": "[0-9]+"}, "weight": "0.5"},
+    {"type": "lengthPenalty", "lengthPenalty": {"targetLength": 3}},
 ]
 
 CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any], str]] = {

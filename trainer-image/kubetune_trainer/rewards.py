@@ -74,17 +74,13 @@ def length_penalty(target: int) -> RewardCallable:
 
 
 def _function(spec: RewardFunction) -> RewardCallable:
-    if spec.type == "exactMatch":
-        if not spec.referenceColumn:
-            raise InvalidConfigError("reward exactMatch needs referenceColumn")
-        return exact_match(spec.referenceColumn)
-    if spec.type == "formatRegex":
-        if not spec.pattern:
-            raise InvalidConfigError("reward formatRegex needs pattern")
-        return format_regex(spec.pattern)
-    if not spec.targetLength:
-        raise InvalidConfigError("reward lengthPenalty needs targetLength")
-    return length_penalty(spec.targetLength)
+    if spec.type == "exactMatch" and spec.exactMatch is not None:
+        return exact_match(spec.exactMatch.referenceColumn)
+    if spec.type == "formatRegex" and spec.formatRegex is not None:
+        return format_regex(spec.formatRegex.pattern)
+    if spec.type == "lengthPenalty" and spec.lengthPenalty is not None:
+        return length_penalty(spec.lengthPenalty.targetLength)
+    raise InvalidConfigError(f"reward {spec.type} needs the {spec.type} block")
 
 
 @dataclass

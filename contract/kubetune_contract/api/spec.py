@@ -40,6 +40,7 @@ from kubetune_contract.api.sources import (
     OutputSpec,
 )
 from kubetune_contract.api.training import TrainingSpec
+from kubetune_contract.api.unions import block_only_with
 
 #: Fields that define what is trained. Changing them mid-run would silently mix two
 #: trainings in one checkpoint history, so the API server refuses it unless suspended.
@@ -103,17 +104,6 @@ def _forbidden_format_rule(
         cel=f"!(self.method in {_cel_list(methods)}) || !has(self.dataset) || "
         f"(!(self.dataset.train.format in {cel_forbidden}) && (!has(self.dataset.validation) || "
         f"!(self.dataset.validation.format in {cel_forbidden})))",
-    )
-
-
-def _block_matches_method(block: Method) -> Rule:
-    """A method settings block is only allowed next to its method."""
-    return Rule(
-        field=block,
-        message=f"{block} settings are only allowed with method: {block}",
-        check=lambda s: getattr(s, block) is None or s.method == block,
-        cel=f"!has(self.{block}) || self.method == '{block}'",
-        reason="FieldValueForbidden",
     )
 
 
@@ -341,7 +331,7 @@ class FineTuneJobSpec(ApiModel):
         _format_rule(("kto",), UNPAIRED_PREFERENCE_FORMATS),
         _forbidden_format_rule(("sft",), _PREFERENCE_ONLY_FORMATS),
         _forbidden_format_rule(ONLINE_RL_METHODS, _PROMPTLESS_FORMATS),
-        *(_block_matches_method(block) for block in METHOD_BLOCKS),
+        *(block_only_with(block, "method", (block,)) for block in METHOD_BLOCKS),
         Rule(
             field="reward",
             message="method grpo and rloo need reward.model and/or reward.functions",
