@@ -218,7 +218,7 @@ def kubetune_config(model_dir: Path, data: Path, output: Path, setting: Setting)
             "seed": setting.seed,
             "precision": "bf16" if setting.gpu else "fp32",
             "optimizer": "adamwFused",
-            "loggingSteps": 1,
+            "loggingIntervalSteps": 1,
         },
         "checkpoints": {"intervalSteps": 1_000_000, "keep": 1},
         "resources": {"gpus": 1 if setting.gpu else 0},

@@ -66,7 +66,7 @@ def kubetune_spec(setting: Setting, data: Path, output: Path) -> dict[str, Any]:
             "seed": setting.seed,
             "precision": "fp32",
             "gradientCheckpointing": False,
-            "loggingSteps": 1,
+            "loggingIntervalSteps": 1,
             "warmupSteps": 0,
             "scheduler": "cosine",
         },

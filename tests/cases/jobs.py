@@ -16,7 +16,7 @@ def quickstart_on_real_node(name: str, output_uri: str, **training: Any) -> dict
     manifest = yaml.safe_load((EXAMPLES / "quickstart-cluster.yaml").read_text())
     manifest["metadata"] = {"name": name}
     spec = manifest["spec"]
-    spec["training"] |= {"batchSize": 4, "loggingSteps": 1, **training}
+    spec["training"] |= {"batchSize": 4, "loggingIntervalSteps": 1, **training}
     spec["scheduling"] = {"nodeSelector": REAL_NODE_SELECTOR, "tolerations": [REAL_NODE_TOLERATION]}
     spec["terminationGracePeriodSeconds"] = 60
     spec["output"]["uri"] = output_uri

@@ -44,6 +44,9 @@ def merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 
 DELETE = _DELETE
 
+#: The smallest valid reward of a grpo/rloo case.
+LENGTH_REWARD = {"functions": [{"type": "lengthPenalty", "lengthPenalty": {"targetLength": 10}}]}
+
 
 @dataclass(frozen=True)
 class InvalidCase:
@@ -142,7 +145,7 @@ INVALID_CASES: tuple[InvalidCase, ...] = (
             "method": "grpo",
             "dataset": {"train": {"format": "promptCompletion"}},
             "training": {"batchSize": "auto"},
-            "reward": {"functions": [{"type": "lengthPenalty", "targetLength": 10}]},
+            "reward": LENGTH_REWARD,
         },
         "spec.training.batchSize",
         "not auto",
@@ -174,17 +177,17 @@ INVALID_CASES: tuple[InvalidCase, ...] = (
     InvalidCase("grpo-without-reward", {"method": "grpo"}, "spec.reward", "reward"),
     InvalidCase(
         "reward-block-on-sft",
-        {"reward": {"functions": [{"type": "lengthPenalty", "targetLength": 10}]}},
+        {"reward": LENGTH_REWARD},
         "spec.reward",
         "grpo or rloo",
     ),
-    InvalidCase("dpo-block-on-sft", {"dpo": {"beta": "0.2"}}, "spec.dpo", "method: dpo"),
+    InvalidCase("dpo-block-on-sft", {"dpo": {"beta": "0.2"}}, "spec.dpo", "method dpo"),
     InvalidCase(
         "grpo-generations-do-not-divide",
         {
             "method": "grpo",
             "grpo": {"numGenerations": 3},
-            "reward": {"functions": [{"type": "lengthPenalty", "targetLength": 10}]},
+            "reward": LENGTH_REWARD,
         },
         "spec.training.batchSize",
         "numGenerations",
@@ -192,8 +195,35 @@ INVALID_CASES: tuple[InvalidCase, ...] = (
     InvalidCase(
         "exact-match-without-column",
         {"method": "rloo", "reward": {"functions": [{"type": "exactMatch"}]}},
-        "spec.reward.functions[0].referenceColumn",
+        "spec.reward.functions[0].exactMatch",
         "referenceColumn",
+    ),
+    InvalidCase(
+        "reward-block-of-another-type",
+        {
+            "method": "rloo",
+            "reward": {
+                "functions": [
+                    {
+                        "type": "lengthPenalty",
+                        "lengthPenalty": {"targetLength": 10},
+                        "exactMatch": {"referenceColumn": "answer"},
+                    }
+                ]
+            },
+        },
+        "spec.reward.functions[0].exactMatch",
+        "only allowed with type exactMatch",
+    ),
+    InvalidCase(
+        "reward-bad-regex",
+        {
+            "method": "rloo",
+            "reward": {"functions": [{"type": "formatRegex", "formatRegex": {"pattern": "("}}]},
+        },
+        "spec.reward.functions[0].formatRegex.pattern",
+        "regular expression",
+        server=False,
     ),
     InvalidCase(
         "multi-node-cpu",
@@ -342,7 +372,7 @@ INVALID_CASES: tuple[InvalidCase, ...] = (
         {
             "method": "grpo",
             "dataset": DELETE,
-            "reward": {"functions": [{"type": "lengthPenalty", "targetLength": 10}]},
+            "reward": LENGTH_REWARD,
             "selfCritique": {"prompts": {"uri": "s3://d/p.jsonl"}, "principles": ["Be kind."]},
         },
         "spec.selfCritique",
@@ -439,7 +469,7 @@ INVALID_CASES: tuple[InvalidCase, ...] = (
         "evaluation-win-rate-without-reward-model",
         {"dataset": {"validationSplit": "0.1"}, "evaluation": {"metrics": ["winRate"]}},
         "spec.evaluation.metrics",
-        "reward.modelUri",
+        "reward.model",
     ),
     InvalidCase(
         "evaluation-of-generated-data-only",
@@ -493,9 +523,14 @@ VALID_SPEC_PATCHES: dict[str, dict[str, Any]] = {
         "method": "grpo",
         "dataset": {"train": {"format": "promptCompletion"}},
         "grpo": {"numGenerations": 2},
-        "reward": {"functions": [{"type": "formatRegex", "pattern": "^<a>"}]},
+        "reward": {"functions": [{"type": "formatRegex", "formatRegex": {"pattern": "^<a>"}}]},
     },
-    "rloo-model": {"method": "rloo", "reward": {"modelUri": "s3://m/reward"}},
+    "rloo-model": {
+        "method": "rloo",
+        "reward": {
+            "model": {"uri": "hf://org/reward", "revision": "v2", "credentialsSecret": "hub"}
+        },
+    },
     "max-steps-only": {"training": {"maxSteps": 10, "warmupSteps": 2}},
     "epochs-warmup-ratio": {"training": {"epochs": 2, "warmupRatio": "0.1"}},
     "validation-split": {"dataset": {"validationSplit": "0.1", "packing": True}},
@@ -536,7 +571,7 @@ VALID_SPEC_PATCHES: dict[str, dict[str, Any]] = {
         "method": "grpo",
         "dataset": {"train": {"format": "promptCompletion"}},
         "grpo": {"numGenerations": 2},
-        "reward": {"modelUri": "s3://m/reward"},
+        "reward": {"model": {"uri": "s3://m/reward"}},
         "evaluation": {
             "dataset": {"uri": "s3://d/eval.jsonl", "format": "promptCompletion"},
             "referenceColumn": "answer",

@@ -25,7 +25,7 @@ BASE_SPEC: dict[str, Any] = {
     "training": {
         "maxSteps": 2,
         "batchSize": 2,
-        "loggingSteps": 1,
+        "loggingIntervalSteps": 1,
         "learningRate": "1e-3",
         "precision": "fp32",
         "gradientCheckpointing": False,

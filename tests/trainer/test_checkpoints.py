@@ -32,7 +32,7 @@ def run(
     config = make_config(
         tmp_path,
         dataset={"validationSplit": "0.25"},
-        training={"maxSteps": steps, "evalSteps": 1},
+        training={"maxSteps": steps, "evalIntervalSteps": 1},
         checkpoints={"intervalSteps": 1, "keep": 2},
     )
     summary = train(

@@ -260,7 +260,7 @@ def test_the_reward_model_judges_both_models(tmp_path: Path) -> None:
         PROMPT_ROWS,
         method="grpo",
         grpo={"numGenerations": 2, "maxCompletionLength": 8},
-        reward={"modelUri": "builtin://tiny-llama"},
+        reward={"model": {"uri": "builtin://tiny-llama"}},
         evaluation={
             "dataset": {"uri": f"file://{eval_rows}"},
             "referenceColumn": "answer",
@@ -275,7 +275,8 @@ def test_the_reward_model_judges_both_models(tmp_path: Path) -> None:
     assert [r["reference"] for r in records] == [row["answer"] for row in PROMPT_ROWS[:6]]
     for record in records:
         assert record["base"]["scores"]["winRate"] + record["tuned"]["scores"]["winRate"] == 1.0
-    judge = RewardJudge("builtin://tiny-llama", config.spec.training, batch_size=2)
+    assert config.spec.reward is not None and config.spec.reward.model is not None
+    judge = RewardJudge(config.spec.reward.model, config.spec.training, batch_size=2)
     for model in ("base", "tuned"):
         rescored = judge.scores(
             [r["prompt"] for r in records], [r[model]["answer"] for r in records]

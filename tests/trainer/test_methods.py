@@ -16,9 +16,9 @@ pytestmark = pytest.mark.trainer
 
 ONLINE = {"numGenerations": 2, "maxCompletionLength": 8}
 REWARD_FUNCTIONS = [
-    {"type": "exactMatch", "referenceColumn": "answer"},
-    {"type": "formatRegex", "pattern": "[0-9]+", "weight": "0.5"},
-    {"type": "lengthPenalty", "targetLength": 3},
+    {"type": "exactMatch", "exactMatch": {"referenceColumn": "answer"}},
+    {"type": "formatRegex", "formatRegex": {"pattern": "[0-9]+"}, "weight": "0.5"},
+    {"type": "lengthPenalty", "lengthPenalty": {"targetLength": 3}},
 ]
 
 CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any], str]] = {
@@ -33,7 +33,10 @@ CASES: dict[str, tuple[list[dict[str, Any]], dict[str, Any], str]] = {
         {
             "method": "grpo",
             "grpo": ONLINE,
-            "reward": {"modelUri": "builtin://tiny-llama", "functions": REWARD_FUNCTIONS},
+            "reward": {
+                "model": {"uri": "builtin://tiny-llama"},
+                "functions": REWARD_FUNCTIONS,
+            },
             "dataset": {"validationSplit": "0.25"},
         },
         "reward",
@@ -86,7 +89,7 @@ def test_a_merged_reward_job_scores_grpo_completions(tmp_path: Path) -> None:
             PROMPT_ROWS,
             method="grpo",
             grpo=ONLINE,
-            reward={"modelUri": f"file://{reward_dir / 'out'}"},
+            reward={"model": {"uri": f"file://{reward_dir / 'out'}"}},
         ),
         RunOptions(work_dir=grpo_dir / "work"),
     )
@@ -99,7 +102,7 @@ def test_a_merged_reward_job_scores_grpo_completions(tmp_path: Path) -> None:
             PROMPT_ROWS,
             method="grpo",
             grpo=ONLINE,
-            reward={"modelUri": f"file://{merged}"},
+            reward={"model": {"uri": f"file://{merged}"}},
         ),
         RunOptions(work_dir=grpo_dir / "work", print_logs=False),
     )

@@ -26,7 +26,7 @@ def test_a_plateau_stops_the_run_and_the_result_says_why(tmp_path: Path) -> None
         dataset={"validationSplit": "0.25"},
         training={
             "maxSteps": 20,
-            "evalSteps": 1,
+            "evalIntervalSteps": 1,
             "learningRate": "1e-9",
             "earlyStopping": {"patience": 2, "minDelta": "0.01"},
         },

@@ -50,7 +50,12 @@ def test_each_task_gets_its_head_metrics_and_saved_weights(tmp_path: Path) -> No
                 },
             ]
         },
-        "training": {"maxSteps": 12, "batchSize": 4, "learningRate": "1e-2", "evalSteps": 6},
+        "training": {
+            "maxSteps": 12,
+            "batchSize": 4,
+            "learningRate": "1e-2",
+            "evalIntervalSteps": 6,
+        },
     }
     config = make_config(tmp_path, **spec)
     summary = execute(

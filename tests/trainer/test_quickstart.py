@@ -23,7 +23,7 @@ def test_quickstart_eval_loss_drops_within_a_few_dozen_steps(tmp_path: Path) -> 
     spec = config.spec.model_copy(
         update={
             "training": config.spec.training.model_copy(
-                update={"epochs": None, "maxSteps": 24, "evalSteps": 12}
+                update={"epochs": None, "maxSteps": 24, "evalIntervalSteps": 12}
             ),
             "output": config.spec.output.model_copy(update={"uri": f"file://{tmp_path / 'out'}"}),
         }

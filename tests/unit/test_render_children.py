@@ -256,6 +256,21 @@ def test_credentials_are_secret_files_never_environment() -> None:
     assert not any("secret" in v for v in pod_spec(render())["volumes"])
 
 
+def test_the_reward_models_credentials_are_mounted_like_the_base_models() -> None:
+    children = render(
+        {
+            "method": "grpo",
+            "dataset": {"train": {"format": "promptCompletion"}},
+            "grpo": {"numGenerations": 2},
+            "model": {"credentialsSecret": "hf"},
+            "reward": {"model": {"uri": "hf://org/reward", "credentialsSecret": "reward-hub"}},
+        }
+    )
+    secrets = [v["secret"]["secretName"] for v in pod_spec(children)["volumes"] if "secret" in v]
+    assert secrets == ["hf", "reward-hub"]
+    assert env(children)["KUBETUNE_CREDENTIALS_1"] == "/var/run/secrets/kubetune/reward-hub"
+
+
 def test_cpu_and_memory_are_requested_even_when_the_spec_leaves_them_unset() -> None:
     gpu = container(render({"model": {"uri": "hf://meta-llama/Llama-3.1-8B"}}))["resources"]
     # One process: 3 GiB runtime + one 5 GB shard, in whole GiB; the limit adds /dev/shm.

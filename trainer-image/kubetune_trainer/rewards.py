@@ -1,4 +1,4 @@
-"""Rewards for grpo/rloo: built-in functions and a reward model from any model URI.
+"""Rewards for grpo/rloo: built-in functions and a reward model from any model source.
 
 TRL calls each reward function as ``f(prompts=..., completions=..., completion_ids=...,
 trainer_state=..., **dataset_columns) -> list[float]``. Completions are strings for plain
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from kubetune_contract.api.methods import RewardFunction, RewardSpec
+    from kubetune_contract.api.sources import ModelSource
     from kubetune_contract.api.training import TrainingSpec
 
 RewardCallable = Callable[..., list[float]]
@@ -73,17 +74,13 @@ def length_penalty(target: int) -> RewardCallable:
 
 
 def _function(spec: RewardFunction) -> RewardCallable:
-    if spec.type == "exactMatch":
-        if not spec.referenceColumn:
-            raise InvalidConfigError("reward exactMatch needs referenceColumn")
-        return exact_match(spec.referenceColumn)
-    if spec.type == "formatRegex":
-        if not spec.pattern:
-            raise InvalidConfigError("reward formatRegex needs pattern")
-        return format_regex(spec.pattern)
-    if not spec.targetLength:
-        raise InvalidConfigError("reward lengthPenalty needs targetLength")
-    return length_penalty(spec.targetLength)
+    if spec.type == "exactMatch" and spec.exactMatch is not None:
+        return exact_match(spec.exactMatch.referenceColumn)
+    if spec.type == "formatRegex" and spec.formatRegex is not None:
+        return format_regex(spec.formatRegex.pattern)
+    if spec.type == "lengthPenalty" and spec.lengthPenalty is not None:
+        return length_penalty(spec.lengthPenalty.targetLength)
+    raise InvalidConfigError(f"reward {spec.type} needs the {spec.type} block")
 
 
 @dataclass
@@ -97,11 +94,11 @@ class Rewards:
 
 def build(spec: RewardSpec | None, training: TrainingSpec) -> Rewards:
     """Rewards from the spec: the reward model first (if any), then the functions."""
-    if spec is None or (spec.modelUri is None and not spec.functions):
-        raise InvalidConfigError("methods grpo and rloo need reward.modelUri or reward.functions")
+    if spec is None or (spec.model is None and not spec.functions):
+        raise InvalidConfigError("methods grpo and rloo need reward.model or reward.functions")
     rewards = Rewards([], [], [])
-    if spec.modelUri is not None:
-        model, tokenizer = load_reward_model(spec.modelUri, training)
+    if spec.model is not None:
+        model, tokenizer = load_reward_model(spec.model, training)
         rewards.functions.append(model)
         rewards.processing_classes.append(tokenizer)
         rewards.weights.append(1.0)
@@ -112,15 +109,19 @@ def build(spec: RewardSpec | None, training: TrainingSpec) -> Rewards:
     return rewards
 
 
-def load_reward_model(uri: str, training: TrainingSpec) -> tuple[Any, Any]:
+def load_reward_model(source: ModelSource, training: TrainingSpec) -> tuple[Any, Any]:
     """A sequence classifier with one label, such as a reward job's ``merged/`` output: the
-    reward of grpo/rloo, and the judge of the evaluation's rewardScore and winRate."""
+    reward of grpo/rloo, and the judge of the evaluation's rewardScore and winRate.
+
+    Resolved like ``spec.model`` (revision included); its ``credentialsSecret`` is mounted
+    by the operator with the job's other credential Secrets, where the source clients
+    look them up."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from kubetune_trainer.adapters import compute_dtype, ensure_tokenizer_ready
     from kubetune_trainer.sources import resolve_model
 
-    folder = resolve_model(uri, classifier=True)
+    folder = resolve_model(source.uri, source.revision, classifier=True)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     ensure_tokenizer_ready(tokenizer, folder)
     model = AutoModelForSequenceClassification.from_pretrained(

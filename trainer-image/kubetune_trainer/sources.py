@@ -1,4 +1,4 @@
-"""Model sources: turn ``model.uri`` (or ``reward.modelUri``) into a local folder.
+"""Model sources: turn ``model`` (or ``reward.model``) into a local folder.
 
 * ``builtin://NAME``: built on the fly (:mod:`kubetune_trainer.builtin`).
 * ``hf://org/name[@revision]``: the Hugging Face hub client, given ``HF_TOKEN`` from the

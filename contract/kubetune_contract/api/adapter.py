@@ -8,6 +8,7 @@ from pydantic import Field
 
 from kubetune_contract.api.base import ApiModel, Decimal, ShortString
 from kubetune_contract.api.rules import Rule, fraction_below_one, is_regex
+from kubetune_contract.api.unions import block_only_with, block_required
 
 AdapterType = Literal["lora", "qlora", "full", "partial", "promptTuning"]
 
@@ -99,20 +100,9 @@ class PromptTuningSpec(ApiModel):
     )
 
 
-def _block_for_types(block: str, types: tuple[AdapterType, ...]) -> Rule:
-    """The settings block ``block`` is only allowed with the adapter types ``types``."""
-    allowed = ", ".join(types)
-    return Rule(
-        field=block,
-        message=f"{block} settings are only allowed with type {allowed}",
-        check=lambda a: getattr(a, block) is None or a.type in types,
-        cel=f"!has(self.{block}) || self.type in [{', '.join(repr(t) for t in types)}]",
-        reason="FieldValueForbidden",
-    )
-
-
 class AdapterSpec(ApiModel):
-    """The adapter type and its settings."""
+    """The adapter type and its settings, one block per type (see
+    :mod:`kubetune_contract.api.unions`)."""
 
     type: AdapterType = Field(
         default="qlora",
@@ -140,17 +130,11 @@ class AdapterSpec(ApiModel):
     )
 
     rules = (
-        _block_for_types("lora", ("lora", "qlora")),
-        _block_for_types("quantization", ("qlora",)),
-        _block_for_types("promptTuning", ("promptTuning",)),
-        Rule(
-            field="partial",
-            message="type partial needs the partial block (layers and/or patterns to unfreeze)",
-            check=lambda a: a.type != "partial" or a.partial is not None,
-            cel="self.type != 'partial' || has(self.partial)",
-            reason="FieldValueRequired",
-        ),
-        _block_for_types("partial", ("partial",)),
+        block_only_with("lora", "type", ("lora", "qlora")),
+        block_only_with("quantization", "type", ("qlora",)),
+        block_only_with("promptTuning", "type", ("promptTuning",)),
+        block_required("partial", "type", "partial", "layers and/or patterns to unfreeze"),
+        block_only_with("partial", "type", ("partial",)),
         Rule(
             field="newTokens",
             message="newTokens can't be combined with type promptTuning (prompt tuning trains "

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from kubetune_contract.api.base import RULE_ERROR_TYPE
+from kubetune_contract.api.paths import join, nearest
 
 
 @dataclass(frozen=True)
@@ -35,21 +36,19 @@ class InvalidManifest(ValueError):
         super().__init__("\n".join(str(e) for e in self.errors))
 
 
-def _join(parts: Sequence[str | int]) -> str:
-    path = ""
-    for part in parts:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else str(part)
-    return path
+def _unknown_field(
+    model: type[BaseModel] | None, prefix: Sequence[str | int], location: Sequence[str | int]
+) -> str:
+    """``unknown field``, with the nearest valid paths when the model tree has any."""
+    if model is None or not (found := [join([*prefix, *p]) for p in nearest(model, location)]):
+        return "unknown field (check the spelling; `kubectl explain finetunejob.spec` lists fields)"
+    options = found[0] if len(found) == 1 else f"{', '.join(found[:-1])} or {found[-1]}"
+    return f"unknown field; did you mean {options}?"
 
 
 def _message(error: Any) -> str:
     kind = error["type"]
     ctx = error.get("ctx") or {}
-    if kind == "extra_forbidden":
-        return "unknown field (check the spelling; `kubectl explain finetunejob.spec` lists fields)"
     if kind == "missing":
         return "required field is missing"
     if kind == "literal_error":
@@ -71,8 +70,17 @@ def _union_member(part: str | int) -> bool:
     return part[:1].isupper() or "-" in part or "[" in part or part in _PLAIN_MEMBERS
 
 
-def field_errors(error: ValidationError, prefix: Sequence[str | int] = ()) -> list[FieldError]:
-    """All problems in a pydantic ``ValidationError``, cross-field rules expanded."""
+def field_errors(
+    error: ValidationError,
+    prefix: Sequence[str | int] = (),
+    *,
+    model: type[BaseModel] | None = None,
+) -> list[FieldError]:
+    """All problems in a pydantic ``ValidationError``, cross-field rules expanded.
+
+    ``model`` is the model that was validated: given, an unknown field is answered with
+    the nearest valid paths in its tree (``did you mean spec.adapter.lora.alpha?``).
+    """
     found: list[FieldError] = []
     for item in error.errors():
         # Union members add their type name to the location; drop those segments.
@@ -80,7 +88,9 @@ def field_errors(error: ValidationError, prefix: Sequence[str | int] = ()) -> li
         base = [*prefix, *loc]
         if item["type"] == RULE_ERROR_TYPE:
             for field, message in item["ctx"]["violations"]:
-                found.append(FieldError(_join([*base, *field.split(".")]), message))
+                found.append(FieldError(join([*base, *field.split(".")]), message))
+        elif item["type"] == "extra_forbidden":
+            found.append(FieldError(join(base), _unknown_field(model, prefix, loc)))
         else:
-            found.append(FieldError(_join(base), _message(item)))
+            found.append(FieldError(join(base), _message(item)))
     return found

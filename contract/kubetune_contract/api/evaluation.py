@@ -32,7 +32,7 @@ EvaluationMetric = Literal[
     "winRate",
 ]
 EVALUATION_METRICS: tuple[EvaluationMetric, ...] = get_args(EvaluationMetric)
-#: Metrics that need the job's reward model (``reward.modelUri``) as the judge.
+#: Metrics that need the job's reward model (``reward.model``) as the judge.
 REWARD_METRICS: tuple[EvaluationMetric, ...] = ("rewardScore", "winRate")
 DEFAULT_METRICS: tuple[EvaluationMetric, ...] = (
     "exactMatch",
@@ -120,7 +120,7 @@ class EvaluationSpec(ApiModel):
         "lower-casing and dropping punctuation, articles and extra spaces), contains "
         "(the normalized reference occurs in the answer), regexMatch (the answer matches "
         "pattern), tokenF1 (token overlap), rougeL (longest common subsequence F-measure); "
-        "with reward.modelUri: rewardScore (the reward model's mean score) and winRate "
+        "with reward.model: rewardScore (the reward model's mean score) and winRate "
         "(how often tuned scores above base; ties count half).",
         json_schema_extra={"x-kubernetes-list-type": "set"},
     )
@@ -208,15 +208,15 @@ SPEC_RULES: tuple[Rule, ...] = (
     ),
     Rule(
         field="evaluation.metrics",
-        message=f"metrics {' and '.join(REWARD_METRICS)} need reward.modelUri: the reward model "
+        message=f"metrics {' and '.join(REWARD_METRICS)} need reward.model: the reward model "
         "judges both models' answers",
         check=lambda s: (
             s.evaluation is None
             or not any(m in REWARD_METRICS for m in s.evaluation.metrics)
-            or (s.reward is not None and s.reward.modelUri is not None)
+            or (s.reward is not None and s.reward.model is not None)
         ),
         cel=f"!has(self.evaluation) || !({_reward_metrics_cel()}) || "
-        "(has(self.reward) && has(self.reward.modelUri))",
+        "(has(self.reward) && has(self.reward.model))",
         reason="FieldValueRequired",
     ),
 )

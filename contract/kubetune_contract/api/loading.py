@@ -37,7 +37,7 @@ def parse_finetunejob(document: Any) -> FineTuneJob:
     try:
         return FineTuneJob.model_validate(document)
     except ValidationError as error:
-        raise InvalidManifest(field_errors(error)) from None
+        raise InvalidManifest(field_errors(error, model=FineTuneJob)) from None
 
 
 @dataclass(frozen=True)

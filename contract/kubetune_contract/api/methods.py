@@ -6,9 +6,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from kubetune_contract.api.base import ApiModel, Decimal, ObjectName, ShortString
+from kubetune_contract.api.base import ApiModel, Decimal, ShortString
 from kubetune_contract.api.rules import Rule, is_regex
-from kubetune_contract.api.sources import DataSource, ModelUri
+from kubetune_contract.api.sources import DataSource, ModelSource
+from kubetune_contract.api.unions import block_only_with, block_required
 
 Method = Literal["sft", "dpo", "kto", "orpo", "reward", "grpo", "rloo", "multitask"]
 
@@ -176,62 +177,72 @@ class SelfCritiqueSpec(ApiModel):
 RewardFunctionType = Literal["exactMatch", "formatRegex", "lengthPenalty"]
 
 
-class RewardFunction(ApiModel):
-    """A built-in reward function."""
+class ExactMatchReward(ApiModel):
+    """1 when the completion equals the row's reference answer, else 0."""
 
-    type: RewardFunctionType = Field(
-        description="exactMatch: 1 when the completion equals the referenceColumn value; "
-        "formatRegex: 1 when the completion matches pattern; lengthPenalty: minus the distance "
-        "from targetLength characters, scaled to [-1, 0]."
-    )
-    weight: Decimal = Field(default="1.0", description="Weight of this reward in the sum.")
-    referenceColumn: ShortString | None = Field(
-        default=None, description="Dataset column with the reference answer (exactMatch)."
-    )
-    pattern: ShortString | None = Field(
-        default=None, description="Regular expression a good completion matches (formatRegex)."
-    )
-    targetLength: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
-        default=None, description="Ideal completion length in characters (lengthPenalty)."
-    )
+    referenceColumn: ShortString = Field(description="Dataset column with the reference answer.")
+
+
+class FormatRegexReward(ApiModel):
+    """1 when the completion matches a regular expression, else 0."""
+
+    pattern: ShortString = Field(description="Regular expression a good completion matches.")
 
     rules = (
         Rule(
-            field="referenceColumn",
-            message="type exactMatch needs referenceColumn",
-            check=lambda f: f.type != "exactMatch" or f.referenceColumn is not None,
-            cel="self.type != 'exactMatch' || has(self.referenceColumn)",
-            reason="FieldValueRequired",
-        ),
-        Rule(
             field="pattern",
-            message="type formatRegex needs pattern, a valid regular expression",
-            check=lambda f: (
-                f.type != "formatRegex" or (f.pattern is not None and is_regex(f.pattern))
-            ),
-            cel="self.type != 'formatRegex' || has(self.pattern)",
-            reason="FieldValueRequired",
+            message="pattern must be a valid regular expression",
+            check=lambda f: is_regex(f.pattern),
         ),
-        Rule(
-            field="targetLength",
-            message="type lengthPenalty needs targetLength",
-            check=lambda f: f.type != "lengthPenalty" or f.targetLength is not None,
-            cel="self.type != 'lengthPenalty' || has(self.targetLength)",
-            reason="FieldValueRequired",
-        ),
+    )
+
+
+class LengthPenaltyReward(ApiModel):
+    """Minus the distance from a target length, scaled to [-1, 0]."""
+
+    targetLength: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        description="Ideal completion length in characters."
+    )
+
+
+class RewardFunction(ApiModel):
+    """A built-in reward function: its type, its weight and the settings block of its type
+    (the union style of :mod:`kubetune_contract.api.unions`)."""
+
+    type: RewardFunctionType = Field(
+        description="exactMatch: 1 when the completion equals a reference answer; "
+        "formatRegex: 1 when the completion matches a pattern; lengthPenalty: minus the "
+        "distance from a target length, scaled to [-1, 0]. Settings go in the block of the "
+        "same name."
+    )
+    weight: Decimal = Field(default="1.0", description="Weight of this reward in the sum.")
+    exactMatch: ExactMatchReward | None = Field(
+        default=None, description="exactMatch settings (required with type exactMatch)."
+    )
+    formatRegex: FormatRegexReward | None = Field(
+        default=None, description="formatRegex settings (required with type formatRegex)."
+    )
+    lengthPenalty: LengthPenaltyReward | None = Field(
+        default=None, description="lengthPenalty settings (required with type lengthPenalty)."
+    )
+
+    rules = (
+        block_required("exactMatch", "type", "exactMatch", "referenceColumn"),
+        block_only_with("exactMatch", "type", ("exactMatch",)),
+        block_required("formatRegex", "type", "formatRegex", "pattern"),
+        block_only_with("formatRegex", "type", ("formatRegex",)),
+        block_required("lengthPenalty", "type", "lengthPenalty", "targetLength"),
+        block_only_with("lengthPenalty", "type", ("lengthPenalty",)),
     )
 
 
 class RewardSpec(ApiModel):
     """Where the reward of grpo/rloo comes from: a reward model, functions, or both."""
 
-    modelUri: ModelUri | None = Field(
+    model: ModelSource | None = Field(
         default=None,
-        description="A sequence-classification reward model (e.g. the output of a reward job), "
-        "same URI schemes as model.uri.",
-    )
-    credentialsSecret: ObjectName | None = Field(
-        default=None, description="Secret with credentials to read the reward model."
+        description="A sequence-classification reward model (e.g. the merged/ output of a "
+        "reward job), given like spec.model: uri, revision, credentialsSecret.",
     )
     functions: list[RewardFunction] = Field(
         default_factory=list, max_length=16, description="Built-in reward functions."

@@ -46,11 +46,13 @@ UNPAIRED_PREFERENCE_FORMATS: tuple[DatasetFormat, ...] = (
 
 
 class ModelSource(ApiModel):
-    """The base model to fine-tune."""
+    """A model to load: the base model (``spec.model``) or the reward model
+    (``spec.reward.model``). One shape for both, so a reward model on the hub can be
+    pinned to a revision and read with its own token exactly like the base model."""
 
     uri: ModelUri = Field(
         description=(
-            "Where the base model is: hf://org/name[@revision], s3://bucket/path, "
+            "Where the model is: hf://org/name[@revision], s3://bucket/path, "
             "gs://bucket/path, az://container/path, pvc://claim/path, file:///path, "
             "or builtin://tiny-llama (a tiny random model for smoke tests)."
         )

@@ -40,6 +40,7 @@ from kubetune_contract.api.sources import (
     OutputSpec,
 )
 from kubetune_contract.api.training import TrainingSpec
+from kubetune_contract.api.unions import block_only_with
 
 #: Fields that define what is trained. Changing them mid-run would silently mix two
 #: trainings in one checkpoint history, so the API server refuses it unless suspended.
@@ -106,17 +107,6 @@ def _forbidden_format_rule(
     )
 
 
-def _block_matches_method(block: Method) -> Rule:
-    """A method settings block is only allowed next to its method."""
-    return Rule(
-        field=block,
-        message=f"{block} settings are only allowed with method: {block}",
-        check=lambda s: getattr(s, block) is None or s.method == block,
-        cel=f"!has(self.{block}) || self.method == '{block}'",
-        reason="FieldValueForbidden",
-    )
-
-
 def _generations_divide_batch(method: Method) -> Rule:
     """GRPO/RLOO sample ``numGenerations`` completions per prompt within one batch."""
 
@@ -162,13 +152,13 @@ def _immutable_while_running(field: str) -> Rule:
 
 def _has_reward(spec: FineTuneJobSpec) -> bool:
     return spec.reward is not None and (
-        spec.reward.modelUri is not None or len(spec.reward.functions) > 0
+        spec.reward.model is not None or len(spec.reward.functions) > 0
     )
 
 
 _ONLINE = _cel_list(ONLINE_RL_METHODS)
 _HAS_REWARD_CEL = (
-    "has(self.reward) && (has(self.reward.modelUri) || "
+    "has(self.reward) && (has(self.reward.model) || "
     "(has(self.reward.functions) && size(self.reward.functions) > 0))"
 )
 
@@ -341,10 +331,10 @@ class FineTuneJobSpec(ApiModel):
         _format_rule(("kto",), UNPAIRED_PREFERENCE_FORMATS),
         _forbidden_format_rule(("sft",), _PREFERENCE_ONLY_FORMATS),
         _forbidden_format_rule(ONLINE_RL_METHODS, _PROMPTLESS_FORMATS),
-        *(_block_matches_method(block) for block in METHOD_BLOCKS),
+        *(block_only_with(block, "method", (block,)) for block in METHOD_BLOCKS),
         Rule(
             field="reward",
-            message="method grpo and rloo need reward.modelUri and/or reward.functions",
+            message="method grpo and rloo need reward.model and/or reward.functions",
             check=lambda s: s.method not in ONLINE_RL_METHODS or _has_reward(s),
             cel=f"!(self.method in {_ONLINE}) || ({_HAS_REWARD_CEL})",
             reason="FieldValueRequired",

@@ -114,12 +114,15 @@ class TrainingSpec(ApiModel):
         "data parallel: each GPU holds a slice, so a model too large for one GPU can be fully "
         "fine-tuned). fsdp needs adapter.type full or partial and at least 2 GPUs in total.",
     )
-    loggingSteps: Annotated[int, Field(ge=1, le=100_000)] = Field(
-        default=10, description="Report loss and metrics every this many steps."
+    loggingIntervalSteps: Annotated[int, Field(ge=1, le=100_000)] = Field(
+        default=10,
+        description="Report loss and metrics every this many optimizer steps (like every "
+        "*IntervalSteps field, an interval; maxSteps and warmupSteps are counts).",
     )
-    evalSteps: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
+    evalIntervalSteps: Annotated[int, Field(ge=1, le=1_000_000)] | None = Field(
         default=None,
-        description="Evaluate every this many steps (default: once per epoch, and at the end).",
+        description="Evaluate on the validation data every this many optimizer steps "
+        "(default: once per epoch, and at the end).",
     )
     earlyStopping: EarlyStoppingSpec | None = Field(
         default=None,

@@ -99,11 +99,11 @@ def _scores(
     for metric, function in scoring.text_metrics(evaluation).items():
         for model in MODELS:
             found[model][metric] = function(answers[model], references)
-    if spec.reward is not None and spec.reward.modelUri is not None:
+    if spec.reward is not None and spec.reward.model is not None:
         wanted = [m for m in evaluation.metrics if m in ("rewardScore", "winRate")]
         if wanted:
             judge = scoring.RewardJudge(
-                spec.reward.modelUri, spec.training, evaluation.generation.batchSize
+                spec.reward.model, spec.training, evaluation.generation.batchSize
             )
             prompts = [e.prompt for e in examples]
             rewards = {model: judge.scores(prompts, answers[model]) for model in MODELS}

@@ -30,6 +30,7 @@ from kubetune_trainer.evaluation.examples import Prompt
 
 if TYPE_CHECKING:
     from kubetune_contract.api.evaluation import EvaluationSpec
+    from kubetune_contract.api.sources import ModelSource
     from kubetune_contract.api.training import TrainingSpec
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -104,8 +105,8 @@ def win_rates(tuned: Sequence[float], base: Sequence[float]) -> list[float]:
 class RewardJudge:
     """The job's reward model, scoring (prompt, answer) pairs in batches."""
 
-    def __init__(self, uri: str, training: TrainingSpec, batch_size: int) -> None:
-        self.model, self.tokenizer = rewards.load_reward_model(uri, training)
+    def __init__(self, source: ModelSource, training: TrainingSpec, batch_size: int) -> None:
+        self.model, self.tokenizer = rewards.load_reward_model(source, training)
         self.batch_size = batch_size
 
     def _text(self, prompt: Prompt, answer: str) -> str:

@@ -1,5 +1,5 @@
 """Reward modelling (TRL ``RewardTrainer``): a sequence classifier with one output that
-scores chosen above rejected. Its output is a valid ``reward.modelUri`` for grpo/rloo."""
+scores chosen above rejected. Its output is a valid ``reward.model.uri`` for grpo/rloo."""
 
 from __future__ import annotations
 
