@@ -78,9 +78,14 @@ class Summary:
         return text
 
 
+def message_path() -> Path:
+    """Where the summary goes: ``$KUBETUNE_TERMINATION_PATH``, else Kubernetes' default."""
+    return Path(os.environ.get(TERMINATION_PATH_ENV, TERMINATION_PATH))
+
+
 def write(summary: Summary) -> None:
     """Write the summary where Kubernetes picks it up; a missing path is not an error."""
-    path = Path(os.environ.get(TERMINATION_PATH_ENV, TERMINATION_PATH))
+    path = message_path()
     try:
         path.write_text(summary.to_json(), encoding="utf-8")
     except OSError as exc:

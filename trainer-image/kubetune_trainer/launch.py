@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -40,7 +39,7 @@ def summary_exit_code(path: Path) -> int | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    path = Path(os.environ.get(termination.PATH_ENV, termination.DEFAULT_PATH))
+    path = termination.message_path()
     with contextlib.suppress(OSError):  # no summary of an earlier run is read back
         path.write_text("", encoding="utf-8")
     child = subprocess.Popen(
