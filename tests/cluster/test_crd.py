@@ -2,7 +2,9 @@
 
 Every invalid case of :mod:`tests.cases.manifests` that the server can judge is sent to
 the API server; its refusal must name the field (the same expectation the unit tests
-hold the Python models to), so schema, defaults and CEL rules are exercised for real.
+hold the Python models to) and say the message of every rule whose Python twin refuses
+it, and its near miss must be accepted: so each CEL twin draws the same line as its
+Python twin, and schema, defaults and CEL rules are exercised for real.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from kubernetes.client.exceptions import ApiException
 from devenv.cluster import ControlPlane
 from devenv.process import poll
 from tests.cases.manifests import INVALID_CASES, VALID_SPEC_PATCHES, InvalidCase, valid_case
+from tests.cases.rules import rule_messages
 
 pytestmark = pytest.mark.cluster
 
@@ -30,6 +33,7 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 CRD_NAME = "finetunejobs.kubetune.io"
 GROUP, VERSION, PLURAL = "kubetune.io", "v1alpha1", "finetunejobs"
 SERVER_CASES = [c for c in INVALID_CASES if c.server]
+NEAR_MISSES = [c for c in INVALID_CASES if c.accept is not None]
 #: The API server words OpenAPI schema failures its own way; CEL messages are ours.
 SERVER_WORDING = {
     "pattern": "should match",
@@ -125,6 +129,19 @@ def test_invalid_manifest_is_refused_naming_the_field(
     assert case.field in message, message
     fragment = SERVER_WORDING.get(case.fragment, case.fragment)
     assert fragment.lower() in message.lower(), message
+    for rule_message in rule_messages(case.manifest()):
+        assert rule_message in message, message
+
+
+@pytest.mark.parametrize("case", NEAR_MISSES, ids=lambda c: c.id)
+def test_near_miss_is_accepted(
+    case: InvalidCase, ftj: client.CustomObjectsApi, namespace: str
+) -> None:
+    body = case.near_miss(name="near")
+    assert body is not None
+    ftj.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, body, dry_run="All", field_validation="Strict"
+    )
 
 
 def test_kubectl_explain_shows_descriptions(kubectl: Any, crd: dict[str, Any]) -> None:

@@ -188,6 +188,11 @@ def test_the_walk_finds_every_uri_and_secret_of_every_example(example: Path) -> 
     assert found_secrets == {v for k, v in strings if k == "credentialsSecret"}
 
 
+def test_only_the_output_is_a_uri_the_trainer_writes_to() -> None:
+    written = {str(path) for path in uri_fields() if path.storage and path.storage.writes}
+    assert written == {"spec.output.uri"}
+
+
 def test_cel_values_refuses_paths_it_cannot_flatten() -> None:
     nested = FieldPath((Step("a", False, True), Step("b", False, True)))
     with pytest.raises(ValueError, match="more than one list"):

@@ -15,7 +15,7 @@ from kubetune.render.options import RenderOptions
 from kubetune.render.pod import pvc_claims
 from kubetune_contract import exit_codes
 from kubetune_contract.api import TrainerConfig, parse_finetunejob
-from tests.cases.manifests import merge, valid_manifest
+from tests.cases.manifests import DELETE, merge, valid_manifest
 
 OPTIONS = RenderOptions(trainer_image="registry.example/trainer:1", grace_period_seconds=900)
 
@@ -315,6 +315,49 @@ def test_pvc_uris_mount_their_claims_and_only_the_output_is_writable() -> None:
     assert mounts["/mnt/kubetune/pvc/results"] is False
     assert mounts["/mnt/kubetune/pvc/models"] is True
     assert env(children)["KUBETUNE_PVC_ROOT"] == "/mnt/kubetune/pvc"
+
+
+def test_only_storage_uri_fields_mount_claims_not_text_that_looks_like_one() -> None:
+    """A principle is free text: ``pvc://`` at its start must not mount a volume."""
+    job = parse_finetunejob(
+        merge(
+            valid_manifest(),
+            {
+                "spec": {
+                    "dataset": DELETE,
+                    "selfCritique": {
+                        "prompts": {"uri": "pvc://prompts/p.jsonl"},
+                        "principles": ["pvc://payroll/ is off limits: never quote it."],
+                    },
+                    "training": {"ewc": {"referenceDataset": {"uri": "pvc://old/a.jsonl"}}},
+                    "output": {"uri": "pvc://prompts/out"},
+                }
+            },
+        )
+    )
+    assert pvc_claims(job) == {"old": False, "prompts": True}
+
+
+def test_claims_of_list_items_are_found_by_type() -> None:
+    task = {"numLabels": 2}
+    job = parse_finetunejob(
+        merge(
+            valid_manifest(),
+            {
+                "spec": {
+                    "method": "multitask",
+                    "dataset": DELETE,
+                    "multitask": {
+                        "tasks": [
+                            {"name": "a", "dataset": {"uri": "pvc://tasks/a.jsonl"}, **task},
+                            {"name": "b", "dataset": {"uri": "pvc://more/b.jsonl"}, **task},
+                        ]
+                    },
+                }
+            },
+        )
+    )
+    assert pvc_claims(job) == {"more": False, "tasks": False}
 
 
 def test_pod_failure_policy_maps_trainer_exit_codes_and_disruptions() -> None:

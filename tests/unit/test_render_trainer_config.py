@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kubetune.render.trainer_config import render_trainer_config, spec_digest, trainer_config_json
 from kubetune_contract.api import TrainerConfig, parse_finetunejob
-from tests.cases.manifests import merge, valid_manifest
+from tests.cases.manifests import DELETE, merge, valid_manifest
 
 
 def test_config_carries_identity_defaults_and_digest() -> None:
@@ -52,3 +52,23 @@ def test_relative_file_uris_resolve_against_the_manifest_folder(tmp_path: Path) 
     assert config.spec.dataset.train.uri == f"file://{tmp_path}/data/train.jsonl"
     assert config.spec.output.uri == f"file://{tmp_path.parent}/out/run"
     assert config.spec.model.uri == "file:///models/base"
+
+
+def test_only_storage_uris_are_resolved_not_text_that_looks_like_one(tmp_path: Path) -> None:
+    principle = "file://notes is where the answer must never point"
+    manifest = merge(
+        valid_manifest(),
+        {
+            "spec": {
+                "dataset": DELETE,
+                "selfCritique": {"prompts": {"uri": "file://p.jsonl"}, "principles": [principle]},
+            }
+        },
+    )
+    job = parse_finetunejob(manifest)
+    config = render_trainer_config(job, base_dir=tmp_path)
+    assert config.spec.selfCritique is not None
+    assert config.spec.selfCritique.prompts.uri == f"file://{tmp_path}/p.jsonl"
+    assert config.spec.selfCritique.principles == [principle]
+    assert job.spec.selfCritique is not None
+    assert job.spec.selfCritique.prompts.uri == "file://p.jsonl", "the job itself is unchanged"

@@ -1,13 +1,16 @@
 """Where a FineTuneJob names storage and Secrets: the fields, found once from the models.
 
 The platform policy (:mod:`kubetune_contract.api.policy`) checks every storage URI and every
-Secret a job references, and the pod render mounts every credential Secret. Listing
-those fields by hand in three places would let a new block (say, an evaluation dataset
-with its own ``credentialsSecret``) slip past the policy, so they are found by walking
-the models' types: a field typed as a model, dataset or output URI is a storage URI; a
+Secret a job references, and the pod render mounts every credential Secret and every
+``pvc://`` claim. Listing those fields by hand in several places would let a new block
+(say, an evaluation dataset with its own ``credentialsSecret``) slip past the policy, and
+searching every string of a spec for ``scheme://`` would take free text (a self-critique
+principle) for storage. So they are found by walking the models' types: a field marked
+:class:`~kubetune_contract.api.sources.StorageUri` is a storage URI; a
 ``credentialsSecret`` field or a ``secretKeyRef.name`` is a Secret reference. The same
-paths give Python values (:func:`values`) and CEL lists (:func:`cel_values`), so the
-operator and the admission policy look at exactly the same fields.
+paths give Python values (:func:`values`, :func:`storage_uris`) and CEL lists
+(:func:`cel_values`), so the operator and the admission policy look at exactly the same
+fields.
 """
 
 from __future__ import annotations
@@ -22,10 +25,9 @@ from typing import Any, Union
 from pydantic import BaseModel
 
 from kubetune_contract.api.infrastructure import SecretKeyRef
-from kubetune_contract.api.sources import DATA_URI_PATTERN, MODEL_URI_PATTERN, OUTPUT_URI_PATTERN
+from kubetune_contract.api.sources import StorageUri
 from kubetune_contract.api.spec import FineTuneJobSpec
 
-_URI_PATTERNS = frozenset({MODEL_URI_PATTERN, DATA_URI_PATTERN, OUTPUT_URI_PATTERN})
 CREDENTIALS_FIELD = "credentialsSecret"
 
 
@@ -45,6 +47,8 @@ class FieldPath:
     """A path from ``spec`` to a string field, e.g. ``dataset.validation.uri``."""
 
     steps: tuple[Step, ...]
+    storage: StorageUri | None = None
+    """The storage mark of the field at the end, if it holds a storage URI."""
 
     def __str__(self) -> str:
         return "spec." + ".".join(s.name + ("[]" if s.many else "") for s in self.steps)
@@ -69,13 +73,10 @@ def _unwrap(annotation: Any) -> tuple[Any, bool, bool, tuple[Any, ...]]:
     return annotation, optional, many, metadata
 
 
-def _pattern(metadata: tuple[Any, ...]) -> str | None:
-    """The string pattern among a field's constraints (pydantic keeps those of a plain
-    field in ``FieldInfo.metadata``, those of an optional one inside the union)."""
-    for meta in metadata:
-        if getattr(meta, "pattern", None):
-            return str(meta.pattern)
-    return None
+def _storage(metadata: tuple[Any, ...]) -> StorageUri | None:
+    """The storage mark among a field's ``Annotated`` metadata (pydantic keeps that of a
+    plain field in ``FieldInfo.metadata``, that of an optional one inside the union)."""
+    return next((meta for meta in metadata if isinstance(meta, StorageUri)), None)
 
 
 def _walk(
@@ -86,14 +87,15 @@ def _walk(
     for name, field in model.model_fields.items():
         inner, optional, many, metadata = _unwrap(field.annotation)
         step = Step(name, optional or not field.is_required(), many)
+        metadata = (*field.metadata, *metadata)
         if isinstance(inner, type) and issubclass(inner, BaseModel):
             yield from _walk(inner, (*prefix, step), wanted)
-        elif wanted(model, name, (*field.metadata, *metadata)):
-            yield FieldPath((*prefix, step))
+        elif wanted(model, name, metadata):
+            yield FieldPath((*prefix, step), _storage(metadata))
 
 
 def _is_uri(model: type, name: str, metadata: tuple[Any, ...]) -> bool:
-    return _pattern(metadata) in _URI_PATTERNS
+    return _storage(metadata) is not None
 
 
 def _is_secret(model: type, name: str, metadata: tuple[Any, ...]) -> bool:
@@ -112,26 +114,80 @@ def secret_fields() -> tuple[FieldPath, ...]:
     return tuple(_walk(FineTuneJobSpec, (), _is_secret))
 
 
-def values(spec: FineTuneJobSpec, path: FieldPath) -> list[tuple[str, str]]:
-    """``(field as written in YAML, value)`` for each value present at ``path``."""
-    found: list[tuple[str, str]] = []
+@dataclass(frozen=True)
+class Located:
+    """A value present in a spec: where it is written, and what holds it."""
 
-    def visit(node: Any, steps: tuple[Step, ...], where: str) -> None:
-        if not steps:
-            found.append((where, node))
-            return
+    where: str
+    """The field as written in YAML, e.g. ``spec.dataset.train.uri``."""
+    holder: BaseModel | list[Any]
+    key: str | int
+    """The attribute of a model holder, the index of a list holder."""
+
+    @property
+    def value(self) -> Any:
+        if isinstance(self.holder, BaseModel):
+            return getattr(self.holder, str(self.key))
+        return self.holder[int(self.key)]
+
+    def replace(self, value: Any) -> None:
+        """Set the value in place: only in a deep copy, as a parsed job's models are its own."""
+        if isinstance(self.holder, BaseModel):
+            setattr(self.holder, str(self.key), value)
+        else:
+            self.holder[int(self.key)] = value
+
+
+def locate(spec: FineTuneJobSpec, path: FieldPath) -> list[Located]:
+    """Each value present at ``path``, in spec order."""
+    found: list[Located] = []
+
+    def visit(node: BaseModel, steps: tuple[Step, ...], where: str) -> None:
         step, rest = steps[0], steps[1:]
         child = getattr(node, step.name)
         if child is None:
             return
-        if step.many:
+        where = f"{where}.{step.name}"
+        if step.many and not rest:
+            found.extend(Located(f"{where}[{i}]", child, i) for i in range(len(child)))
+        elif not rest:
+            found.append(Located(where, node, step.name))
+        elif step.many:
             for index, item in enumerate(child):
-                visit(item, rest, f"{where}.{step.name}[{index}]")
+                visit(item, rest, f"{where}[{index}]")
         else:
-            visit(child, rest, f"{where}.{step.name}")
+            visit(child, rest, where)
 
     visit(spec, path.steps, "spec")
     return found
+
+
+def values(spec: FineTuneJobSpec, path: FieldPath) -> list[tuple[str, str]]:
+    """``(field as written in YAML, value)`` for each value present at ``path``."""
+    return [(found.where, found.value) for found in locate(spec, path)]
+
+
+@dataclass(frozen=True)
+class StoredUri:
+    """One storage URI present in a spec."""
+
+    found: Located
+    mark: StorageUri
+
+    @property
+    def uri(self) -> str:
+        return str(self.found.value)
+
+
+def storage_uris(spec: FineTuneJobSpec) -> list[StoredUri]:
+    """Every storage URI present in ``spec``, found by the fields' types (in the order of
+    :func:`uri_fields`, list items in list order)."""
+    return [
+        StoredUri(found, path.storage)
+        for path in uri_fields()
+        if path.storage is not None
+        for found in locate(spec, path)
+    ]
 
 
 def _guards(expr: str, steps: tuple[Step, ...]) -> tuple[str, list[str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
@@ -18,9 +19,28 @@ DATA_URI_PATTERN = (
 #: Schemes results can be written to.
 OUTPUT_URI_PATTERN = r"^((s3|gs|az)://[^\s]+|pvc://[a-z0-9][-a-z0-9.]*(/[^\s]*)?|file://[^\s]+)$"
 
-ModelUri = Annotated[str, StringConstraints(pattern=MODEL_URI_PATTERN, max_length=1024)]
-DataUri = Annotated[str, StringConstraints(pattern=DATA_URI_PATTERN, max_length=1024)]
-OutputUri = Annotated[str, StringConstraints(pattern=OUTPUT_URI_PATTERN, max_length=1024)]
+
+@dataclass(frozen=True)
+class StorageUri:
+    """Marks a string field as a storage URI (in ``Annotated`` metadata, next to its pattern).
+
+    Everything that acts on storage (the policy's scheme rule, the pod's ``pvc://``
+    volumes, ``kubetune run``'s relative ``file://`` paths) finds URIs by this mark
+    (:func:`kubetune_contract.api.references.storage_uris`), never by what a string looks
+    like: a principle or prompt that happens to start with ``pvc://`` is text, not storage.
+    """
+
+    writes: bool = False
+    """The trainer writes here (so a ``pvc://`` claim is mounted read-write)."""
+
+
+ModelUri = Annotated[
+    str, StringConstraints(pattern=MODEL_URI_PATTERN, max_length=1024), StorageUri()
+]
+DataUri = Annotated[str, StringConstraints(pattern=DATA_URI_PATTERN, max_length=1024), StorageUri()]
+OutputUri = Annotated[
+    str, StringConstraints(pattern=OUTPUT_URI_PATTERN, max_length=1024), StorageUri(writes=True)
+]
 
 DatasetFormat = Literal[
     "auto",

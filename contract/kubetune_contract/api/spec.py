@@ -9,8 +9,8 @@ from pydantic import Field
 from kubetune_contract.api.adapter import AdapterSpec
 from kubetune_contract.api.base import ApiModel, ObjectName
 from kubetune_contract.api.dataset import DatasetSpec
+from kubetune_contract.api.evaluation import NON_GENERATIVE_METHODS, EvaluationSpec
 from kubetune_contract.api.evaluation import SPEC_RULES as EVALUATION_RULES
-from kubetune_contract.api.evaluation import EvaluationSpec
 from kubetune_contract.api.infrastructure import (
     CheckpointSpec,
     EnvVar,
@@ -58,7 +58,8 @@ IMMUTABLE_WHILE_RUNNING: tuple[str, ...] = (
 )
 
 _PAIRED_METHODS: tuple[Method, ...] = ("dpo", "orpo", "reward")
-_PROMPTLESS_FORMATS: tuple[DatasetFormat, ...] = ("text",)
+#: Formats without a prompt to sample from (text) or whose rows already hold the answers.
+_UNSAMPLEABLE_FORMATS: tuple[DatasetFormat, ...] = ("text", "preference", "unpairedPreference")
 _PREFERENCE_ONLY_FORMATS: tuple[DatasetFormat, ...] = ("preference", "unpairedPreference")
 _DEFAULT_GENERATIONS = OnlineRlSpec().numGenerations
 
@@ -303,6 +304,26 @@ class FineTuneJobSpec(ApiModel):
             reason="FieldValueForbidden",
         ),
         Rule(
+            field="selfCritique",
+            message="selfCritique generates on one process: it needs resources.gpus <= 1 and "
+            "resources.nodes 1 (generate with selfCritique.generateOnly, then train on its "
+            "data with a larger job)",
+            check=lambda s: (
+                s.selfCritique is None or (s.resources.gpus <= 1 and s.resources.nodes == 1)
+            ),
+            cel="!has(self.selfCritique) || "
+            "(self.resources.gpus <= 1 && self.resources.nodes == 1)",
+            reason="FieldValueForbidden",
+        ),
+        Rule(
+            field="training.ewc",
+            message="training.ewc anchors a language model: methods "
+            f"{' and '.join(NON_GENERATIVE_METHODS)} train classifiers",
+            check=lambda s: s.training.ewc is None or s.method not in NON_GENERATIVE_METHODS,
+            cel=f"!has(self.training.ewc) || !(self.method in {_cel_list(NON_GENERATIVE_METHODS)})",
+            reason="FieldValueForbidden",
+        ),
+        Rule(
             field="training.earlyStopping",
             message="training.earlyStopping needs evaluation data: dataset.validation or "
             "dataset.validationSplit",
@@ -327,10 +348,27 @@ class FineTuneJobSpec(ApiModel):
             cel="self.method != 'multitask' || (has(self.multitask) && !has(self.dataset))",
             reason="FieldValueRequired",
         ),
+        Rule(
+            field="adapter.type",
+            message="method multitask trains classification heads on pooled hidden states: "
+            "use adapter.type lora, qlora, partial or full",
+            check=lambda s: s.method != "multitask" or s.adapter.type != "promptTuning",
+            cel="self.method != 'multitask' || self.adapter.type != 'promptTuning'",
+            reason="FieldValueForbidden",
+        ),
+        Rule(
+            field="adapter.newTokens",
+            message="method multitask trains classification heads on pooled hidden states: "
+            "remove adapter.newTokens",
+            check=lambda s: s.method != "multitask" or not s.adapter.newTokens,
+            cel="self.method != 'multitask' || !has(self.adapter.newTokens) || "
+            "size(self.adapter.newTokens) == 0",
+            reason="FieldValueForbidden",
+        ),
         _format_rule(_PAIRED_METHODS, PAIRED_PREFERENCE_FORMATS),
         _format_rule(("kto",), UNPAIRED_PREFERENCE_FORMATS),
         _forbidden_format_rule(("sft",), _PREFERENCE_ONLY_FORMATS),
-        _forbidden_format_rule(ONLINE_RL_METHODS, _PROMPTLESS_FORMATS),
+        _forbidden_format_rule(ONLINE_RL_METHODS, _UNSAMPLEABLE_FORMATS),
         *(block_only_with(block, "method", (block,)) for block in METHOD_BLOCKS),
         Rule(
             field="reward",
@@ -378,6 +416,14 @@ class FineTuneJobSpec(ApiModel):
             "produce full weights or can't be merged)",
             check=lambda s: not s.output.merge or s.adapter.type in ("lora", "qlora"),
             cel="!self.output.merge || self.adapter.type in ['lora', 'qlora']",
+            reason="FieldValueForbidden",
+        ),
+        Rule(
+            field="output.merge",
+            message="output.merge is not available for method multitask: the result is a "
+            "backbone adapter plus task heads, not a causal LM",
+            check=lambda s: not s.output.merge or s.method != "multitask",
+            cel="!self.output.merge || self.method != 'multitask'",
             reason="FieldValueForbidden",
         ),
         *EVALUATION_RULES,

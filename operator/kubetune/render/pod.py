@@ -20,7 +20,12 @@ from kubetune.render.labels import child_labels
 from kubetune.render.options import RenderOptions
 from kubetune_contract import pod as contract
 from kubetune_contract.api import FineTuneJob, environment
-from kubetune_contract.api.references import CREDENTIALS_FIELD, secret_fields, values
+from kubetune_contract.api.references import (
+    CREDENTIALS_FIELD,
+    secret_fields,
+    storage_uris,
+    values,
+)
 
 CONTAINER_NAME = "trainer"
 CACHE_DIR = "/cache"
@@ -85,27 +90,17 @@ def credentials_dir(secret: str) -> str:
 
 
 def pvc_claims(job: FineTuneJob) -> dict[str, bool]:
-    """Claims named by ``pvc://claim/path`` URIs anywhere in the spec -> writable?
+    """Claims named by the spec's ``pvc://claim/path`` storage URIs -> writable?
 
-    Only the output claim is mounted read-write: a typo in a dataset URI must not let
-    the trainer write into someone's data volume.
+    Only claims the trainer writes to (the output's) are mounted read-write: a typo in a
+    dataset URI must not let the trainer write into someone's data volume. Only fields
+    typed as storage URIs count, so free text such as a principle is never a volume.
     """
-    output = urlparse(job.spec.output.uri)
-    output_claim = output.netloc if output.scheme == "pvc" else None
     claims: dict[str, bool] = {}
-
-    def visit(node: Any) -> None:
-        if isinstance(node, dict):
-            for value in node.values():
-                visit(value)
-        elif isinstance(node, list):
-            for value in node:
-                visit(value)
-        elif isinstance(node, str) and node.startswith("pvc://"):
-            claim = urlparse(node).netloc
-            claims[claim] = claims.get(claim, False) or claim == output_claim
-
-    visit(job.spec.model_dump(mode="json", exclude_none=True))
+    for stored in storage_uris(job.spec):
+        uri = urlparse(stored.uri)
+        if uri.scheme == "pvc":
+            claims[uri.netloc] = claims.get(uri.netloc, False) or stored.mark.writes
     return claims
 
 

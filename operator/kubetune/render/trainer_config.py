@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
 from kubetune_contract.api import FineTuneJob, FineTuneJobSpec, TrainerConfig
+from kubetune_contract.api.references import storage_uris
 from kubetune_contract.api.trainer_config import JobIdentity
 
 FILE_SCHEME = "file://"
@@ -19,15 +19,16 @@ def spec_digest(spec: FineTuneJobSpec) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _resolve_file_uris(node: Any, base_dir: Path) -> Any:
-    """Make relative ``file://`` URIs absolute against ``base_dir`` (the manifest's folder)."""
-    if isinstance(node, dict):
-        return {key: _resolve_file_uris(value, base_dir) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_resolve_file_uris(value, base_dir) for value in node]
-    if isinstance(node, str) and node.startswith(FILE_SCHEME) and not node.startswith("file:///"):
-        return FILE_SCHEME + str((base_dir / node[len(FILE_SCHEME) :]).resolve())
-    return node
+def _resolve_file_uris(spec: FineTuneJobSpec, base_dir: Path) -> FineTuneJobSpec:
+    """A copy of ``spec`` whose relative ``file://`` storage URIs are absolute against
+    ``base_dir`` (the manifest's folder); other strings stay as written, even if they
+    look like a URI."""
+    resolved = spec.model_copy(deep=True)
+    for stored in storage_uris(resolved):
+        uri = stored.uri
+        if uri.startswith(FILE_SCHEME) and not uri.startswith("file:///"):
+            stored.found.replace(FILE_SCHEME + str((base_dir / uri[len(FILE_SCHEME) :]).resolve()))
+    return resolved
 
 
 def render_trainer_config(job: FineTuneJob, *, base_dir: Path | None = None) -> TrainerConfig:
@@ -38,8 +39,7 @@ def render_trainer_config(job: FineTuneJob, *, base_dir: Path | None = None) -> 
     """
     spec = job.spec
     if base_dir is not None:
-        resolved = _resolve_file_uris(spec.model_dump(mode="json", exclude_none=True), base_dir)
-        spec = FineTuneJobSpec.model_validate(resolved)
+        spec = _resolve_file_uris(spec, base_dir)
     return TrainerConfig(
         job=JobIdentity(
             name=job.metadata.name, namespace=job.metadata.namespace, uid=job.metadata.uid

@@ -31,10 +31,6 @@ def build(ctx: MethodContext) -> Trainer:
     trainer: Trainer = module.build(ctx)
     ewc = ctx.spec.training.ewc
     if ewc is not None:
-        if method in (*CLASSIFIER_METHODS, "multitask"):
-            raise InvalidConfigError(
-                f"training.ewc anchors a language model; method {method} trains a classifier"
-            )
         from kubetune_trainer import ewc as elastic
 
         dataset = ctx.spec.dataset

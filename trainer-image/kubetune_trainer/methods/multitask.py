@@ -207,16 +207,6 @@ def build(ctx: MethodContext) -> Trainer:
     spec = ctx.spec
     if spec.multitask is None:
         raise InvalidConfigError("method multitask needs multitask.tasks")
-    if spec.adapter.type == "promptTuning" or spec.adapter.newTokens:
-        raise InvalidConfigError(
-            "method multitask trains classification heads on pooled hidden states; use "
-            "adapter.type lora, qlora, partial or full without newTokens"
-        )
-    if spec.output.merge:
-        raise InvalidConfigError(
-            "output.merge is not available for method multitask: the result is a backbone "
-            "adapter plus task heads, not a causal LM; remove output.merge"
-        )
     tasks = list(spec.multitask.tasks)
     # The causal LM's decoder without its vocabulary head: the shared backbone.
     backbone: nn.Module = ctx.model.base_model
