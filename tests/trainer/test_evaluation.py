@@ -161,13 +161,13 @@ def test_report_manifest_and_gauges_carry_the_numbers_of_the_examples(trained: T
 
 
 def test_kubetune_eval_on_the_published_result_gives_the_jobs_numbers(
-    trained: Trained, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    trained: Trained, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     manifest = tmp_path / "job.yaml"
     manifest.write_text(yaml.safe_dump(job_document(trained.config.spec.to_wire())))
     again = tmp_path / "again"
     code = main(["eval", str(manifest), "--adapter", f"file://{trained.out}", "-o", str(again)])
-    printed = capsys.readouterr().out
+    printed = capfd.readouterr().out  # the trainer's eval command, a child process
     assert code == 0, printed
     assert trained.summary.evaluation["headline"] in printed and "gate passed" in printed
     first = read_records((trained.out / "evaluation.jsonl").read_text().splitlines())
@@ -320,13 +320,13 @@ def test_every_adapter_type_is_evaluated_from_its_published_files(
 
 
 def test_kubetune_eval_says_what_is_missing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     quickstart = Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml"
     code = main(["eval", str(quickstart), "--adapter", str(tmp_path), "-o", str(tmp_path / "r")])
     assert code == exit_codes.INVALID_INPUT
-    assert "no spec.evaluation" in capsys.readouterr().out
+    assert "no spec.evaluation" in capfd.readouterr().out
     evaluated = Path(__file__).resolve().parents[2] / "examples" / "evaluation.yaml"
     code = main(["eval", str(evaluated), "--adapter", str(tmp_path / "absent")])
     assert code == exit_codes.INVALID_INPUT
-    assert "no such folder" in capsys.readouterr().out
+    assert "no such folder" in capfd.readouterr().out

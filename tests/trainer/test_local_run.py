@@ -1,8 +1,13 @@
-"""``kubetune run`` as a user runs it: Ctrl-C saves a checkpoint, says how to go on, exits 5."""
+"""``kubetune run`` as a user runs it: Ctrl-C saves a checkpoint, says how to go on, exits 5.
+
+The CLI runs the trainer as a child process; Ctrl-C in a terminal signals both (the whole
+foreground process group), which the test does with ``killpg`` on a session of its own.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sysconfig
@@ -13,9 +18,10 @@ from typing import Any
 import pytest
 import yaml
 
+from kubetune.cli.manifest import run_config
 from kubetune_contract import exit_codes
 from kubetune_trainer.checkpoints import CheckpointStore
-from kubetune_trainer.local import run_manifest
+from kubetune_trainer.commands.local import run_local
 from tests.cases.manifests import merge
 from tests.trainer.helpers import BASE_SPEC, CHAT_ROWS, job_document, write_jsonl
 
@@ -56,9 +62,10 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
     wait_for_a_step(tmp_path / "work" / "metrics.jsonl", process)
-    process.send_signal(signal.SIGINT)
+    os.killpg(process.pid, signal.SIGINT)
     output, _ = process.communicate(timeout=180)
     assert process.returncode == exit_codes.INTERRUPTED, output[-3000:]
     assert "Traceback" not in output and "KeyboardInterrupt" not in output
@@ -68,7 +75,9 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path: Path) -> None:
 
     # The job, told to stop two steps later, continues from that checkpoint.
     write_manifest(tmp_path, max_steps=checkpoint.step + 2)
-    summary = run_manifest(manifest, work_dir=tmp_path / "work", progress=False, resume=True)
+    summary = run_local(
+        run_config(manifest), work_dir=tmp_path / "work", progress=False, resume=True
+    )
     assert (summary.outcome, summary.step, summary.resumes) == ("Succeeded", checkpoint.step + 2, 1)
     records: list[dict[str, Any]] = [
         json.loads(line) for line in (tmp_path / "out" / "metrics.jsonl").open()

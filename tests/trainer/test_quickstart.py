@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kubetune_trainer.local import format_summary, load_manifest
+from kubetune.cli.manifest import run_config
+from kubetune_trainer.commands.local import format_summary
 from kubetune_trainer.run import RunOptions, train
 
 pytestmark = pytest.mark.trainer
@@ -16,7 +17,7 @@ QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml
 
 
 def test_quickstart_eval_loss_drops_within_a_few_dozen_steps(tmp_path: Path) -> None:
-    config = load_manifest(QUICKSTART)
+    config = run_config(QUICKSTART)
     train_uri = config.spec.dataset.train.uri if config.spec.dataset else ""
     assert train_uri == f"file://{QUICKSTART.parent / 'quickstart-data' / 'train.jsonl'}"
     # The shipped schedule, cut short; the output goes to the test's folder.
@@ -41,5 +42,6 @@ def test_quickstart_eval_loss_drops_within_a_few_dozen_steps(tmp_path: Path) -> 
     assert len(evals) == 3  # before training, at step 12, at step 24
     assert evals[0] > evals[1] > evals[2]
     assert evals[2] < evals[0] - 1.5, evals
-    text = format_summary(summary, QUICKSTART)
+    text = format_summary(summary, resume_command="unused: the run was not stopped")
     assert "initialEvalLoss" in text and f"file://{tmp_path / 'out'}" in text
+    assert "continue with" not in text

@@ -1,4 +1,7 @@
-"""The terminal views of get/watch and the curves PNG of plot (no cluster)."""
+"""The terminal views of get/watch and the curves PNG of plot (no cluster).
+
+``kubetune plot`` prints through the trainer's ``plot`` command, a child process sharing
+the terminal: its tests read the output with ``capfd``."""
 
 from __future__ import annotations
 
@@ -179,19 +182,19 @@ def test_read_records_skips_torn_lines(tmp_path: Path) -> None:
     assert len(records) == 11 and records[-1] == {"step": 10, "eval_loss": 2.2}
 
 
-def test_plot_writes_a_png(tmp_path: Path, capsys: Any) -> None:
+def test_plot_writes_a_png(tmp_path: Path, capfd: Any) -> None:
     _metrics(tmp_path / "out")
     output = tmp_path / "curves.png"
     assert main(["plot", str(tmp_path / "out"), "-o", str(output)]) == 0
     assert output.read_bytes().startswith(PNG_MAGIC)
-    assert f"wrote {output}" in capsys.readouterr().out
+    assert f"wrote {output}" in capfd.readouterr().out
     assert (
         plot_curves(read_records(['{"step": 1, "loss": 2}']), tmp_path / "one.png").stat().st_size
         > 1000
     )
 
 
-def test_plot_evaluation_draws_the_means_of_the_records(tmp_path: Path, capsys: Any) -> None:
+def test_plot_evaluation_draws_the_means_of_the_records(tmp_path: Path, capfd: Any) -> None:
     folder = tmp_path / "out"
     folder.mkdir()
     records = [
@@ -208,13 +211,13 @@ def test_plot_evaluation_draws_the_means_of_the_records(tmp_path: Path, capsys: 
     assert output.read_bytes().startswith(PNG_MAGIC)
     (folder / "evaluation.jsonl").write_text("")
     assert main(["plot", str(folder), "--evaluation", "-o", str(output)]) == 1
-    assert "nothing to draw" in capsys.readouterr().out
+    assert "nothing to draw" in capfd.readouterr().out
 
 
-def test_plot_errors_are_one_line(tmp_path: Path, capsys: Any) -> None:
+def test_plot_errors_are_one_line(tmp_path: Path, capfd: Any) -> None:
     assert main(["plot", str(tmp_path / "missing"), "-o", str(tmp_path / "x.png")]) == 1
-    assert "cannot read metrics.jsonl" in capsys.readouterr().out
+    assert "cannot read metrics.jsonl" in capfd.readouterr().out
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "metrics.jsonl").write_text('{"step": 1, "epoch": 0.1}\n')
     assert main(["plot", str(tmp_path / "empty"), "-o", str(tmp_path / "y.png")]) == 1
-    assert "no loss" in capsys.readouterr().out
+    assert "no loss" in capfd.readouterr().out

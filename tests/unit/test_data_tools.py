@@ -1,4 +1,5 @@
-"""Data quality rules and code-instruction extraction (pure), and their CLI."""
+"""Data quality rules and code-instruction extraction (pure), and their CLI (the trainer's
+``data`` command in a child process, whose output ``capfd`` reads)."""
 
 from __future__ import annotations
 
@@ -112,24 +113,24 @@ def test_extract_reports_unparsable_files_and_opens_archives() -> None:
         )
 
 
-def test_cli_code_instructions(tmp_path: Path, capsys: Any) -> None:
+def test_cli_code_instructions(tmp_path: Path, capfd: Any) -> None:
     output = tmp_path / "code.jsonl"
     assert main(["data", "code-instructions", str(CODE_TREE), "-o", str(output)]) == 0
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert len(rows) == 3 and set(rows[0]) == {"instruction", "response"}
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert "skipped" in err and "3 functions from 2 files (1 skipped)" in err
 
 
 @pytest.mark.parametrize("as_json", [False, True])
-def test_cli_check(tmp_path: Path, capsys: Any, as_json: bool) -> None:
+def test_cli_check(tmp_path: Path, capfd: Any, as_json: bool) -> None:
     rows, _ = _rows_with_planted_problems()
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     args = ["data", "check", str(data), "--min-length", "20", "--near-duplicates", "0.6"]
     args += ["--max-newline-ratio", "0.3"]
     assert main(args + (["--json"] if as_json else [])) == 0
-    out = capsys.readouterr().out
+    out = capfd.readouterr().out
     if as_json:
         assert json.loads(out)["rowsKept"] == len(CLEAN)
     else:

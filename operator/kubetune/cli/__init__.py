@@ -2,8 +2,10 @@
 
 Each subcommand module exposes ``register(subparsers)``, which adds its parser and
 sets ``handler`` to a function taking the parsed arguments and returning an exit code.
-Heavy imports (the trainer, the Kubernetes client) happen inside handlers, so that
-``kubetune validate`` stays fast and works with only the base install.
+Heavy imports (the Kubernetes client) happen inside handlers, so that ``kubetune
+validate`` stays fast and works with only the base install. The commands that need the
+trainer (run, eval, plot, data) never import it: they run it as a child process
+(:mod:`kubetune.cli.trainer`).
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """``kubetune eval FILE --adapter URI``: evaluate a published result against its base model.
 
 FILE is the job's manifest: its ``spec.evaluation`` says which prompts and metrics, its
-``spec.model`` is the base. The report (``evaluation.md``, ``evaluation.png``,
-``evaluation.jsonl``) goes to ``--output`` (a folder or a storage URI). Exit code 0 when
-the gate passes (or there is none), 1 when it fails, the trainer's codes otherwise (3:
-invalid manifest, data or model; 4: storage unreachable).
+``spec.model`` is the base. The CLI renders its run config as ``kubetune run`` does and
+the trainer evaluates (``kubetune-trainer eval``, a child process). The report
+(``evaluation.md``, ``evaluation.png``, ``evaluation.jsonl``) goes to ``--output`` (a
+folder or a storage URI). Exit code 0 when the gate passes (or there is none), 1 when it
+fails, the trainer's codes otherwise (3: invalid manifest, data or model; 4: storage
+unreachable).
 """
 
 from __future__ import annotations
@@ -13,16 +15,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from kubetune.cli.run import needs_trainer
-
-GATE_FAILED = 1
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+from kubetune.cli.trainer import run_trainer
 
 
 def register(subparsers: Any) -> None:
@@ -40,34 +33,14 @@ def register(subparsers: Any) -> None:
         help="where the report goes, a folder or URI (default: ./<FILE name>-evaluation)",
     )
     parser.add_argument(
-        "--max-prompts", type=_positive, default=None, help="evaluate only the first N prompts"
+        "--max-prompts", type=int, default=None, help="evaluate only the first N prompts"
     )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        from kubetune_contract.evaluation.records import LABELS
-        from kubetune_trainer.errors import TrainerError
-        from kubetune_trainer.evaluation.local import evaluate_result
-    except ImportError as missing:
-        return needs_trainer("eval", missing)
     output = args.output or f"{args.file.stem}-evaluation"
-    try:
-        done = evaluate_result(args.file, args.adapter, output, max_prompts=args.max_prompts)
-    except TrainerError as error:
-        print(f"error: {error}")
-        return error.exit_code
-    result = done.result
-    print(f"{len(result.records)} prompts: {result.headline}")
-    width = max(len(LABELS.get(m, m)) for m in result.comparisons)
-    print(f"  {'metric':<{width}}  {'base':>7}  {'tuned':>7}  {'delta':>7}")
-    for metric, score in result.comparisons.items():
-        label = LABELS.get(metric, metric)
-        print(f"  {label:<{width}}  {score.base:7.4f}  {score.tuned:7.4f}  {score.delta:+7.4f}")
-    if result.gate is not None:
-        print(f"gate {'passed' if result.gate.passed else 'failed'}:")
-        for check in result.gate.checks:
-            print(f"  {'met' if check.met else 'NOT met'}: {check.sentence}")
-    print("report: " + ", ".join(done.files))
-    return GATE_FAILED if result.gate is not None and not result.gate.passed else 0
+    argv = ["eval", "--adapter", args.adapter, "--output", output]
+    if args.max_prompts is not None:
+        argv += ["--max-prompts", str(args.max_prompts)]
+    return run_trainer("eval", argv, manifest=args.file)

@@ -1,16 +1,20 @@
-"""``kubetune run FILE``: train a FineTuneJob manifest in this process, no cluster.
+"""``kubetune run FILE``: train a FineTuneJob manifest on this machine, no cluster.
 
-The same validation and trainer-config render as the operator, then the trainer
-in-process with a progress bar and a final summary. Exits with the trainer's exit code
-(see ``kubetune_contract.exit_codes``): 5 after SIGTERM or Ctrl-C, which save a
-checkpoint at the end of the step; ``--resume`` continues from it.
+The same validation and run-config render as the operator, then the trainer as a child
+process (``kubetune-trainer local``, :mod:`kubetune.cli.trainer`) with a progress bar and
+a final summary. Exits with the trainer's exit code (see ``kubetune_contract.exit_codes``):
+5 after SIGTERM or Ctrl-C, which save a checkpoint at the end of the step; ``--resume``
+continues from it.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 from typing import Any
+
+from kubetune.cli.trainer import run_trainer
 
 
 def register(subparsers: Any) -> None:
@@ -33,25 +37,13 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def needs_trainer(command: str, missing: ImportError) -> int:
-    """What a command that runs the trainer says when the trainer extra is not installed."""
-    print(
-        f"kubetune {command} needs the trainer extra (pip install 'kubetune[trainer]'): {missing}"
-    )
-    return 2
-
-
 def run(args: argparse.Namespace) -> int:
-    try:
-        from kubetune_trainer.local import format_summary, run_manifest
-    except ImportError as missing:
-        return needs_trainer("run", missing)
-    summary = run_manifest(
-        args.file,
-        work_dir=args.work_dir,
-        progress=not args.no_progress,
-        metrics_port=args.metrics_port,
-        resume=args.resume,
-    )
-    print(format_summary(summary, args.file))
-    return summary.exitCode
+    argv = ["local", "--metrics-port", str(args.metrics_port)]
+    argv += ["--resume-command", shlex.join(["kubetune", "run", "--resume", str(args.file)])]
+    if args.work_dir is not None:
+        argv += ["--work-dir", str(args.work_dir)]
+    if args.resume:
+        argv.append("--resume")
+    if args.no_progress:
+        argv.append("--no-progress")
+    return run_trainer("run", argv, manifest=args.file)

@@ -11,10 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from kubetune.cli.manifest import ManifestError, read_file
 from kubetune_contract.api import InvalidManifest, parse_finetunejob
-from kubetune_contract.api.loading import read_documents
 
 
 def register(subparsers: Any) -> None:
@@ -28,18 +26,9 @@ def register(subparsers: Any) -> None:
 def validate_file(path: Path) -> tuple[list[str], list[str]]:
     """(OK lines, error lines) for one file."""
     try:
-        text = path.read_text()
-    except OSError as error:
-        return [], [f"{path}: cannot read: {error.strerror or error}"]
-    try:
-        documents = list(read_documents(text))
-    except yaml.YAMLError as error:
-        where = getattr(error, "problem_mark", None)
-        position = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
-        problem = getattr(error, "problem", None) or str(error)
-        return [], [f"{path}: invalid YAML{position}: {problem}"]
-    if not documents:
-        return [], [f"{path}: no YAML documents"]
+        documents = read_file(path)
+    except ManifestError as error:
+        return [], error.lines
     ok: list[str] = []
     errors: list[str] = []
     for document in documents:

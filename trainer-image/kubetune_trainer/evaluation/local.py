@@ -1,4 +1,4 @@
-"""``kubetune eval FILE --adapter URI``: a job's evaluation, on a result published earlier.
+"""A job's evaluation on a result published earlier (``kubetune eval FILE --adapter URI``).
 
 The same prompts (``spec.evaluation.dataset``, or the held-out validation rows, which the
 job's seed splits off the same way), the same models (the base from ``spec.model``, the
@@ -13,10 +13,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from kubetune_contract.api.trainer_config import TrainerConfig
 from kubetune_trainer import data, storage
 from kubetune_trainer.errors import InvalidConfigError
 from kubetune_trainer.evaluation import compare, examples, report
-from kubetune_trainer.local import load_manifest
 from kubetune_trainer.sources import resolve_model
 
 
@@ -38,16 +38,15 @@ def _result_dir(uri: str, scratch: Path) -> Path:
 
 
 def evaluate_result(
-    path: Path, adapter_uri: str, output: str, *, max_prompts: int | None = None
+    config: TrainerConfig, adapter_uri: str, output: str, *, max_prompts: int | None = None
 ) -> LocalEvaluation:
-    """Evaluate the result at ``adapter_uri`` with the job in ``path``; write the report to
+    """Evaluate the result at ``adapter_uri`` with the job's ``config``; write the report to
     ``output`` (a folder or a storage URI)."""
-    config = load_manifest(path)
     spec = config.spec
     if spec.evaluation is None:
         raise InvalidConfigError(
-            f"{path}: no spec.evaluation, so nothing says what to evaluate; add one "
-            "(docs/evaluation.md)"
+            f"job {config.job.name}: no spec.evaluation, so nothing says what to evaluate; "
+            "add one (docs/evaluation.md)"
         )
     if max_prompts is not None:
         evaluation = spec.evaluation.model_copy(update={"maxPrompts": max_prompts})
