@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kubetune.estimate.hardware import precision
 from kubetune.estimate.shapes import ModelShape
 from kubetune_contract.api.spec import FineTuneJobSpec
 
@@ -42,11 +43,9 @@ _LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
 
 
 def compute_bytes(spec: FineTuneJobSpec) -> int:
-    """Bytes per value of the compute dtype the trainer uses for this spec."""
-    precision = spec.training.precision
-    if precision == "fp32" or (precision == "auto" and spec.resources.gpus == 0):
-        return 4
-    return 2
+    """Bytes per value of the compute dtype the trainer uses for this spec (``auto`` on an
+    unknown GPU: a bf16-capable one, the common case)."""
+    return 4 if precision(spec) == "fp32" else 2
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,12 @@
-"""FineTuneJob -> TrainerConfig: the one render shared by the operator and `kubetune run`."""
+"""FineTuneJob -> TrainerConfig: the one render shared by the operator and `kubetune run`.
+
+Render resolves what the spec alone decides, once, so the trainer never does it again:
+each omitted block the method or adapter type uses is filled with its model's defaults,
+and ``precision: auto`` becomes bf16 or fp32 where the spec names the hardware
+(:func:`kubetune.estimate.hardware.precision`). What only the machine knows (the device
+behind an unknown GPU, ``batchSize: auto`` probing, the torchrun world size) stays with
+the trainer.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +15,22 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
+
+from kubetune.estimate.hardware import precision
 from kubetune_contract.api import FineTuneJob, FineTuneJobSpec, TrainerConfig
+from kubetune_contract.api.methods import METHOD_BLOCKS
+from kubetune_contract.api.resolved import ResolvedSpec
 from kubetune_contract.api.trainer_config import JobIdentity
 
 FILE_SCHEME = "file://"
+#: The adapter blocks each adapter type reads (``partial`` has no defaults: it is required).
+ADAPTER_BLOCKS: dict[str, tuple[str, ...]] = {
+    "lora": ("lora",),
+    "qlora": ("lora", "quantization"),
+    "promptTuning": ("promptTuning",),
+}
+_RESOLVED: TypeAdapter[ResolvedSpec] = TypeAdapter(ResolvedSpec)
 
 
 def spec_digest(spec: FineTuneJobSpec) -> str:
@@ -30,6 +50,22 @@ def _resolve_file_uris(node: Any, base_dir: Path) -> Any:
     return node
 
 
+def resolve(spec: FineTuneJobSpec) -> ResolvedSpec:
+    """``spec`` with its omitted blocks filled and ``precision: auto`` decided where it can be.
+
+    Blocks are filled as ``{}`` and validated, so their defaults come from their models,
+    the single place they are written.
+    """
+    document = spec.model_dump(mode="json", exclude_none=True)
+    adapter = document["adapter"]
+    for block in ADAPTER_BLOCKS.get(spec.adapter.type, ()):
+        adapter.setdefault(block, {})
+    if spec.method in METHOD_BLOCKS:
+        document.setdefault(spec.method, {})
+    document["training"]["precision"] = precision(spec)
+    return _RESOLVED.validate_python(document)
+
+
 def render_trainer_config(job: FineTuneJob, *, base_dir: Path | None = None) -> TrainerConfig:
     """The trainer's input for ``job``.
 
@@ -45,7 +81,7 @@ def render_trainer_config(job: FineTuneJob, *, base_dir: Path | None = None) -> 
             name=job.metadata.name, namespace=job.metadata.namespace, uid=job.metadata.uid
         ),
         specDigest=spec_digest(spec),
-        spec=spec,
+        spec=resolve(spec),
     )
 
 
