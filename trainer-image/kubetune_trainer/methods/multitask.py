@@ -28,6 +28,7 @@ from transformers import (
     TrainingArguments,
 )
 
+from kubetune_contract.api.resolved import MultitaskJobSpec
 from kubetune_trainer.data.tasks import MAX_LENGTH
 from kubetune_trainer.errors import InvalidConfigError
 from kubetune_trainer.methods.common import MethodContext, training_arguments
@@ -201,12 +202,10 @@ class MultitaskTrainer(Trainer):
         target.heads.load_state_dict(load_file(str(folder / HEADS_WEIGHTS)))
 
 
-def build(ctx: MethodContext) -> Trainer:
+def build(ctx: MethodContext[MultitaskJobSpec]) -> Trainer:
     from peft import get_peft_model
 
     spec = ctx.spec
-    if spec.multitask is None:
-        raise InvalidConfigError("method multitask needs multitask.tasks")
     if spec.adapter.type == "promptTuning" or spec.adapter.newTokens:
         raise InvalidConfigError(
             "method multitask trains classification heads on pooled hidden states; use "
