@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, TypeAdapter
 
 from kubetune_contract.api.adapter import (
     AdapterSpec,
@@ -26,6 +26,7 @@ from kubetune_contract.api.adapter import (
     QuantizationSpec,
 )
 from kubetune_contract.api.methods import (
+    METHOD_BLOCKS,
     DpoSpec,
     KtoSpec,
     MultitaskSpec,
@@ -34,6 +35,14 @@ from kubetune_contract.api.methods import (
     SftSpec,
 )
 from kubetune_contract.api.spec import FineTuneJobSpec
+from kubetune_contract.api.training import Precision
+
+#: The blocks each adapter type reads that may be omitted (``partial`` has no defaults).
+ADAPTER_BLOCKS: dict[str, tuple[str, ...]] = {
+    "lora": ("lora",),
+    "qlora": ("lora", "quantization"),
+    "promptTuning": ("promptTuning",),
+}
 
 
 class LoraAdapterSpec(AdapterSpec):
@@ -127,3 +136,31 @@ ResolvedSpec = Annotated[
     | MultitaskJobSpec,
     Field(discriminator="method"),
 ]
+
+_ADAPTER: TypeAdapter[ResolvedAdapter] = TypeAdapter(ResolvedAdapter)
+_SPEC: TypeAdapter[ResolvedSpec] = TypeAdapter(ResolvedSpec)
+
+
+def _adapter_document(adapter: AdapterSpec) -> dict[str, object]:
+    """The adapter as JSON with its omitted blocks as ``{}``: validation then fills them
+    from their models' defaults, the one place those are written."""
+    document = adapter.model_dump(mode="json", exclude_none=True)
+    for block in ADAPTER_BLOCKS.get(adapter.type, ()):
+        document.setdefault(block, {})
+    return document
+
+
+def resolve_adapter(adapter: AdapterSpec) -> ResolvedAdapter:
+    """``adapter`` with the blocks its type reads filled in."""
+    return _ADAPTER.validate_python(_adapter_document(adapter))
+
+
+def resolve(spec: FineTuneJobSpec, precision: Precision) -> ResolvedSpec:
+    """``spec`` with the blocks its method and adapter type read filled in, and
+    ``training.precision`` set to ``precision`` (what render made of ``auto``)."""
+    document = spec.model_dump(mode="json", exclude_none=True)
+    document["adapter"] = _adapter_document(spec.adapter)
+    if spec.method in METHOD_BLOCKS:
+        document.setdefault(spec.method, {})
+    document["training"]["precision"] = precision
+    return _SPEC.validate_python(document)

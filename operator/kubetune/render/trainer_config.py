@@ -15,22 +15,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import TypeAdapter
-
 from kubetune.estimate.hardware import precision
 from kubetune_contract.api import FineTuneJob, FineTuneJobSpec, TrainerConfig
-from kubetune_contract.api.methods import METHOD_BLOCKS
-from kubetune_contract.api.resolved import ResolvedSpec
+from kubetune_contract.api.resolved import resolve
 from kubetune_contract.api.trainer_config import JobIdentity
 
 FILE_SCHEME = "file://"
-#: The adapter blocks each adapter type reads (``partial`` has no defaults: it is required).
-ADAPTER_BLOCKS: dict[str, tuple[str, ...]] = {
-    "lora": ("lora",),
-    "qlora": ("lora", "quantization"),
-    "promptTuning": ("promptTuning",),
-}
-_RESOLVED: TypeAdapter[ResolvedSpec] = TypeAdapter(ResolvedSpec)
 
 
 def spec_digest(spec: FineTuneJobSpec) -> str:
@@ -50,22 +40,6 @@ def _resolve_file_uris(node: Any, base_dir: Path) -> Any:
     return node
 
 
-def resolve(spec: FineTuneJobSpec) -> ResolvedSpec:
-    """``spec`` with its omitted blocks filled and ``precision: auto`` decided where it can be.
-
-    Blocks are filled as ``{}`` and validated, so their defaults come from their models,
-    the single place they are written.
-    """
-    document = spec.model_dump(mode="json", exclude_none=True)
-    adapter = document["adapter"]
-    for block in ADAPTER_BLOCKS.get(spec.adapter.type, ()):
-        adapter.setdefault(block, {})
-    if spec.method in METHOD_BLOCKS:
-        document.setdefault(spec.method, {})
-    document["training"]["precision"] = precision(spec)
-    return _RESOLVED.validate_python(document)
-
-
 def render_trainer_config(job: FineTuneJob, *, base_dir: Path | None = None) -> TrainerConfig:
     """The trainer's input for ``job``.
 
@@ -81,7 +55,7 @@ def render_trainer_config(job: FineTuneJob, *, base_dir: Path | None = None) -> 
             name=job.metadata.name, namespace=job.metadata.namespace, uid=job.metadata.uid
         ),
         specDigest=spec_digest(spec),
-        spec=resolve(spec),
+        spec=resolve(spec, precision(spec)),
     )
 
 
