@@ -23,10 +23,10 @@ def _context(tmp_path: Path, batch: BatchSize, **override: Any) -> MethodContext
     """A method context with the rendered spec; no model is needed for the arguments."""
     return MethodContext(
         spec=make_config(tmp_path, **override).spec,
-        model=None,  # type: ignore[arg-type]
-        tokenizer=None,  # type: ignore[arg-type]
+        model=None,
+        tokenizer=None,
         peft_config=None,
-        data=SimpleNamespace(train=[], eval=None),  # type: ignore[arg-type]
+        data=SimpleNamespace(train=[], eval=None),
         output_dir=tmp_path / "checkpoints",
         batch=batch,
     )
