@@ -18,8 +18,8 @@ from kubetune.estimate.memory import compute_bytes
 from kubetune.render.trainer_config import render_trainer_config, spec_digest, trainer_config_json
 from kubetune_contract.api import parse_finetunejob
 from kubetune_contract.api.adapter import LoraSpec, QuantizationSpec
-from kubetune_contract.api.methods import DpoSpec, OnlineRlSpec, SftSpec
-from kubetune_contract.api.resolved import DpoJobSpec, QloraAdapterSpec, RlooJobSpec
+from kubetune_contract.api.methods import DpoSpec, KtoSpec, SftSpec
+from kubetune_contract.api.resolved import DpoJobSpec, KtoJobSpec, QloraAdapterSpec
 from kubetune_contract.api.trainer_config import TrainerConfig
 from kubetune_trainer.config import parse
 from kubetune_trainer.errors import InvalidConfigError
@@ -83,12 +83,8 @@ def test_example_loads_in_the_trainer_as_render_resolved_it(path: Path) -> None:
 def test_an_omitted_method_block_is_its_models_defaults() -> None:
     dpo = _render(method="dpo", **_preference()).spec
     assert isinstance(dpo, DpoJobSpec) and dpo.dpo == DpoSpec()
-    rloo = _render(
-        method="rloo",
-        dataset={"train": {"format": "promptCompletion"}},
-        reward={"functions": [{"type": "lengthPenalty", "targetLength": 10}]},
-    ).spec
-    assert isinstance(rloo, RlooJobSpec) and rloo.rloo == OnlineRlSpec()
+    kto = _render(method="kto", dataset={"train": {"format": "unpairedPreference"}}).spec
+    assert isinstance(kto, KtoJobSpec) and kto.kto == KtoSpec()
 
 
 def test_a_written_block_is_kept_as_written() -> None:
