@@ -12,8 +12,6 @@ from safetensors import safe_open
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from kubetune_contract import exit_codes
-from kubetune_contract.api.adapter import AdapterSpec
-from kubetune_contract.api.training import TrainingSpec
 from kubetune_trainer import adapters
 from kubetune_trainer.builtin import materialize
 from kubetune_trainer.run import RunOptions, execute, train
@@ -32,21 +30,18 @@ def run_sft(tmp_path: Path, **override: Any) -> dict[str, Any]:
     return manifest
 
 
-def load_builtin(adapter: dict[str, object]) -> adapters.LoadedModel:
+def load_builtin(tmp_path: Path, adapter: dict[str, object]) -> adapters.LoadedModel:
+    """The tiny model loaded for ``adapter`` as a run loads it: resolved by render."""
     folder = materialize("tiny-llama")
-    return adapters.load(
-        folder,
-        AdapterSpec.model_validate(adapter),
-        TrainingSpec(precision="fp32"),
-        AutoTokenizer.from_pretrained(folder),
-    )
+    spec = make_config(tmp_path, adapter=adapter).spec
+    return adapters.load(folder, spec.adapter, spec.training, AutoTokenizer.from_pretrained(folder))
 
 
 def test_qlora_quantizes_the_base_model_to_4_bit_nf4(tmp_path: Path) -> None:
     import bitsandbytes as bnb
 
     loaded = load_builtin(
-        {"type": "qlora", "quantization": {"allowCpu": True, "computeDtype": "float32"}}
+        tmp_path, {"type": "qlora", "quantization": {"allowCpu": True, "computeDtype": "float32"}}
     )
     linear = loaded.model.model.layers[0].self_attn.q_proj
     assert isinstance(linear, bnb.nn.Linear4bit)
@@ -81,8 +76,9 @@ def test_full_trains_every_weight_and_saves_a_whole_model(tmp_path: Path) -> Non
     assert AutoModelForCausalLM.from_pretrained(out).config.hidden_size == 64
 
 
-def test_partial_unfreezes_only_the_named_layers_and_patterns() -> None:
-    loaded = load_builtin({"type": "partial", "partial": {"layers": [1], "patterns": ["lm_head"]}})
+def test_partial_unfreezes_only_the_named_layers_and_patterns(tmp_path: Path) -> None:
+    partial = {"layers": [1], "patterns": ["lm_head"]}
+    loaded = load_builtin(tmp_path, {"type": "partial", "lora": DELETE, "partial": partial})
     trained = {n for n, p in loaded.model.named_parameters() if p.requires_grad}
     assert trained and all(".layers.1." in n or n.startswith("lm_head") for n in trained)
     assert any(n.startswith("lm_head") for n in trained)

@@ -2,8 +2,10 @@
 
 Returns the model and, for PEFT adapters, the ``PeftConfig`` that the TRL trainer applies
 itself (TRL wraps the model and, for k-bit models, prepares it; no
-``prepare_model_for_kbit_training`` here). Incompatible choices are refused up front with
-a message that says what to change, never silently rewritten.
+``prepare_model_for_kbit_training`` here). The adapter arrives resolved (its blocks filled
+by render, its combinations checked by the schema); what is refused here is what only
+this machine or this model can tell: qlora without a GPU, partial patterns that match no
+parameter.
 """
 
 from __future__ import annotations
@@ -11,9 +13,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from kubetune_contract.api.adapter import LoraSpec, PromptTuningSpec, QuantizationSpec
+from kubetune_contract.api.resolved import (
+    LoraAdapterSpec,
+    PartialAdapterSpec,
+    PromptTuningAdapterSpec,
+    QloraAdapterSpec,
+)
 from kubetune_trainer.errors import InvalidConfigError, InvalidModelError
 
 if TYPE_CHECKING:
@@ -21,8 +28,16 @@ if TYPE_CHECKING:
     from peft import PeftConfig
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from kubetune_contract.api.adapter import AdapterSpec
-    from kubetune_contract.api.training import TrainingSpec
+    from kubetune_contract.api.adapter import (
+        LoraSpec,
+        PartialSpec,
+        PromptTuningSpec,
+        QuantizationSpec,
+    )
+    from kubetune_contract.api.resolved import ResolvedAdapter
+    from kubetune_contract.api.training import Precision, TrainingSpec
+
+DevicePrecision = Literal["bf16", "fp16", "fp32"]
 
 
 @dataclass
@@ -31,22 +46,31 @@ class LoadedModel:
     peft_config: PeftConfig | None
 
 
-def compute_dtype(precision: str) -> torch.dtype:
+def device_precision(precision: Precision) -> DevicePrecision:
+    """``training.precision`` on this machine. Render decided ``auto`` wherever the spec
+    names the hardware; what is left is a GPU known only here: bf16 where it supports it,
+    else fp32. The one place the trainer decides it."""
+    import torch
+
+    if precision != "auto":
+        return precision
+    cuda_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return "bf16" if cuda_bf16 else "fp32"
+
+
+def compute_dtype(precision: Precision) -> torch.dtype:
     """The dtype that ``training.precision`` asks for on this machine."""
     import torch
 
-    if precision == "auto":
-        cuda_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-        return torch.bfloat16 if cuda_bf16 else torch.float32
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+    return dtypes[device_precision(precision)]
 
 
-def quantization_config(adapter: AdapterSpec) -> Any:
+def quantization_config(quant: QuantizationSpec) -> Any:
     """The bitsandbytes config of a qlora adapter (also used to evaluate its base model)."""
     import torch
     from transformers import BitsAndBytesConfig
 
-    quant = adapter.quantization or QuantizationSpec()
     if not torch.cuda.is_available() and not quant.allowCpu:
         raise InvalidConfigError(
             "adapter.type qlora needs a CUDA GPU and none is visible; run on a GPU node "
@@ -77,10 +101,9 @@ def _embedding_modules(model: PreTrainedModel) -> list[str]:
     return names
 
 
-def _lora(adapter: AdapterSpec, task: str, extra_modules: list[str]) -> PeftConfig:
+def _lora(lora: LoraSpec, task: str, extra_modules: list[str]) -> PeftConfig:
     from peft import LoraConfig
 
-    lora = adapter.lora or LoraSpec()
     targets: str | list[str] = (
         "all-linear" if lora.targetModules == ["all-linear"] else list(lora.targetModules)
     )
@@ -94,10 +117,9 @@ def _lora(adapter: AdapterSpec, task: str, extra_modules: list[str]) -> PeftConf
     )
 
 
-def _prompt_tuning(adapter: AdapterSpec, task: str, model_dir: Path) -> PeftConfig:
+def _prompt_tuning(spec: PromptTuningSpec, task: str, model_dir: Path) -> PeftConfig:
     from peft import PromptTuningConfig, PromptTuningInit
 
-    spec = adapter.promptTuning or PromptTuningSpec()
     if spec.initText:
         return PromptTuningConfig(
             task_type=task,
@@ -109,17 +131,10 @@ def _prompt_tuning(adapter: AdapterSpec, task: str, model_dir: Path) -> PeftConf
     return PromptTuningConfig(task_type=task, num_virtual_tokens=spec.virtualTokens)
 
 
-def _unfreeze(model: PreTrainedModel, adapter: AdapterSpec, extra_modules: list[str]) -> None:
-    """``partial``: only parameters in the named layers or matching a pattern train."""
-    partial = adapter.partial
-    if partial is None or not (partial.layers or partial.patterns):
-        raise InvalidConfigError(
-            "adapter.type partial needs adapter.partial.layers and/or adapter.partial.patterns"
-        )
-    try:
-        patterns = [re.compile(p) for p in partial.patterns]
-    except re.error as exc:
-        raise InvalidConfigError(f"adapter.partial.patterns: {exc}") from exc
+def _unfreeze(model: PreTrainedModel, partial: PartialSpec, extra_modules: list[str]) -> None:
+    """``partial``: only parameters in the named layers or matching a pattern train (the
+    schema guarantees at least one of them, each pattern a valid regular expression)."""
+    patterns = [re.compile(p) for p in partial.patterns]
     patterns += [re.compile(rf"(^|\.){re.escape(name)}\.") for name in extra_modules]
     layers = {str(i) for i in partial.layers}
     layer_re = re.compile(r"\.layers\.(\d+)\.")
@@ -141,7 +156,7 @@ def _unfreeze(model: PreTrainedModel, adapter: AdapterSpec, extra_modules: list[
 
 def load(
     model_dir: Path,
-    adapter: AdapterSpec,
+    adapter: ResolvedAdapter,
     training: TrainingSpec,
     tokenizer: PreTrainedTokenizerBase,
     *,
@@ -150,14 +165,9 @@ def load(
     """Load the base model from ``model_dir`` for ``adapter``; extend its vocabulary if asked."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    if adapter.newTokens and adapter.type == "promptTuning":
-        raise InvalidConfigError(
-            "adapter.newTokens can't be used with adapter.type promptTuning: prompt tuning "
-            "trains only virtual tokens, so new embeddings would stay random; use lora"
-        )
     kwargs: dict[str, Any] = {"dtype": compute_dtype(training.precision)}
-    if adapter.type == "qlora":
-        kwargs["quantization_config"] = quantization_config(adapter)
+    if isinstance(adapter, QloraAdapterSpec):
+        kwargs["quantization_config"] = quantization_config(adapter.quantization)
     if classifier:
         kwargs["num_labels"] = 1
     loader = AutoModelForSequenceClassification if classifier else AutoModelForCausalLM
@@ -176,12 +186,12 @@ def load(
         extra_modules = _embedding_modules(model)
 
     task = "SEQ_CLS" if classifier else "CAUSAL_LM"
-    if adapter.type in ("lora", "qlora"):
-        return LoadedModel(model, _lora(adapter, task, extra_modules))
-    if adapter.type == "promptTuning":
-        return LoadedModel(model, _prompt_tuning(adapter, task, model_dir))
-    if adapter.type == "partial":
-        _unfreeze(model, adapter, extra_modules)
+    if isinstance(adapter, LoraAdapterSpec | QloraAdapterSpec):
+        return LoadedModel(model, _lora(adapter.lora, task, extra_modules))
+    if isinstance(adapter, PromptTuningAdapterSpec):
+        return LoadedModel(model, _prompt_tuning(adapter.promptTuning, task, model_dir))
+    if isinstance(adapter, PartialAdapterSpec):
+        _unfreeze(model, adapter.partial, extra_modules)
     return LoadedModel(model, None)
 
 

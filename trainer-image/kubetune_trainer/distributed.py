@@ -22,6 +22,13 @@ def local_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", "0"))
 
 
+def world_size() -> int:
+    """Processes in the run (torchrun's ``WORLD_SIZE``; 1 without torchrun). Only the
+    launch knows it: ``kubetune run`` and the tests start torchrun on CPU whatever
+    ``resources`` says, so it is read here, the one place, and never derived from the spec."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 T = TypeVar("T")
 
 

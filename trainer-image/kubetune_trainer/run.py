@@ -25,8 +25,6 @@ from kubetune_trainer.errors import StopRequested, TrainerError
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase, Trainer, TrainerCallback
 
-    from kubetune_contract.api.dataset import DatasetSpec
-    from kubetune_contract.api.spec import FineTuneJobSpec
     from kubetune_contract.api.trainer_config import TrainerConfig
     from kubetune_trainer.adapters import LoadedModel
     from kubetune_trainer.callbacks import TelemetryCallback
@@ -83,23 +81,6 @@ def execute(load_config: Callable[[], TrainerConfig], options: RunOptions) -> Su
         return Summary("Failed", reason, message, exit_codes.INTERNAL_ERROR)
 
 
-def _supported_dataset(spec: FineTuneJobSpec) -> DatasetSpec | None:
-    """The spec's dataset (``None`` for multitask, whose tasks carry their data, and for
-    selfCritique, which generates it), after
-    refusing up front what this trainer cannot do (rather than ignoring it silently)."""
-    from kubetune_trainer import methods, tracking
-    from kubetune_trainer.errors import InvalidConfigError
-
-    generates = spec.multitask is not None or spec.selfCritique is not None
-    if spec.method not in methods.METHODS or (spec.dataset is None and not generates):
-        raise InvalidConfigError(
-            f"method {spec.method} is not supported by this trainer; supported: "
-            f"{', '.join(methods.METHODS)}"
-        )
-    tracking.check_installed(spec)
-    return spec.dataset
-
-
 @dataclass
 class _Session:
     """What the phases of a run share once the trainer is built."""
@@ -133,7 +114,17 @@ def _build(config: TrainerConfig, options: RunOptions, preemption: PreemptionCal
     from transformers import AutoTokenizer, PrinterCallback, set_seed
     from trl.data_utils import is_conversational
 
-    from kubetune_trainer import adapters, artifacts, data, memory, methods, selfcritique, tracking
+    from kubetune_contract.api.resolved import MultitaskJobSpec
+    from kubetune_trainer import (
+        adapters,
+        artifacts,
+        data,
+        distributed,
+        memory,
+        methods,
+        selfcritique,
+        tracking,
+    )
     from kubetune_trainer.callbacks import TelemetryCallback
     from kubetune_trainer.checkpoints import CheckpointStore
     from kubetune_trainer.data import tasks
@@ -147,7 +138,9 @@ def _build(config: TrainerConfig, options: RunOptions, preemption: PreemptionCal
 
     spec = config.spec
     datasets.disable_progress_bars()
-    dataset = _supported_dataset(spec)
+    # The schema guarantees the method and its data; the tracking backend's package is
+    # what only this image can tell.
+    tracking.check_installed(spec)
     work = options.work_dir or Path(
         os.environ.get(WORK_DIR_ENV) or tempfile.mkdtemp(prefix="kubetune-")
     )
@@ -162,7 +155,7 @@ def _build(config: TrainerConfig, options: RunOptions, preemption: PreemptionCal
     adapters.ensure_tokenizer_ready(tokenizer, model_dir)
     stages: list[Any] = []
     loaded: LoadedModel | None = None
-    if spec.multitask is not None:
+    if isinstance(spec, MultitaskJobSpec):
         prepared = tasks.prepare(list(spec.multitask.tasks), tokenizer, spec.training.seed)
     elif spec.selfCritique is not None:
         # The stage samples from the model about to be trained, so the model comes first.
@@ -175,8 +168,8 @@ def _build(config: TrainerConfig, options: RunOptions, preemption: PreemptionCal
         assert spec.dataset is not None
         prepared = data.prepare(spec.dataset, spec.method, spec.training.seed)
     else:
-        assert dataset is not None  # _supported_dataset refused the other cases
-        prepared = data.prepare(dataset, spec.method, spec.training.seed)
+        assert spec.dataset is not None  # the schema: every other method has a dataset
+        prepared = data.prepare(spec.dataset, spec.method, spec.training.seed)
     if is_conversational(prepared.train[0]) and tokenizer.chat_template is None:
         raise InvalidConfigError(
             f"the data is conversational but the model {spec.model.uri} has no chat template; "
@@ -196,7 +189,7 @@ def _build(config: TrainerConfig, options: RunOptions, preemption: PreemptionCal
         loaded = adapters.load(
             model_dir, spec.adapter, spec.training, tokenizer, classifier=classifier
         )
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = distributed.world_size()
     if world > 1:
         log.info(
             "distributed: rank %s of %d, rendezvous %s:%s",
@@ -226,6 +219,7 @@ def _build(config: TrainerConfig, options: RunOptions, preemption: PreemptionCal
         peft_config=loaded.peft_config,
         data=prepared,
         output_dir=work / "checkpoints",
+        batch=batch,
         # Perplexity (exp of a token NLL: sft's eval loss only) first: it adds to the log
         # record the later callbacks keep.
         callbacks=[

@@ -21,14 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kubetune_contract.api.dataset import DatasetSpec
 from kubetune_contract.api.sources import DataSource
-from kubetune_trainer import generation, storage
+from kubetune_trainer import distributed, generation, storage
 from kubetune_trainer.data.readers import read_source
 from kubetune_trainer.errors import InvalidConfigError, InvalidDataError
 
@@ -304,7 +303,7 @@ def generate(
     stage = spec.selfCritique
     if stage is None:
         raise InvalidConfigError("no selfCritique block in the spec")
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    if distributed.world_size() > 1:
         raise InvalidConfigError(
             "selfCritique generates on one process; run it with resources.gpus 1 and "
             "resources.nodes 1 (generateOnly), then train on its data with a larger job"

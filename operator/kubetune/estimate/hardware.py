@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from kubetune.estimate.shapes import ModelShape
 from kubetune_contract.api.spec import FineTuneJobSpec
+from kubetune_contract.api.training import Precision
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,8 @@ class Gpu:
     product: str
     memoryGiB: float
     peakTflops: float
+    bf16: bool = True
+    """Whether it computes in bf16 (Ampere and newer); what ``precision: auto`` picks."""
 
 
 GPUS: dict[str, Gpu] = {
@@ -32,9 +35,25 @@ GPUS: dict[str, Gpu] = {
         Gpu("NVIDIA-L40S", 48, 362),
         Gpu("NVIDIA-A10G", 24, 70),
         Gpu("NVIDIA-L4", 24, 121),
-        Gpu("Tesla-T4", 16, 65),
+        Gpu("Tesla-T4", 16, 65, bf16=False),
     )
 }
+
+
+def precision(spec: FineTuneJobSpec) -> Precision:
+    """``training.precision`` as far as the spec can tell: ``auto`` is fp32 on CPU
+    (``resources.gpus: 0``), bf16 or fp32 on a catalogued ``resources.gpuType`` as the GPU
+    supports bf16, and stays ``auto`` on an unnamed or unknown GPU, for the trainer to
+    decide on the device it finds."""
+    chosen = spec.training.precision
+    if chosen != "auto":
+        return chosen
+    if spec.resources.gpus == 0:
+        return "fp32"
+    gpu = GPUS.get(spec.resources.gpuType or "")
+    if gpu is None:
+        return "auto"
+    return "bf16" if gpu.bf16 else "fp32"
 
 
 def mfu(spec: FineTuneJobSpec) -> float:

@@ -20,7 +20,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kubetune.estimate.hardware import precision
 from kubetune.estimate.shapes import ModelShape
+from kubetune_contract.api.resolved import (
+    LoraAdapterSpec,
+    PartialAdapterSpec,
+    PromptTuningAdapterSpec,
+    QloraAdapterSpec,
+    resolve_adapter,
+)
 from kubetune_contract.api.spec import FineTuneJobSpec
 
 GIB = 1024**3
@@ -42,11 +50,9 @@ _LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
 
 
 def compute_bytes(spec: FineTuneJobSpec) -> int:
-    """Bytes per value of the compute dtype the trainer uses for this spec."""
-    precision = spec.training.precision
-    if precision == "fp32" or (precision == "auto" and spec.resources.gpus == 0):
-        return 4
-    return 2
+    """Bytes per value of the compute dtype the trainer uses for this spec (``auto`` on an
+    unknown GPU: a bf16-capable one, the common case)."""
+    return 4 if precision(spec) == "fp32" else 2
 
 
 @dataclass(frozen=True)
@@ -92,11 +98,10 @@ def _embedding_parameters(shape: ModelShape) -> int:
 def _frozen_weight_bytes(shape: ModelShape, spec: FineTuneJobSpec) -> float:
     """The base model's weights as stored during training."""
     dtype = compute_bytes(spec)
-    adapter = spec.adapter
-    if adapter.type != "qlora":
+    adapter = resolve_adapter(spec.adapter)
+    if not isinstance(adapter, QloraAdapterSpec):
         return shape.parameters * dtype
-    bits = adapter.quantization.bits if adapter.quantization else 4
-    double = adapter.quantization.doubleQuant if adapter.quantization else True
+    bits, double = adapter.quantization.bits, adapter.quantization.doubleQuant
     # Blocks of 64 weights share an fp32 scale (0.5 bit/param), 8-bit with double quant.
     per_value = bits / 8 + (0.127 if double else 0.5) / 8
     embeddings = _embedding_parameters(shape)
@@ -104,19 +109,19 @@ def _frozen_weight_bytes(shape: ModelShape, spec: FineTuneJobSpec) -> float:
 
 
 def _trainable(shape: ModelShape, spec: FineTuneJobSpec) -> tuple[int, int]:
-    """(trainable values that are new fp32 adapter weights, trainable base weights)."""
-    adapter = spec.adapter
+    """(trainable values that are new fp32 adapter weights, trainable base weights).
+
+    The adapter is resolved here, not taken resolved, because the pod's memory request is
+    estimated from the spec as written (:func:`kubetune.estimate.host.memory_request`)."""
+    adapter = resolve_adapter(spec.adapter)
     new_token_params = _embedding_parameters(shape) if adapter.newTokens else 0
-    if adapter.type in ("lora", "qlora"):
+    if isinstance(adapter, LoraAdapterSpec | QloraAdapterSpec):
         lora = adapter.lora
-        rank = lora.rank if lora else 16
-        targets = lora.targetModules if lora else ["all-linear"]
-        return lora_parameters(shape, rank, targets), new_token_params
-    if adapter.type == "promptTuning":
-        tokens = adapter.promptTuning.virtualTokens if adapter.promptTuning else 20
-        return tokens * shape.hidden, 0
-    if adapter.type == "partial":
-        layers = len(adapter.partial.layers) if adapter.partial else 0
+        return lora_parameters(shape, lora.rank, lora.targetModules), new_token_params
+    if isinstance(adapter, PromptTuningAdapterSpec):
+        return adapter.promptTuning.virtualTokens * shape.hidden, 0
+    if isinstance(adapter, PartialAdapterSpec):
+        layers = len(adapter.partial.layers)
         return 0, layers * shape.block_parameters + new_token_params
     return 0, shape.parameters
 

@@ -1,4 +1,12 @@
-"""FineTuneJob -> TrainerConfig: the one render shared by the operator and `kubetune run`."""
+"""FineTuneJob -> TrainerConfig: the one render shared by the operator and `kubetune run`.
+
+Render resolves what the spec alone decides, once, so the trainer never does it again:
+each omitted block the method or adapter type uses is filled with its model's defaults,
+and ``precision: auto`` becomes bf16 or fp32 where the spec names the hardware
+(:func:`kubetune.estimate.hardware.precision`). What only the machine knows (the device
+behind an unknown GPU, ``batchSize: auto`` probing, the torchrun world size) stays with
+the trainer.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +14,10 @@ import hashlib
 import json
 from pathlib import Path
 
+from kubetune.estimate.hardware import precision
 from kubetune_contract.api import FineTuneJob, FineTuneJobSpec, TrainerConfig
 from kubetune_contract.api.references import storage_uris
+from kubetune_contract.api.resolved import resolve
 from kubetune_contract.api.trainer_config import JobIdentity
 
 FILE_SCHEME = "file://"
@@ -45,7 +55,7 @@ def render_trainer_config(job: FineTuneJob, *, base_dir: Path | None = None) -> 
             name=job.metadata.name, namespace=job.metadata.namespace, uid=job.metadata.uid
         ),
         specDigest=spec_digest(spec),
-        spec=spec,
+        spec=resolve(spec, precision(spec)),
     )
 
 

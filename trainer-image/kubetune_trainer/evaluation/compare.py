@@ -30,6 +30,7 @@ from kubetune_trainer.evaluation.examples import Example, model_input
 
 if TYPE_CHECKING:
     from kubetune_contract.api.evaluation import EvaluationSpec
+    from kubetune_contract.api.resolved import ResolvedSpec
     from kubetune_contract.api.spec import FineTuneJobSpec
     from kubetune_trainer.metrics import TrainerMetrics
 
@@ -142,7 +143,7 @@ def records_of(
 
 
 def evaluate(
-    spec: FineTuneJobSpec,
+    spec: ResolvedSpec,
     examples: list[Example],
     model_dir: Path,
     result_dir: Path,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kubetune_contract.api.resolved import QloraAdapterSpec
 from kubetune_trainer import adapters
 from kubetune_trainer.errors import InvalidModelError
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from peft import PeftModel
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from kubetune_contract.api.spec import FineTuneJobSpec
+    from kubetune_contract.api.resolved import ResolvedSpec
 
 #: A PEFT adapter folder holds this file; full (or partial) fine-tunes hold config.json.
 ADAPTER_CONFIG = "adapter_config.json"
@@ -35,12 +36,12 @@ class InferenceModel:
     tokenizer: PreTrainedTokenizerBase
 
 
-def _load_kwargs(spec: FineTuneJobSpec) -> dict[str, Any]:
+def _load_kwargs(spec: ResolvedSpec) -> dict[str, Any]:
     import torch
 
     kwargs: dict[str, Any] = {"dtype": adapters.compute_dtype(spec.training.precision)}
-    if spec.adapter.type == "qlora":
-        kwargs["quantization_config"] = adapters.quantization_config(spec.adapter)
+    if isinstance(spec.adapter, QloraAdapterSpec):
+        kwargs["quantization_config"] = adapters.quantization_config(spec.adapter.quantization)
     if torch.cuda.is_available():
         kwargs["device_map"] = {"": torch.cuda.current_device()}
     return kwargs
@@ -63,12 +64,12 @@ def _causal_lm(folder: Path, kwargs: dict[str, Any]) -> PreTrainedModel:
         raise InvalidModelError(f"cannot load the model in {folder}: {exc}") from exc
 
 
-def load_base(model_dir: Path, spec: FineTuneJobSpec) -> InferenceModel:
+def load_base(model_dir: Path, spec: ResolvedSpec) -> InferenceModel:
     """The base model, as training loaded it."""
     return InferenceModel(_causal_lm(model_dir, _load_kwargs(spec)), _tokenizer(model_dir))
 
 
-def load_tuned(model_dir: Path, result_dir: Path, spec: FineTuneJobSpec) -> InferenceModel:
+def load_tuned(model_dir: Path, result_dir: Path, spec: ResolvedSpec) -> InferenceModel:
     """The published result: base + adapter for PEFT adapters, the weights themselves for
     full and partial fine-tunes."""
     tokenizer = _tokenizer(result_dir)

@@ -1,47 +1,41 @@
 """Training methods, one module each; :func:`build` picks the module for ``spec.method``.
 
-Modules are imported on demand so that a job pays only for the TRL trainer it uses.
+Modules are imported on demand so that a job pays only for the TRL trainer it uses. Each
+module's ``build`` takes the context of its method's resolved spec
+(:mod:`kubetune_contract.api.resolved`): the spec's ``method`` tag chose that type when
+the config was parsed, so the module named by the tag gets the spec it expects.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from kubetune_contract.api.dataset import DatasetSpec
-from kubetune_trainer.errors import InvalidConfigError
 from kubetune_trainer.methods.common import MethodContext
 
 if TYPE_CHECKING:
     from transformers import Trainer
 
-METHODS = ("sft", "dpo", "kto", "orpo", "reward", "grpo", "rloo", "multitask")
 #: Methods whose model is a sequence classifier rather than a causal LM.
 CLASSIFIER_METHODS = ("reward",)
-DEFAULT_MAX_LENGTH: int = DatasetSpec.model_fields["maxLength"].default
 
 
-def build(ctx: MethodContext) -> Trainer:
+def build(ctx: MethodContext[Any]) -> Trainer:
     method = ctx.spec.method
-    if method not in METHODS:
-        raise InvalidConfigError(
-            f"method {method} is not supported by this trainer; supported: {', '.join(METHODS)}"
-        )
     module = importlib.import_module(f"kubetune_trainer.methods.{method}")
     trainer: Trainer = module.build(ctx)
     ewc = ctx.spec.training.ewc
     if ewc is not None:
         from kubetune_trainer import ewc as elastic
 
-        dataset = ctx.spec.dataset
         elastic.attach(
             trainer,
             ewc,
             ctx.tokenizer,
             seed=ctx.spec.training.seed,
-            max_length=dataset.maxLength if dataset else DEFAULT_MAX_LENGTH,
+            max_length=ctx.dataset.maxLength,
         )
     return trainer
 
 
-__all__ = ["CLASSIFIER_METHODS", "METHODS", "MethodContext", "build"]
+__all__ = ["CLASSIFIER_METHODS", "MethodContext", "build"]

@@ -7,12 +7,12 @@ settings block, its trainer); everything that maps ``training``, ``checkpoints``
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from kubetune_trainer import memory, sharding
+from kubetune_contract.api.spec import FineTuneJobSpec
+from kubetune_trainer import adapters, distributed, sharding
 from kubetune_trainer.errors import InvalidConfigError
 
 if TYPE_CHECKING:
@@ -20,8 +20,11 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 
     from kubetune_contract.api.dataset import DatasetSpec
-    from kubetune_contract.api.spec import FineTuneJobSpec
     from kubetune_trainer.data import PreparedData
+    from kubetune_trainer.memory import BatchSize
+
+#: The resolved spec of one method (``DpoJobSpec``, ...): its settings block is never None.
+Spec = TypeVar("Spec", bound=FineTuneJobSpec)
 
 SCHEDULERS = {
     "linear": "linear",
@@ -42,15 +45,21 @@ OPTIMIZERS = {
 
 
 @dataclass
-class MethodContext:
-    """Everything a method needs to build its TRL trainer."""
+class MethodContext(Generic[Spec]):
+    """Everything a method needs to build its TRL trainer.
 
-    spec: FineTuneJobSpec
+    Each method module takes the context of its own resolved spec type, so it reads its
+    settings block without a default of its own.
+    """
+
+    spec: Spec
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     peft_config: PeftConfig | None
     data: PreparedData
     output_dir: Path
+    batch: BatchSize
+    """The per-device batch, resolved once for this machine (:func:`memory.batch_size`)."""
     callbacks: list[TrainerCallback] = field(default_factory=list)
 
     @property
@@ -71,7 +80,7 @@ class MethodContext:
         }
 
 
-def training_arguments(ctx: MethodContext) -> dict[str, Any]:
+def training_arguments(ctx: MethodContext[Any]) -> dict[str, Any]:
     """``TrainingArguments`` fields from the spec, shared by every method's TRL config."""
     import torch
 
@@ -79,10 +88,8 @@ def training_arguments(ctx: MethodContext) -> dict[str, Any]:
     training = spec.training
     has_eval = ctx.data.eval is not None
     on_gpu = torch.cuda.is_available()
-    precision = training.precision
-    if precision == "auto":
-        precision = "bf16" if on_gpu and torch.cuda.is_bf16_supported() else "fp32"
-    batch = memory.batch_size(training, on_gpu=on_gpu, train_rows=len(ctx.data.train))
+    precision = adapters.device_precision(training.precision)
+    batch = ctx.batch
     warmup: float | int = 0
     if training.warmupRatio is not None:
         warmup = float(training.warmupRatio)
@@ -124,6 +131,6 @@ def training_arguments(ctx: MethodContext) -> dict[str, Any]:
             training.sharding,
             training.gradientCheckpointing,
             on_gpu=on_gpu,
-            world_size=int(os.environ.get("WORLD_SIZE", "1")),
+            world_size=distributed.world_size(),
         ),
     }

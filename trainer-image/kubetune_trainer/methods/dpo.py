@@ -9,12 +9,12 @@ from __future__ import annotations
 from transformers import Trainer
 from trl import DPOConfig, DPOTrainer
 
-from kubetune_contract.api.methods import DpoSpec
+from kubetune_contract.api.resolved import DpoJobSpec
 from kubetune_trainer.methods.common import MethodContext, training_arguments
 
 
-def build(ctx: MethodContext) -> Trainer:
-    settings = ctx.spec.dpo or DpoSpec()
+def build(ctx: MethodContext[DpoJobSpec]) -> Trainer:
+    settings = ctx.spec.dpo
     config = DPOConfig(
         **training_arguments(ctx),
         beta=float(settings.beta),

@@ -9,12 +9,12 @@ from __future__ import annotations
 from transformers import Trainer
 from trl import KTOConfig, KTOTrainer
 
-from kubetune_contract.api.methods import KtoSpec
+from kubetune_contract.api.resolved import KtoJobSpec
 from kubetune_trainer.methods.common import MethodContext, training_arguments
 
 
-def build(ctx: MethodContext) -> Trainer:
-    settings = ctx.spec.kto or KtoSpec()
+def build(ctx: MethodContext[KtoJobSpec]) -> Trainer:
+    settings = ctx.spec.kto
     config = KTOConfig(
         **training_arguments(ctx),
         beta=float(settings.beta),

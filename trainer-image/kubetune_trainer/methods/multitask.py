@@ -28,8 +28,8 @@ from transformers import (
     TrainingArguments,
 )
 
+from kubetune_contract.api.resolved import MultitaskJobSpec
 from kubetune_trainer.data.tasks import MAX_LENGTH
-from kubetune_trainer.errors import InvalidConfigError
 from kubetune_trainer.methods.common import MethodContext, training_arguments
 
 if TYPE_CHECKING:
@@ -201,12 +201,10 @@ class MultitaskTrainer(Trainer):
         target.heads.load_state_dict(load_file(str(folder / HEADS_WEIGHTS)))
 
 
-def build(ctx: MethodContext) -> Trainer:
+def build(ctx: MethodContext[MultitaskJobSpec]) -> Trainer:
     from peft import get_peft_model
 
     spec = ctx.spec
-    if spec.multitask is None:
-        raise InvalidConfigError("method multitask needs multitask.tasks")
     tasks = list(spec.multitask.tasks)
     # The causal LM's decoder without its vocabulary head: the shared backbone.
     backbone: nn.Module = ctx.model.base_model

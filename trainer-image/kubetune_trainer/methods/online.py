@@ -10,10 +10,9 @@ from kubetune_trainer.methods.common import MethodContext, training_arguments
 
 
 def config_and_rewards(
-    ctx: MethodContext, settings: OnlineRlSpec | None
+    ctx: MethodContext[Any], settings: OnlineRlSpec
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(config kwargs, trainer kwargs) for GRPOConfig/RLOOConfig and their trainers."""
-    settings = settings or OnlineRlSpec()
     built = rewards.build(ctx.spec.reward, ctx.spec.training)
     config = {
         **training_arguments(ctx),

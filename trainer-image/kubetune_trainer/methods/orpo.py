@@ -6,12 +6,12 @@ from __future__ import annotations
 from transformers import Trainer
 from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
-from kubetune_contract.api.methods import OrpoSpec
+from kubetune_contract.api.resolved import OrpoJobSpec
 from kubetune_trainer.methods.common import MethodContext, training_arguments
 
 
-def build(ctx: MethodContext) -> Trainer:
-    settings = ctx.spec.orpo or OrpoSpec()
+def build(ctx: MethodContext[OrpoJobSpec]) -> Trainer:
+    settings = ctx.spec.orpo
     config = ORPOConfig(
         **training_arguments(ctx),
         beta=float(settings.beta),

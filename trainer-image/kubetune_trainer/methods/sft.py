@@ -8,12 +8,12 @@ import torch
 from transformers import Trainer
 from trl import SFTConfig, SFTTrainer
 
-from kubetune_contract.api.methods import SftSpec
+from kubetune_contract.api.resolved import SftJobSpec
 from kubetune_trainer.methods.common import MethodContext, training_arguments
 
 
-def build(ctx: MethodContext) -> Trainer:
-    settings = ctx.spec.sft or SftSpec()
+def build(ctx: MethodContext[SftJobSpec]) -> Trainer:
+    settings = ctx.spec.sft
     dataset = ctx.dataset
     config = SFTConfig(
         **training_arguments(ctx),
