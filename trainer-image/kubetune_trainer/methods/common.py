@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kubetune_trainer import memory, sharding
+from kubetune_trainer import batch_sizing, sharding
 from kubetune_trainer.errors import InvalidConfigError
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def training_arguments(ctx: MethodContext) -> dict[str, Any]:
     precision = training.precision
     if precision == "auto":
         precision = "bf16" if on_gpu and torch.cuda.is_bf16_supported() else "fp32"
-    batch = memory.batch_size(training, on_gpu=on_gpu, train_rows=len(ctx.data.train))
+    batch = batch_sizing.batch_size(training, on_gpu=on_gpu, train_rows=len(ctx.data.train))
     warmup: float | int = 0
     if training.warmupRatio is not None:
         warmup = float(training.warmupRatio)
