@@ -3,10 +3,11 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: help venv system images quickstart test test-unit test-cluster test-e2e chaos cluster dev-cluster bench-operator lint crd
+.PHONY: help venv system images quickstart test test-unit test-tools test-cluster test-e2e chaos cluster \
+	dev-cluster bench-operator lint crd
 
 help:  ## list the targets
-	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[A-Za-z0-9._-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 # The images' pins constrain the dev install too, so the tests run what the images ship.
 # Three distributions, editable: the contract, the trainer, and the operator with the CLI.
@@ -32,8 +33,11 @@ images: venv system  ## build the trainer and operator images (podman, cached by
 test: venv system images  ## run the whole test suite (control plane, real node, S3; needs root)
 	$(PYTHON) -m pytest
 
-test-unit: venv  ## run the unit tests only (no cluster, no S3, no training)
+test-unit: venv  ## run the unit tests only: Python alone (no cluster, S3, training, tools or network)
 	$(PYTHON) -m pytest tests/unit
+
+test-tools: venv system  ## tests that run promtool, the pinned helm, argocd-health or pip (tests/tools)
+	$(PYTHON) -m pytest tests/tools
 
 test-cluster: venv system  ## cluster, S3 and Prometheus tests only
 	$(PYTHON) -m pytest tests/cluster
@@ -59,7 +63,7 @@ lint: venv  ## ruff, mypy, and the import contracts (operator and trainer meet o
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-crd: venv  ## regenerate crds/ (and the chart's copies and admission rules) from the API models
+crd: venv  ## regenerate both CRDs in crds/ and charts/kubetune/crds/, and the admission rules
 	$(VENV)/bin/kubetune crd > crds/finetunejob.yaml
 	$(VENV)/bin/kubetune crd --kind FineTuneJobPolicy > crds/finetunejobpolicy.yaml
 	cp crds/finetunejob.yaml crds/finetunejobpolicy.yaml charts/kubetune/crds/

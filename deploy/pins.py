@@ -9,7 +9,7 @@ line, so ``pip install -c`` pins every package the image resolves.
     .venv/bin/python deploy/pins.py --check    # exit 1 when a file is stale
 
 The image targets are Linux x86_64; markers are evaluated for the running interpreter,
-and ``tests/unit/test_images.py`` resolves the files for the images' own Python.
+and ``tests/tools/test_image_installs.py`` resolves the files for the images' own Python.
 """
 
 from __future__ import annotations

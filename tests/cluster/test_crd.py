@@ -22,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 
 from devenv.cluster import ControlPlane
 from devenv.process import poll
+from kubetune_contract.api.status import Progress
 from tests.cases.manifests import INVALID_CASES, VALID_SPEC_PATCHES, InvalidCase, valid_case
 from tests.cases.rules import rule_messages
 
@@ -175,7 +176,8 @@ def test_kubectl_get_ftj_shows_printer_columns(
     status = {
         "status": {
             "state": "Running",
-            "progress": {"percent": 40, "loss": 1.25},
+            # As the operator writes it: the display strings derived from the numbers.
+            "progress": Progress(percent=40, loss=1.2543, etaSeconds=725).to_wire(),
             "conditions": [evaluation],
         }
     }
@@ -188,17 +190,19 @@ def test_kubectl_get_ftj_shows_printer_columns(
         "MODEL",
         "PROGRESS",
         "LOSS",
+        "ETA",
         "EVALUATION",
         "AGE",
     ]
     # The Evaluation column filters the conditions by type (a JSONPath filter).
-    assert lines[1].split()[:7] == [
+    assert lines[1].split()[:8] == [
         "demo",
         "Running",
         "sft",
         "hf://org/model",
-        "40",
+        "40%",
         "1.25",
+        "12m",
         "Pending",
     ]
 

@@ -26,7 +26,7 @@ from devenv.prometheus import PrometheusServer
 from kubetune_contract.api import GROUP, PLURAL, VERSION
 from tests.chart import CHART, by_kind, render
 from tests.e2e.conftest import E2E, RELEASE, RELEASE_NAMESPACE, VALUES
-from tests.unit.test_alerts import alert_rules
+from tests.tools.test_alerts import alert_rules
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,7 @@ proves the pins are complete and consistent and the entry points import.
     .venv/bin/python -m tests.images.fresh_venv operator   # ~1 minute
     .venv/bin/python -m tests.images.fresh_venv trainer    # torch stack: several GB, slow
 
-The operator variant also runs in the test suite (tests/unit/test_images.py); the trainer
+The operator variant also runs in the test suite (tests/tools/test_image_installs.py); the trainer
 variant downloads the whole CUDA PyTorch stack, so it is run by hand before a release.
 """
 

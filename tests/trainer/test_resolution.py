@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from kubetune_trainer import adapters, distributed
+from kubetune_trainer.batch_sizing import BatchSize
 from kubetune_trainer.errors import InvalidConfigError
-from kubetune_trainer.memory import BatchSize
 from kubetune_trainer.methods.common import MethodContext, training_arguments
 from tests.trainer.helpers import make_config
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from kubetune.cli import main
 from kubetune.cli.logs import pick_pod
-from kubetune.cli.views import age, duration, final_message, job_row, progress_line, table
+from kubetune.cli.views import age, eta, final_message, job_row, progress_line, table
 from kubetune_contract.curves import plot_curves, read_records
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
@@ -31,17 +31,12 @@ def _job(**status: Any) -> dict[str, Any]:
     }
 
 
-def test_age_and_duration_read_like_kubectl() -> None:
+def test_age_and_eta_read_like_kubectl() -> None:
     assert age("2026-11-25T11:59:15Z", NOW) == "45s"
     assert age("2026-11-25T09:00:00Z", NOW) == "3h"
     assert age("2026-11-22T12:00:00Z", NOW) == "3d"
     assert age(None, NOW) == "-"
-    assert (duration(3725), duration(245), duration(12), duration(None)) == (
-        "1h02m",
-        "4m05s",
-        "12s",
-        "-",
-    )
+    assert (eta(3725), eta(245), eta(12), eta(None)) == ("1h02m", "4m", "12s", "-")
 
 
 def test_job_row_and_table() -> None:
@@ -66,7 +61,7 @@ def test_job_row_and_table() -> None:
         "120/500 (24%)",
         "1.235",
         "-",
-        "10m00s",
+        "10m",
         "-",
         "1h",
     ]

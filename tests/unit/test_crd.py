@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from kubetune.cli import main
-from kubetune_contract.api.crd import crd, render_crd_yaml
+from kubetune_contract.api.crd import CRDS, crd, render_crd_yaml
 from kubetune_contract.api.spec import IMMUTABLE_WHILE_RUNNING
 
 ROOT = Path(__file__).resolve().parents[2]
-COMMITTED = ROOT / "crds" / "finetunejob.yaml"
 
 
 def _schema() -> dict[str, Any]:
@@ -31,11 +32,13 @@ def _walk(node: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any
     return found
 
 
-def test_committed_crd_equals_generator_output(capsys: Any) -> None:
-    assert main(["crd"]) == 0
+@pytest.mark.parametrize("kind", sorted(CRDS))
+def test_committed_crd_equals_generator_output(kind: str, capsys: Any) -> None:
+    assert main(["crd", "--kind", kind]) == 0
     printed = capsys.readouterr().out
-    assert printed == render_crd_yaml()
-    assert COMMITTED.read_text() == printed, "crds/ is stale: run `make crd`"
+    assert printed == render_crd_yaml(kind)
+    committed = ROOT / "crds" / CRDS[kind][1]
+    assert committed.read_text() == printed, f"{committed.name} is stale: run `make crd`"
 
 
 def test_schema_is_structural() -> None:
@@ -79,7 +82,30 @@ def test_names_columns_and_subresources() -> None:
     version = spec["versions"][0]
     assert version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["State", "Method", "Model", "Progress", "Loss", "Evaluation", "Age"]
+    assert columns == [
+        "State",
+        "Method",
+        "Model",
+        "Progress",
+        "Loss",
+        "ETA",
+        "Evaluation",
+        "Age",
+    ]
+
+
+def test_every_printer_column_reads_a_field_of_the_schema() -> None:
+    """A jsonPath to a field the schema lacks prints an empty column, never an error."""
+    for column in crd()["spec"]["versions"][0]["additionalPrinterColumns"]:
+        # A filter such as [?(@.type=="EvaluationPassed")] selects items of a list.
+        path = re.sub(r"\[\?\(.*?\)\]", "[]", column["jsonPath"]).strip(".").split(".")
+        if path[0] == "metadata":  # the API server's own schema
+            continue
+        node = _schema()
+        for key in path:
+            node = node["properties"][key.removesuffix("[]")]
+            node = node["items"] if key.endswith("[]") else node
+        assert node["type"] == column["type"], column
 
 
 def test_yaml_round_trips() -> None:

@@ -17,8 +17,8 @@ from kubetune_trainer.data.quality import REPORT_FILE
 from kubetune_trainer.monitoring import Reporting, save_curves
 
 if TYPE_CHECKING:
+    from kubetune_trainer.batch_sizing import BatchSize
     from kubetune_trainer.data import DataReport
-    from kubetune_trainer.memory import BatchSize
 
 
 @dataclass

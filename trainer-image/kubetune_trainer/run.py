@@ -27,11 +27,11 @@ if TYPE_CHECKING:
 
     from kubetune_contract.api.trainer_config import TrainerConfig
     from kubetune_trainer.adapters import LoadedModel
+    from kubetune_trainer.batch_sizing import BatchSize
     from kubetune_trainer.callbacks import TelemetryCallback
     from kubetune_trainer.checkpoints import CheckpointStore
     from kubetune_trainer.data import PreparedData
     from kubetune_trainer.evaluation.examples import Example
-    from kubetune_trainer.memory import BatchSize
     from kubetune_trainer.metrics import TrainerMetrics
     from kubetune_trainer.monitoring import EarlyStopping
     from kubetune_trainer.preemption import PreemptionCallback
@@ -118,9 +118,9 @@ def _build(config: TrainerConfig, options: RunOptions, preemption: PreemptionCal
     from kubetune_trainer import (
         adapters,
         artifacts,
+        batch_sizing,
         data,
         distributed,
-        memory,
         methods,
         selfcritique,
         tracking,
@@ -198,7 +198,7 @@ def _build(config: TrainerConfig, options: RunOptions, preemption: PreemptionCal
             os.environ.get("MASTER_ADDR", "?"),
             os.environ.get("MASTER_PORT", "?"),
         )
-    batch = memory.batch_size(
+    batch = batch_sizing.batch_size(
         spec.training, on_gpu=torch.cuda.is_available(), train_rows=len(prepared.train)
     )
     if batch.note:
@@ -229,7 +229,7 @@ def _build(config: TrainerConfig, options: RunOptions, preemption: PreemptionCal
             HistoryCallback(work / artifacts.METRICS, work / "checkpoints"),
             uploader,
             *([early_stopping] if early_stopping else []),
-            *([memory.EvalBatchFollowsTraining()] if batch.probe else []),
+            *([batch_sizing.EvalBatchFollowsTraining()] if batch.probe else []),
             *options.callbacks,
         ],
     )

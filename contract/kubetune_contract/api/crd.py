@@ -61,15 +61,21 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     },
     {
         "name": "Progress",
-        "type": "integer",
-        "jsonPath": ".status.progress.percent",
+        "type": "string",
+        "jsonPath": ".status.progress.display.percent",
         "description": "Percent of the planned optimizer steps done.",
     },
     {
         "name": "Loss",
-        "type": "number",
-        "jsonPath": ".status.progress.loss",
-        "description": "Latest training loss.",
+        "type": "string",
+        "jsonPath": ".status.progress.display.loss",
+        "description": "Latest training loss (3 significant digits).",
+    },
+    {
+        "name": "ETA",
+        "type": "string",
+        "jsonPath": ".status.progress.display.eta",
+        "description": "Estimated time to the last step.",
     },
     {
         "name": "Evaluation",

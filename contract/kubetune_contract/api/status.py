@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal, get_args
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
 from kubetune_contract.api.base import ApiModel
+from kubetune_contract.api.display import eta_text, loss_text, percent_text
 from kubetune_contract.api.evaluation import EvaluationResult
 
 LifecycleConditionType = Literal[
@@ -49,6 +50,23 @@ class Condition(ApiModel):
     )
 
 
+#: A short display string (``3.03``, ``100%``, ``1h05m``).
+DisplayText = Annotated[str, StringConstraints(max_length=32)]
+
+
+class ProgressDisplay(ApiModel):
+    """The progress as ``kubectl get`` shows it: printer columns only read a JSON path, so
+    the short strings are written beside the numbers they come from."""
+
+    percent: DisplayText | None = Field(default=None, description="Percent done: 100%.")
+    loss: DisplayText | None = Field(
+        default=None, description="Latest training loss, 3 significant digits: 3.03."
+    )
+    eta: DisplayText | None = Field(
+        default=None, description="Time to the last step: 45s, 12m, 1h05m."
+    )
+
+
 class Progress(ApiModel):
     """Training progress, read from the trainer's metrics while it runs."""
 
@@ -67,6 +85,23 @@ class Progress(ApiModel):
         default=None, description="Estimated seconds until the last step."
     )
     updatedAt: datetime | None = Field(default=None, description="When this was read.")
+    display: ProgressDisplay | None = Field(
+        default=None,
+        description="percent, loss and ETA as short strings (kubectl get's columns); "
+        "derived from the fields above.",
+    )
+
+    @model_validator(mode="after")
+    def _derive_display(self) -> Progress:
+        """Fill ``display`` from the numbers, so that every Progress (read from the
+        trainer, the final one, one read back from an older operator's status) shows the
+        same strings and none can disagree with its numbers."""
+        self.display = ProgressDisplay(
+            percent=percent_text(self.percent) if self.percent is not None else None,
+            loss=loss_text(self.loss) if self.loss is not None else None,
+            eta=eta_text(self.etaSeconds) if self.etaSeconds is not None else None,
+        )
+        return self
 
 
 class CheckpointRecord(ApiModel):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from kubetune.cli.cluster import ClusterError, add_cluster_arguments, connect, list_jobs
+from kubetune.cli.kube_client import ClusterError, add_cluster_arguments, connect, list_jobs
 from kubetune.cli.views import HEADERS, job_row, now_utc, table
 
 

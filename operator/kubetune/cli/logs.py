@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from kubetune.cli.cluster import ClusterError, add_cluster_arguments, connect, explain, get_job
+from kubetune.cli.kube_client import ClusterError, add_cluster_arguments, connect, explain, get_job
 
 JOB_LABEL = "kubetune.io/job"
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"

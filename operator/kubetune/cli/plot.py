@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from kubetune.cli.cluster import ClusterError, add_cluster_arguments, connect, get_job
+from kubetune.cli.kube_client import ClusterError, add_cluster_arguments, connect, get_job
 from kubetune.cli.trainer import run_trainer
 from kubetune_contract.evaluation.records import EXAMPLES_FILE
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from kubetune_contract.api.display import eta_text
+
 
 def age(timestamp: str | None, now: datetime) -> str:
     """kubectl-style age: 45s, 12m, 3h, 2d."""
@@ -18,16 +20,9 @@ def age(timestamp: str | None, now: datetime) -> str:
     return f"{seconds}s"
 
 
-def duration(seconds: float | None) -> str:
-    """1h02m, 4m05s, 12s; '-' when unknown."""
-    if seconds is None:
-        return "-"
-    total = int(seconds)
-    if total >= 3600:
-        return f"{total // 3600}h{total % 3600 // 60:02d}m"
-    if total >= 60:
-        return f"{total // 60}m{total % 60:02d}s"
-    return f"{total}s"
+def eta(seconds: float | None) -> str:
+    """The ETA as ``kubectl get ftj`` shows it (1h02m, 4m, 12s); '-' when unknown."""
+    return "-" if seconds is None else eta_text(int(seconds))
 
 
 def _number(value: Any, digits: int = 4) -> str:
@@ -74,7 +69,7 @@ def job_row(job: dict[str, Any], now: datetime, with_namespace: bool) -> list[st
         steps(progress),
         _number(progress.get("loss")),
         _number(progress.get("evalLoss")),
-        duration(progress.get("etaSeconds")),
+        eta(progress.get("etaSeconds")),
         evaluation(status),
         age(job["metadata"].get("creationTimestamp"), now),
     ]
@@ -109,7 +104,7 @@ def progress_line(job: dict[str, Any], width: int = 30) -> str:
         f"loss {_number(progress.get('loss'))}",
         f"eval {_number(progress.get('evalLoss'))}",
         f"{_number(progress.get('tokensPerSecond'), 5)} tok/s",
-        f"ETA {duration(progress.get('etaSeconds'))}",
+        f"ETA {eta(progress.get('etaSeconds'))}",
     ]
     return "  ".join(parts)
 

@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any
 
-from kubetune.cli.cluster import ClusterError, add_cluster_arguments, connect, get_job
+from kubetune.cli.kube_client import ClusterError, add_cluster_arguments, connect, get_job
 from kubetune.cli.views import final_message, progress_line
 from kubetune_contract.api.status import SETTLED_STATES
 

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 
     from kubetune_contract.api.dataset import DatasetSpec
+    from kubetune_trainer.batch_sizing import BatchSize
     from kubetune_trainer.data import PreparedData
-    from kubetune_trainer.memory import BatchSize
 
 #: The resolved spec of one method (``DpoJobSpec``, ...): its settings block is never None.
 Spec = TypeVar("Spec", bound=FineTuneJobSpec)
@@ -59,7 +59,7 @@ class MethodContext(Generic[Spec]):
     data: PreparedData
     output_dir: Path
     batch: BatchSize
-    """The per-device batch, resolved once for this machine (:func:`memory.batch_size`)."""
+    """The per-device batch, resolved once for this machine (:func:`batch_sizing.batch_size`)."""
     callbacks: list[TrainerCallback] = field(default_factory=list)
 
     @property

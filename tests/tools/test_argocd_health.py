@@ -12,7 +12,7 @@ today but Argo CD may still meet: no status yet, an older operator's summary-onl
 
 Regenerate the ``argocd-cm`` snippet after editing ``health.lua``::
 
-    .venv/bin/python -m tests.unit.test_argocd_health
+    .venv/bin/python -m tests.tools.test_argocd_health
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from tests.argocd_health import (
     evaluate,
     evaluate_all,
 )
+
+pytestmark = pytest.mark.tools
 
 CASES = yaml.safe_load((ARGOCD_DIR / "health_test.yaml").read_text())["tests"]
 #: Inputs written by hand: states the current operator never leaves an object in, and
@@ -119,7 +121,7 @@ def render_snippet() -> str:
     """The ``argocd-cm`` patch that ships the script (kept byte-identical by a test)."""
     body = "".join(f"    {line}".rstrip() + "\n" for line in SCRIPT.read_text().splitlines())
     return (
-        "# Generated from health.lua by tests/unit/test_argocd_health.py; do not edit.\n"
+        "# Generated from health.lua by tests/tools/test_argocd_health.py; do not edit.\n"
         "# Merge into Argo CD's argocd-cm ConfigMap (docs/argocd.md), e.g. with\n"
         "#   kubectl -n argocd patch configmap argocd-cm --patch-file argocd-cm.yaml\n"
         "apiVersion: v1\n"
@@ -136,7 +138,7 @@ def render_snippet() -> str:
 def test_argocd_cm_snippet_carries_the_tested_script() -> None:
     assert ARGOCD_CM.read_text() == render_snippet(), (
         "charts/kubetune/argocd/argocd-cm.yaml is stale: run "
-        "`.venv/bin/python -m tests.unit.test_argocd_health`"
+        "`.venv/bin/python -m tests.tools.test_argocd_health`"
     )
     data = yaml.safe_load(ARGOCD_CM.read_text())["data"]
     assert data[CM_KEY].strip() == SCRIPT.read_text().strip()

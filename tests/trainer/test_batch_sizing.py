@@ -12,7 +12,7 @@ import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from kubetune_contract import exit_codes
-from kubetune_trainer.memory import (
+from kubetune_trainer.batch_sizing import (
     AUTO_START,
     CPU_AUTO,
     EVAL_START,

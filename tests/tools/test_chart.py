@@ -1,17 +1,17 @@
 """The Helm chart, rendered by the pinned helm without a cluster.
 
-Covers what review alone misses: the CRD copy matches the generated CRD, ``helm lint
---strict`` is clean for every value set, the schema refuses bad values, every value is
-documented and camelCase, the RBAC is least-privilege by construction, the operator pod
-meets the "restricted" Pod Security Standard, its arguments are ones ``kubetune
-operator`` accepts, and the dashboard queries metrics that exist. The same renders are
-applied to a real API server in tests/cluster/test_chart.py.
+Covers what review alone misses: ``helm lint --strict`` is clean for every value set,
+the schema refuses bad values, the RBAC is least-privilege by construction, the
+operator pod meets the "restricted" Pod Security Standard, its arguments are ones
+``kubetune operator`` accepts, the dashboard's queries parse (promtool) and the packaged
+chart ships what it must. The same renders are applied to a real API server in
+tests/cluster/test_chart.py; the chart's files alone are checked in
+tests/unit/test_chart_files.py.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import tarfile
 from pathlib import Path
@@ -20,7 +20,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart import CHART, ROOT, VALUE_SETS, by_kind, helm, render, values_file
+from tests.chart import CHART, VALUE_SETS, by_kind, helm, render, values_file
+
+pytestmark = pytest.mark.tools
 
 IDS = list(VALUE_SETS)
 
@@ -29,20 +31,6 @@ IDS = list(VALUE_SETS)
 def rendered(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
     values = VALUE_SETS[request.param]
     return request.param, values, render(values, tmp_path_factory.mktemp(request.param))
-
-
-@pytest.mark.parametrize("name", ["finetunejob.yaml", "finetunejobpolicy.yaml"])
-def test_chart_crd_is_the_generated_crd(name: str) -> None:
-    assert (CHART / "crds" / name).read_bytes() == (ROOT / "crds" / name).read_bytes(), (
-        f"run: cp crds/{name} charts/kubetune/crds/"
-    )
-
-
-def test_admission_rules_are_the_generated_rules() -> None:
-    from kubetune_contract.api.crd import render_admission_rules_yaml
-
-    committed = (CHART / "admission" / "rules.yaml").read_text()
-    assert committed == render_admission_rules_yaml(), "stale: run `make crd`"
 
 
 @pytest.mark.parametrize("name", IDS)
@@ -76,48 +64,6 @@ def test_bad_values_are_refused(args: list[str], message: str) -> None:
     proc = helm("template", "t", str(CHART), *args, check=False)
     assert proc.returncode != 0
     assert message in proc.stderr
-
-
-def _documented_keys(text: str) -> list[tuple[str, bool]]:
-    """(dotted key, has a comment right above) for every mapping key in values.yaml
-    outside free-form maps (resources, security contexts, labels...)."""
-    keys: list[tuple[str, bool]] = []
-    stack: list[tuple[int, str]] = []
-    previous = ""
-    for line in text.splitlines():
-        match = re.match(r"^( *)([A-Za-z_][\w.-]*):", line)
-        if match and not line.lstrip().startswith("-"):
-            indent, key = len(match.group(1)), match.group(2)
-            while stack and stack[-1][0] >= indent:
-                stack.pop()
-            path = ".".join([k for _, k in stack] + [key])
-            keys.append((path, previous.lstrip().startswith("#")))
-            stack.append((indent, key))
-        if line.strip():
-            previous = line
-    return keys
-
-
-def _schema_paths(schema: dict[str, Any], prefix: str = "") -> set[str]:
-    paths = set()
-    for key, sub in schema.get("properties", {}).items():
-        path = f"{prefix}{key}"
-        paths.add(path)
-        paths |= _schema_paths(sub, path + ".")
-    return paths
-
-
-def test_every_value_is_documented_camel_case_and_in_the_schema() -> None:
-    schema = json.loads((CHART / "values.schema.json").read_text())
-    declared = _schema_paths(schema)
-    keys = [
-        (k, c) for k, c in _documented_keys((CHART / "values.yaml").read_text()) if k in declared
-    ]
-    assert {k for k, _ in keys} == declared, "schema and values.yaml disagree"
-    undocumented = [k for k, commented in keys if not commented]
-    assert not undocumented, f"values without a comment: {undocumented}"
-    for key in declared:
-        assert re.fullmatch(r"[a-z][a-zA-Z0-9]*", key.rsplit(".", 1)[-1]), key
 
 
 def _rules(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -280,48 +226,6 @@ def test_pod_monitor_selects_the_pods_the_operator_renders(tmp_path: Path) -> No
         RenderOptions().metrics_port
         == yaml.safe_load((CHART / "values.yaml").read_text())["trainer"]["metricsPort"]
     )
-
-
-def _metric_names() -> set[str]:
-    """Every series name the operator and the trainer export."""
-    from prometheus_client import CollectorRegistry
-
-    from kubetune import metrics as operator_metrics
-    from kubetune_trainer.metrics import TrainerMetrics
-
-    # Labelled metrics without observations expose no samples yet, so series names are
-    # derived from each family's type as the exposition format names them.
-    suffixes = {
-        "counter": ("_total",),
-        "histogram": ("_bucket", "_sum", "_count"),
-        "gauge": ("",),
-        "summary": ("", "_sum", "_count"),
-    }
-    names: set[str] = set()
-    registry = CollectorRegistry()
-    registry.register(operator_metrics.JobsByState(dict))
-    families = [
-        *operator_metrics.REGISTRY.collect(),
-        *TrainerMetrics().registry.collect(),
-        *registry.collect(),
-    ]
-    for family in families:
-        names |= {family.name + suffix for suffix in suffixes.get(family.type, ("",))}
-    return names
-
-
-def test_dashboard_queries_only_exported_metrics() -> None:
-    dashboard = json.loads((CHART / "dashboards" / "kubetune.json").read_text())
-    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
-    assert len(exprs) >= 10
-    used = {m for e in exprs for m in re.findall(r"\b(kubetune_[a-z_]+)", e)}
-    missing = used - _metric_names()
-    assert not missing, f"dashboard queries metrics nobody exports: {missing}"
-    titles = " ".join(p["title"] for p in dashboard["panels"]).lower()
-    for topic in ("state", "queue", "loss", "tokens per second", "gpu memory"):
-        assert topic in titles
-    ids = [p["id"] for p in dashboard["panels"]]
-    assert len(ids) == len(set(ids))
 
 
 def test_dashboard_configmap_carries_the_dashboard(tmp_path: Path) -> None:

@@ -21,6 +21,8 @@ from kubetune.estimate.shapes import CATALOG, ModelShape
 from kubetune_contract.api import parse_finetunejob
 from tests.cases.manifests import merge, valid_manifest
 
+pytestmark = pytest.mark.trainer
+
 SHAPES = {
     "tiny": CATALOG["builtin://tiny-llama"],
     "small": ModelShape(hidden=256, layers=4, heads=8, kvHeads=4, intermediate=688, vocab=4096),

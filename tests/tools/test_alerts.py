@@ -19,6 +19,8 @@ import yaml
 
 from tests.chart import by_kind, render
 
+pytestmark = pytest.mark.tools
+
 NAMESPACE = "kubetune-system"
 #: The Prometheus Operator names a ServiceMonitor's scrape job after the Service.
 OPERATOR = f'job="kubetune-metrics", namespace="{NAMESPACE}", instance="198.18.16.5:9100"'
