@@ -427,7 +427,7 @@ def raw(args: argparse.Namespace) -> dict[str, Any]:
     pairs = []
     for index in range(args.burst):
         children = render_children(parse_finetunejob(manifest(index)), options)
-        pairs.append([copy.deepcopy(children.configmap), copy.deepcopy(children.job)])
+        pairs.append([copy.deepcopy(children.configmap), copy.deepcopy(children.batch_job)])
     with Cluster(args) as cluster:
         observer = Observer(cluster.api)
         kube = Kube(cluster.api)

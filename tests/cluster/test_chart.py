@@ -308,12 +308,12 @@ def test_trainer_pods_are_admitted_under_restricted(
     manifest = yaml.safe_load(example.read_text())
     manifest["metadata"]["namespace"] = restricted_namespace
     children = render_children(parse_finetunejob(manifest), RenderOptions())
-    template = children.job["spec"]["template"]
+    template = children.batch_job["spec"]["template"]
     proc = _create(kubectl, _pod(manifest["metadata"]["name"], restricted_namespace, template))
     assert "created" in proc.stdout and "Warning" not in proc.stderr, proc.stderr
     job = {
-        **children.job,
-        "metadata": {**children.job["metadata"], "namespace": restricted_namespace},
+        **children.batch_job,
+        "metadata": {**children.batch_job["metadata"], "namespace": restricted_namespace},
     }
     # The Job itself: Pod Security warns on workload objects whose pods it would refuse.
     proc = kubectl("create", "--dry-run=server", "-f", "-", input=json.dumps(job))

@@ -130,5 +130,5 @@ def test_the_operator_refuses_with_the_suggestion() -> None:
     """The problems become the message of the Accepted=False condition."""
     body = merge(valid_manifest(), {"metadata": {"namespace": "ml"}, "spec": {"rank": 8}})
     snapshot = Snapshot.from_body(body)
-    assert snapshot.job is None
+    assert snapshot.finetunejob is None
     assert snapshot.problems == ("spec.rank: unknown field; did you mean spec.adapter.lora.rank?",)

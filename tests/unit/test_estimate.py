@@ -150,7 +150,7 @@ def test_the_report_prints_the_pod_requests_the_operator_renders() -> None:
         {"spec": {"model": {"uri": "hf://meta-llama/Llama-3.1-8B"}, "resources": {"gpus": 2}}},
     )
     job = parse_finetunejob(manifest)
-    (container,) = render_children(job, RenderOptions()).job["spec"]["template"]["spec"][
+    (container,) = render_children(job, RenderOptions()).batch_job["spec"]["template"]["spec"][
         "containers"
     ]
     requests = container["resources"]["requests"]

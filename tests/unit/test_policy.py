@@ -96,7 +96,7 @@ def test_routing_env_is_refused_unless_the_platform_allows_it() -> None:
 def test_every_name_the_render_sets_is_operator_owned_and_routing() -> None:
     """The render's own environment is exactly what the CRD keeps from authors."""
     children = render_children(job(resources={"gpus": 8, "nodes": 2}), RenderOptions())
-    (container,) = children.job["spec"]["template"]["spec"]["containers"]
+    (container,) = children.batch_job["spec"]["template"]["spec"]["containers"]
     names = [e["name"] for e in container["env"]]
     assert names and all(environment.operator_owned(n) for n in names), names
     assert all(environment.routing(n) or n.startswith("KUBETUNE_") for n in names)

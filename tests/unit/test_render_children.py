@@ -28,7 +28,7 @@ def render(spec_patch: dict[str, Any] | None = None, **options: Any) -> Children
 
 
 def pod_spec(children: Children) -> dict[str, Any]:
-    spec: dict[str, Any] = children.job["spec"]["template"]["spec"]
+    spec: dict[str, Any] = children.batch_job["spec"]["template"]["spec"]
     return spec
 
 
@@ -43,7 +43,7 @@ def env(children: Children) -> dict[str, Any]:
 
 def test_names_are_deterministic_and_fit_dns_labels() -> None:
     children = render({"resources": {"nodes": 2, "gpus": 8}})
-    assert children.job["metadata"]["name"] == "llama"
+    assert children.batch_job["metadata"]["name"] == "llama"
     assert children.configmap["metadata"]["name"] == "llama-config"
     assert children.service is not None and children.service["metadata"]["name"] == "llama-nodes"
     longest = "x" * 52
@@ -54,7 +54,7 @@ def test_names_are_deterministic_and_fit_dns_labels() -> None:
 
 def test_every_child_carries_the_recommended_labels() -> None:
     children = render({"resources": {"nodes": 2, "gpus": 8}})
-    template = children.job["spec"]["template"]
+    template = children.batch_job["spec"]["template"]
     for labels in [m["metadata"]["labels"] for m in children.all()] + [
         template["metadata"]["labels"]
     ]:
@@ -88,7 +88,7 @@ def test_single_gpu_job_runs_python_and_has_the_contract_environment() -> None:
     assert variables["HF_HOME"].startswith("/cache")
     assert not any(name.startswith("PET_") for name in variables)
     assert children.service is None
-    assert "completionMode" not in children.job["spec"]
+    assert "completionMode" not in children.batch_job["spec"]
 
 
 def test_single_node_multi_gpu_uses_torchrun_with_one_process_per_gpu() -> None:
@@ -101,7 +101,7 @@ def test_single_node_multi_gpu_uses_torchrun_with_one_process_per_gpu() -> None:
 
 def test_multi_node_is_an_indexed_job_with_a_headless_service() -> None:
     children = render({"resources": {"nodes": 3, "gpus": 8}})
-    spec = children.job["spec"]
+    spec = children.batch_job["spec"]
     assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 3, 3)
     assert container(children)["command"] == ["python", "-m", "kubetune_trainer.launch"]
     variables = env(children)
@@ -122,7 +122,7 @@ def test_multi_node_is_an_indexed_job_with_a_headless_service() -> None:
         JOB_LABEL: "llama",
         "app.kubernetes.io/component": "trainer",
     }
-    template_labels = children.job["spec"]["template"]["metadata"]["labels"]
+    template_labels = children.batch_job["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= template_labels.items()
     assert {"name": "rendezvous", "containerPort": 29500, "protocol": "TCP"} in container(children)[
         "ports"
@@ -361,7 +361,7 @@ def test_claims_of_list_items_are_found_by_type() -> None:
 
 
 def test_pod_failure_policy_maps_trainer_exit_codes_and_disruptions() -> None:
-    rules = render().job["spec"]["podFailurePolicy"]["rules"]
+    rules = render().batch_job["spec"]["podFailurePolicy"]["rules"]
     fail = [r for r in rules if r["action"] == "FailJob"]
     ignore = [r for r in rules if r["action"] == "Ignore"]
     assert fail[0]["onExitCodes"] == {
@@ -380,11 +380,11 @@ def test_pod_failure_policy_maps_trainer_exit_codes_and_disruptions() -> None:
 def test_job_lifecycle_fields_follow_the_spec() -> None:
     spec = render(
         {"backoffLimit": 7, "activeDeadlineSeconds": 3600, "ttlSecondsAfterFinished": 60}
-    ).job["spec"]
+    ).batch_job["spec"]
     assert (spec["backoffLimit"], spec["activeDeadlineSeconds"]) == (7, 3600)
     assert spec["ttlSecondsAfterFinished"] == 60
     assert spec["suspend"] is False
-    defaults = render().job["spec"]
+    defaults = render().batch_job["spec"]
     assert "activeDeadlineSeconds" not in defaults and "ttlSecondsAfterFinished" not in defaults
 
 
@@ -397,13 +397,13 @@ def test_job_lifecycle_fields_follow_the_spec() -> None:
     ],
 )
 def test_suspend_and_kueue(patch: dict[str, Any], suspended: bool, queue: str | None) -> None:
-    job = render(patch).job
+    job = render(patch).batch_job
     assert job["spec"]["suspend"] is suspended
     assert job["metadata"]["labels"].get(KUEUE_QUEUE_LABEL) == queue
 
 
 def digests(children: Children) -> tuple[str, str]:
-    annotations = children.job["metadata"]["annotations"]
+    annotations = children.batch_job["metadata"]["annotations"]
     return annotations[TEMPLATE_HASH_ANNOTATION], annotations[CONFIG_DIGEST_ANNOTATION]
 
 
@@ -422,8 +422,8 @@ def test_job_records_digests_of_its_template_and_config() -> None:
 
 def test_operator_pod_annotations_reach_the_pods_only() -> None:
     children = render(pod_annotations={"karpenter.sh/do-not-disrupt": "true"})
-    template = children.job["spec"]["template"]
+    template = children.batch_job["spec"]["template"]
     assert template["metadata"]["annotations"]["karpenter.sh/do-not-disrupt"] == "true"
-    assert "karpenter.sh/do-not-disrupt" not in children.job["metadata"]["annotations"]
+    assert "karpenter.sh/do-not-disrupt" not in children.batch_job["metadata"]["annotations"]
     ports = container(render(metrics_port=9400))["ports"]
     assert ports[0] == {"name": "metrics", "containerPort": 9400, "protocol": "TCP"}

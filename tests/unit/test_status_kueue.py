@@ -26,7 +26,7 @@ def queued(view: WorkloadView | None, patch: dict[str, Any] | None = None) -> tu
             generation=1,
             spec=spec({**QUEUED, **(patch or {})}),
             problems=(),
-            job=job(suspend=True),
+            batch_job=job(suspend=True),
             pods=[],
             previous=FineTuneJobStatus(),
             now=T0,

@@ -23,7 +23,7 @@ def job(spec: dict[str, Any] | None = None) -> FineTuneJob:
 
 def as_created(children: Children, **spec: Any) -> JobView:
     """The Job as the API server returns it after creation (plus spec changes)."""
-    manifest = children.job
+    manifest = children.batch_job
     return JobView.from_manifest(
         {
             **manifest,
@@ -63,7 +63,7 @@ def test_a_finished_job_is_never_touched() -> None:
     old = render_children(job(), RenderOptions())
     view = as_created(old)
     finished = JobView.from_manifest(
-        {**old.job, "status": {"conditions": [{"type": "Complete", "status": "True"}]}}
+        {**old.batch_job, "status": {"conditions": [{"type": "Complete", "status": "True"}]}}
     )
     assert not up_to_date(view, render_children(wanted, RenderOptions()), wanted)
     assert up_to_date(finished, render_children(wanted, RenderOptions()), wanted)

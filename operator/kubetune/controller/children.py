@@ -40,13 +40,13 @@ class JobReplaced(RuntimeError):
 class Outcome:
     """What :func:`ensure_children` did, for log lines, events and metrics."""
 
-    job: dict[str, Any] | None = None
+    batch_job: dict[str, Any] | None = None
     actions: list[str] = field(default_factory=list)
     created_job: bool = False
 
 
 def _job_patch(
-    desired: dict[str, Any], have: Mapping[str, Any], job: FineTuneJob
+    desired: dict[str, Any], have: Mapping[str, Any], finetunejob: FineTuneJob
 ) -> dict[str, Any]:
     """Changes of the synced fields; ``suspend`` only when Kueue doesn't own it."""
     want = desired["spec"]
@@ -55,22 +55,24 @@ def _job_patch(
         for name in SYNCED_FIELDS
         if name != "suspend" and want.get(name) != have.get(name)
     }
-    if queue_name(job) is None and bool(have.get("suspend")) != desired_suspend(job):
-        patch["suspend"] = desired_suspend(job)
+    if queue_name(finetunejob) is None and bool(have.get("suspend")) != desired_suspend(
+        finetunejob
+    ):
+        patch["suspend"] = desired_suspend(finetunejob)
     return patch
 
 
-def up_to_date(view: JobView, children: Children, job: FineTuneJob) -> bool:
+def up_to_date(view: JobView, children: Children, finetunejob: FineTuneJob) -> bool:
     """Whether the Job as last seen needs nothing: finished, or rendered from the same
     template and config with the same settings. Spares a restarted operator (which
     resumes every job) all API calls for jobs that didn't change."""
     if view.success or view.failure:
         return True
-    wanted = children.job["metadata"]["annotations"]
+    wanted = children.batch_job["metadata"]["annotations"]
     return (
         view.template_hash == wanted[TEMPLATE_HASH]
         and view.config_digest == wanted[CONFIG_DIGEST]
-        and not _job_patch(children.job, view.settings, job)
+        and not _job_patch(children.batch_job, view.settings, finetunejob)
     )
 
 
@@ -81,16 +83,16 @@ def _update_config(kube: Kube, namespace: str, children: Children) -> None:
 
 def ensure_children(
     kube: Kube,
-    job: FineTuneJob,
+    finetunejob: FineTuneJob,
     children: Children,
     adopt: Callable[[dict[str, Any]], None],
 ) -> Outcome:
-    """Make the cluster hold ``children`` of ``job`` (see the module docstring).
+    """Make the cluster hold ``children`` of ``finetunejob`` (see the module docstring).
 
     ``adopt`` sets owner references (and namespace) on a manifest before it is sent.
     Raises :class:`JobReplaced` while a replaced Job's name is still taken.
     """
-    namespace = job.metadata.namespace or "default"
+    namespace = finetunejob.metadata.namespace or "default"
     outcome = Outcome()
     for manifest in children.all():
         adopt(manifest)
@@ -100,14 +102,14 @@ def ensure_children(
             outcome.actions.append(f"created {manifest['kind']} {manifest['metadata']['name']}")
         else:
             existed.add(manifest["kind"])
-    desired = children.job
+    desired = children.batch_job
     name = desired["metadata"]["name"]
     created = kube.create(namespace, desired)
     if created is not None:
         if "ConfigMap" in existed:  # left by an earlier Job: make it match this one
             _update_config(kube, namespace, children)
         outcome.actions.append(f"created Job {name}")
-        outcome.job, outcome.created_job = created, True
+        outcome.batch_job, outcome.created_job = created, True
         return outcome
     current = kube.read_job(namespace, name)
     if current is None:  # deleted between our create and read: the next pass creates it
@@ -116,7 +118,7 @@ def ensure_children(
     wanted = desired["metadata"]["annotations"]
     idle = view.suspended and view.active == 0
     if view.success or view.failure:
-        outcome.job = current
+        outcome.batch_job = current
     elif view.template_hash != wanted[TEMPLATE_HASH] and idle and not desired["spec"]["suspend"]:
         _update_config(kube, namespace, children)
         kube.delete_job(namespace, name, view.uid)
@@ -124,17 +126,17 @@ def ensure_children(
         created = kube.create(namespace, desired)
         if created is None:
             raise JobReplaced(f"Job {name} is being deleted; re-creating it shortly")
-        outcome.job, outcome.created_job = created, True
+        outcome.batch_job, outcome.created_job = created, True
     else:
         patch: dict[str, Any] = {}
         if view.config_digest != wanted[CONFIG_DIGEST] and idle:
             _update_config(kube, namespace, children)
             patch["metadata"] = {"annotations": {CONFIG_DIGEST: wanted[CONFIG_DIGEST]}}
             outcome.actions.append(f"updated ConfigMap {children.configmap['metadata']['name']}")
-        if spec_patch := _job_patch(desired, current.get("spec") or {}, job):
+        if spec_patch := _job_patch(desired, current.get("spec") or {}, finetunejob):
             patch["spec"] = spec_patch
             outcome.actions.append(f"patched Job {name}: {', '.join(sorted(spec_patch))}")
-        outcome.job = kube.patch_job(namespace, name, patch) if patch else current
+        outcome.batch_job = kube.patch_job(namespace, name, patch) if patch else current
         if view.template_hash != wanted[TEMPLATE_HASH]:
             outcome.actions.append(
                 f"Job {name} keeps its pod template until it is suspended and resumed"

@@ -52,7 +52,7 @@ class Indexes:
     def snapshot(self, key: Key) -> Snapshot | None:
         return _first(self.finetunejobs, key)
 
-    def job(self, key: Key) -> JobView | None:
+    def batch_job(self, key: Key) -> JobView | None:
         return _first(self.trainer_jobs, key)
 
     def pods(self, key: Key) -> list[PodView]:
@@ -60,7 +60,7 @@ class Indexes:
         return list(store) if store else []
 
     def views(self) -> Views:
-        return Views(snapshot=self.snapshot, job=self.job, pods=self.pods)
+        return Views(snapshot=self.snapshot, batch_job=self.batch_job, pods=self.pods)
 
 
 def _first(index: kopf.Index[Key, T], key: Key) -> T | None:
@@ -176,5 +176,5 @@ async def policy_changed(*, type: str, memo: Any, **kwargs: Any) -> None:
         return
     indexes = Indexes.of(kwargs)
     for key in list(indexes.finetunejobs):
-        if indexes.job(key) is None:
+        if indexes.batch_job(key) is None:
             _controller(memo).enqueue(key, "policy")

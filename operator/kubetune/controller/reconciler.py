@@ -62,7 +62,7 @@ class Views:
     """Readers of the operator's indexes for one job."""
 
     snapshot: Callable[[Key], Snapshot | None]
-    job: Callable[[Key], JobView | None]
+    batch_job: Callable[[Key], JobView | None]
     pods: Callable[[Key], list[PodView]]
 
 
@@ -86,10 +86,10 @@ def _adopt(snapshot: Snapshot) -> Callable[[dict[str, Any]], None]:
     return adopt
 
 
-def _waits_in_kueue(snapshot: Snapshot, job: JobView | None) -> bool:
+def _waits_in_kueue(snapshot: Snapshot, batch_job: JobView | None) -> bool:
     """Whether the Job is suspended for Kueue to admit (not by the user's suspend)."""
-    spec = snapshot.job.spec if snapshot.job else None
-    if spec is None or job is None or not job.suspended or spec.suspend:
+    spec = snapshot.finetunejob.spec if snapshot.finetunejob else None
+    if spec is None or batch_job is None or not batch_job.suspended or spec.suspend:
         return False
     return spec.scheduling is not None and bool(spec.scheduling.queueName)
 
@@ -115,13 +115,13 @@ class Reconciler:
         if snapshot is None:  # deleted (its children go with it), or not ours
             self.runtime.forget(key)
             return None
-        job = self.views.job(key)
+        batch_job = self.views.batch_job(key)
         try:
             if self.runtime.needs_children(snapshot):
-                job = self._children(snapshot, job)
-            in_kueue = _waits_in_kueue(snapshot, job)
-            workload = self._workload(snapshot, job) if in_kueue and job else None
-            status, wait = self.runtime.publish(snapshot, job, self.views.pods(key), workload)
+                batch_job = self._children(snapshot, batch_job)
+            in_kueue = _waits_in_kueue(snapshot, batch_job)
+            workload = self._workload(snapshot, batch_job) if in_kueue and batch_job else None
+            status, wait = self.runtime.publish(snapshot, batch_job, self.views.pods(key), workload)
             if in_kueue:
                 wait = min(wait or KUEUE_RECHECK_SECONDS, KUEUE_RECHECK_SECONDS)
         except JobReplaced as replaced:
@@ -133,9 +133,11 @@ class Reconciler:
                 return CONFLICT_RETRY_SECONDS
             log.warning("%s/%s: API error %s: %s", *key, error.status, error.reason)
             return API_RETRY_SECONDS
-        if job is not None and gave_up(status):
-            log.info("%s/%s: deleting Job %s: the job failed before it could start", *key, job.uid)
-            self.runtime.kube.delete_job(*key, job.uid)
+        if batch_job is not None and gave_up(status):
+            log.info(
+                "%s/%s: deleting Job %s: the job failed before it could start", *key, batch_job.uid
+            )
+            self.runtime.kube.delete_job(*key, batch_job.uid)
         expires = self._expires_in(snapshot, status.state, status.completionTime)
         if expires is not None and expires <= 0:
             log.info("%s/%s: deleting: ttlSecondsAfterFinished passed", *key)
@@ -144,16 +146,16 @@ class Reconciler:
         waits = [seconds for seconds in (wait, expires) if seconds is not None]
         return min(waits) if waits else None
 
-    def _workload(self, snapshot: Snapshot, job: JobView) -> WorkloadView | None:
+    def _workload(self, snapshot: Snapshot, batch_job: JobView) -> WorkloadView | None:
         """Kueue's account of the wait of the queued Job, if its Workload has one."""
-        manifests = self.runtime.kube.workloads(snapshot.key[0], job.uid)
+        manifests = self.runtime.kube.workloads(snapshot.key[0], batch_job.uid)
         views = [WorkloadView.from_manifest(w) for w in manifests]
         return next((v for v in views if v is not None), None)
 
     def _children(self, snapshot: Snapshot, known: JobView | None) -> JobView | None:
         """Ensure the children of the current spec; the Job as it now is."""
-        spec = snapshot.job
-        if spec is None:
+        finetunejob = snapshot.finetunejob
+        if finetunejob is None:
             metrics.RECONCILE_ERRORS.labels(reason="InvalidSpec").inc()
             problems = "; ".join(snapshot.problems)
             log.warning("%s/%s: invalid spec, no children created: %s", *snapshot.key, problems)
@@ -174,11 +176,11 @@ class Reconciler:
                 self.runtime.event(snapshot, "Warning", POLICY_REASON, message)
                 self.runtime.children_ensured(snapshot)
             return known
-        children = render_children(spec, self.runtime.options)
-        if known is not None and up_to_date(known, children, spec):
+        children = render_children(finetunejob, self.runtime.options)
+        if known is not None and up_to_date(known, children, finetunejob):
             self.runtime.children_ensured(snapshot)
             return known
-        outcome = ensure_children(self.runtime.kube, spec, children, _adopt(snapshot))
+        outcome = ensure_children(self.runtime.kube, finetunejob, children, _adopt(snapshot))
         for action in outcome.actions:
             log.info("%s/%s: %s", *snapshot.key, action)
         if outcome.created_job:
@@ -187,14 +189,14 @@ class Reconciler:
                 metrics.JOB_CREATION.observe(max(0.0, seconds))
             self.runtime.event(snapshot, "Normal", "JobCreated", outcome.actions[-1])
         self.runtime.children_ensured(snapshot)
-        return JobView.from_manifest(outcome.job) if outcome.job else known
+        return JobView.from_manifest(outcome.batch_job) if outcome.batch_job else known
 
     @staticmethod
     def _expires_in(
         snapshot: Snapshot, state: str | None, completed: datetime | None
     ) -> float | None:
         """Seconds until a finished job's TTL has passed; ``None`` without one."""
-        ttl = snapshot.job.spec.ttlSecondsAfterFinished if snapshot.job else None
+        ttl = snapshot.finetunejob.spec.ttlSecondsAfterFinished if snapshot.finetunejob else None
         if ttl is None or state not in FINISHED_STATES:
             return None
         deadline = (completed or now()) + timedelta(seconds=ttl)

@@ -56,7 +56,7 @@ class Snapshot:
     generation: int
     resource_version: str
     created: datetime | None
-    job: FineTuneJob | None
+    finetunejob: FineTuneJob | None
     problems: tuple[str, ...]
     status: FineTuneJobStatus
 
@@ -64,10 +64,10 @@ class Snapshot:
     def from_body(cls, body: Mapping[str, Any]) -> Snapshot:
         meta = body.get("metadata") or {}
         document = {key: value for key, value in body.items() if key != "status"}
-        job: FineTuneJob | None = None
+        finetunejob: FineTuneJob | None = None
         problems: tuple[str, ...] = ()
         try:
-            job = parse_finetunejob(document)
+            finetunejob = parse_finetunejob(document)
         except InvalidManifest as invalid:
             problems = tuple(str(error) for error in invalid.errors)
         try:
@@ -80,7 +80,7 @@ class Snapshot:
             generation=int(meta.get("generation") or 0),
             resource_version=str(meta.get("resourceVersion", "")),
             created=parse_time(meta.get("creationTimestamp")),
-            job=job,
+            finetunejob=finetunejob,
             problems=problems,
             status=status,
         )
@@ -163,9 +163,9 @@ class Runtime:
         Only a job that has not started is judged: a job already training, or finished,
         keeps the verdict it was started under when the policy changes later.
         """
-        if snapshot.job is None or self.previous(snapshot).state in FINISHED_STATES:
+        if snapshot.finetunejob is None or self.previous(snapshot).state in FINISHED_STATES:
             return ()
-        return self.policy.problems(snapshot.job)
+        return self.policy.problems(snapshot.finetunejob)
 
     def needs_children(self, snapshot: Snapshot) -> bool:
         """Whether this process has yet to ensure the children of the current spec."""
@@ -182,7 +182,7 @@ class Runtime:
     def publish(
         self,
         snapshot: Snapshot,
-        job: JobView | None,
+        batch_job: JobView | None,
         pods: Sequence[PodView],
         workload: WorkloadView | None = None,
     ) -> tuple[FineTuneJobStatus, float | None]:
@@ -201,14 +201,14 @@ class Runtime:
         versions = memory.versions if known else (snapshot.resource_version,)
         if versions[-1] == snapshot.resource_version:
             versions = (snapshot.resource_version,)  # the cache caught up with us
-        refused = self.refused(snapshot) if job is None else ()
+        refused = self.refused(snapshot) if batch_job is None else ()
         status = derive_status(
             Observation(
                 generation=snapshot.generation,
-                spec=snapshot.job.spec if snapshot.job and not refused else None,
+                spec=snapshot.finetunejob.spec if snapshot.finetunejob and not refused else None,
                 problems=refused or snapshot.problems,
                 reason=POLICY_REASON if refused else INVALID_SPEC,
-                job=job,
+                batch_job=batch_job,
                 pods=pods,
                 previous=previous,
                 now=now(),

@@ -63,7 +63,7 @@ class Observation:
     spec: FineTuneJobSpec | None
     """The parsed spec; ``None`` when the spec is invalid (see ``problems``)."""
     problems: Sequence[str]
-    job: JobView | None
+    batch_job: JobView | None
     pods: Sequence[PodView]
     previous: FineTuneJobStatus
     now: datetime
@@ -96,9 +96,9 @@ class _Draft:
 
 def _own_pods(obs: Observation) -> list[PodView]:
     """Pods of the current Job (a re-created Job's old pods may still be terminating)."""
-    if obs.job is None:
+    if obs.batch_job is None:
         return []
-    return [pod for pod in obs.pods if pod.job_uid == obs.job.uid]
+    return [pod for pod in obs.pods if pod.job_uid == obs.batch_job.uid]
 
 
 def _last_ended(pods: Sequence[PodView], phase: str) -> PodView | None:
@@ -206,8 +206,10 @@ def _succeeded(draft: _Draft, spec: FineTuneJobSpec, pods: Sequence[PodView]) ->
         draft.set(kind, "False", "Finished", "the job has finished")
 
 
-def _failed(draft: _Draft, job: JobView, pods: Sequence[PodView], spec: FineTuneJobSpec) -> None:
-    job_failure = job.failure
+def _failed(
+    draft: _Draft, batch_job: JobView, pods: Sequence[PodView], spec: FineTuneJobSpec
+) -> None:
+    job_failure = batch_job.failure
     job_reason = job_failure.reason if job_failure else "Failed"
     job_message = job_failure.message if job_failure else ""
     summary, raw = _last_summary(pods, "Failed")
@@ -380,18 +382,18 @@ def _kueue_wait(workload: WorkloadView | None, queue: str) -> tuple[str, str]:
 
 
 def _lifecycle(draft: _Draft, obs: Observation, spec: FineTuneJobSpec) -> None:
-    job = obs.job
+    batch_job = obs.batch_job
     pods = _own_pods(obs)
     queue = spec.scheduling.queueName if spec.scheduling else None
-    if job is not None and job.success:
+    if batch_job is not None and batch_job.success:
         _succeeded(draft, spec, pods)
         return
-    if job is not None and job.failure:
-        _failed(draft, job, pods, spec)
+    if batch_job is not None and batch_job.failure:
+        _failed(draft, batch_job, pods, spec)
         if spec.evaluation is not None:
             draft.set("EvaluationPassed", "False", "NotEvaluated", "training failed")
         return
-    stuck = _stuck_too_long(pods, obs) if job is not None and not spec.suspend else None
+    stuck = _stuck_too_long(pods, obs) if batch_job is not None and not spec.suspend else None
     if stuck is not None and obs.start_timeout is not None:
         _gave_up(draft, stuck, obs.start_timeout)
         if spec.evaluation is not None:
@@ -402,16 +404,16 @@ def _lifecycle(draft: _Draft, obs: Observation, spec: FineTuneJobSpec) -> None:
         draft.set("EvaluationPassed", "Unknown", "Pending", "the evaluation runs after training")
     if spec.suspend:
         _suspended(draft, pods)
-    elif job is None:
+    elif batch_job is None:
         draft.set("Suspended", "False", "NotSuspended")
         draft.set("Queued", "Unknown", "Creating", "creating the Job")
         draft.set("Running", "False", "Pending")
-    elif job.suspended and queue:
+    elif batch_job.suspended and queue:
         draft.set("Suspended", "False", "NotSuspended")
         reason, message = _kueue_wait(obs.workload, queue)
         draft.set("Queued", "True", reason, message)
         draft.set("Running", "False", "Queued", f"queued in LocalQueue {queue}")
-    elif job.suspended:
+    elif batch_job.suspended:
         draft.set("Suspended", "False", "Resuming", "resuming the Job")
         draft.set("Queued", "True", "Resuming", "resuming the Job")
         draft.set("Running", "False", "Resuming")
@@ -496,10 +498,10 @@ def _completion_time(obs: Observation, state: State) -> datetime | None:
         return None
     if obs.previous.completionTime is not None:
         return obs.previous.completionTime
-    job = obs.job
-    if job is not None and job.completion_time is not None:
-        return job.completion_time
-    failure = job.failure if job is not None else None
+    batch_job = obs.batch_job
+    if batch_job is not None and batch_job.completion_time is not None:
+        return batch_job.completion_time
+    failure = batch_job.failure if batch_job is not None else None
     if failure is not None and failure.last_transition is not None:
         return failure.last_transition
     return obs.now
@@ -530,7 +532,11 @@ def _is_terminal(status: FineTuneJobStatus) -> bool:
 def derive_status(obs: Observation) -> FineTuneJobStatus:
     """The FineTuneJob status for what is observed in ``obs``."""
     previous = obs.previous
-    if obs.spec is not None and _is_terminal(previous) and (obs.job is None or gave_up(previous)):
+    if (
+        obs.spec is not None
+        and _is_terminal(previous)
+        and (obs.batch_job is None or gave_up(previous))
+    ):
         # The Job went with its TTL, or goes because the operator failed the job: the
         # outcome is history only the status keeps.
         return previous.model_copy(update={"observedGeneration": obs.generation})

@@ -20,12 +20,12 @@ class Children:
     adds those) and without namespace (children live in the FineTuneJob's namespace)."""
 
     configmap: dict[str, Any]
-    job: dict[str, Any]
+    batch_job: dict[str, Any]
     service: dict[str, Any] | None
 
     def all(self) -> list[dict[str, Any]]:
         """In creation order: the Job last, so its pods find their config and Service."""
-        return [self.configmap, *([self.service] if self.service else []), self.job]
+        return [self.configmap, *([self.service] if self.service else []), self.batch_job]
 
 
 def render_children(job: FineTuneJob, options: RenderOptions) -> Children:
@@ -35,6 +35,6 @@ def render_children(job: FineTuneJob, options: RenderOptions) -> Children:
     config_digest = digest(configmap["data"][CONFIG_FILE])
     return Children(
         configmap=configmap,
-        job=render_job(job, template, config_digest),
+        batch_job=render_job(job, template, config_digest),
         service=render_service(job),
     )
