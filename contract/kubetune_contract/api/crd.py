@@ -37,6 +37,7 @@ from kubetune_contract.api.policy import (
     FineTuneJobPolicy,
 )
 from kubetune_contract.api.policy_rules import admission_policy_spec
+from kubetune_contract.api.schema_version import SCHEMA_VERSION, SCHEMA_VERSION_ANNOTATION
 
 _DROPPED_KEYWORDS = ("title", "propertyNames", "additionalProperties")
 
@@ -191,6 +192,8 @@ def _definition(
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": f"{plural}.{GROUP}",
+            # What the operator checks before it acts (kubetune_contract.api.schema_version).
+            "annotations": {SCHEMA_VERSION_ANNOTATION: str(SCHEMA_VERSION)},
             "labels": {
                 "app.kubernetes.io/name": "kubetune",
                 "app.kubernetes.io/part-of": "kubetune",
