@@ -150,6 +150,21 @@ def crd_documents() -> list[dict[str, Any]]:
     return [d for f in files for d in yaml.safe_load_all(f.read_text()) if d]
 
 
+def apply_crds(control_plane: ControlPlane) -> None:
+    """Apply :func:`crd_documents` (server-side) and wait until they are established."""
+    docs = crd_documents()
+    control_plane.kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}),
+    )
+    names = [f"crd/{d['metadata']['name']}" for d in docs]
+    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
+
+
 def helm_binary() -> Path:
     """The pinned helm, built from the Go module proxy into the cache when missing."""
     return build.build_component(build.HELM) / "helm"
@@ -283,11 +298,12 @@ def start_operator(
 def install_release(
     control_plane: ControlPlane, namespace: str, tmp_path: Path, *set_args: str
 ) -> Iterator[tuple[str, dict[str, Any], Path]]:
-    """``helm install`` on the CRDs already applied (:data:`SHARED_CRDS`); yields
-    (release, Deployment, SA kubeconfig). Uninstalls afterwards, and deletes the
-    FineTuneJobPolicy, a hook that ``helm uninstall`` leaves."""
+    """``helm install`` on the chart's CRDs, applied first and shared
+    (:data:`SHARED_CRDS`); yields (release, Deployment, SA kubeconfig). Uninstalls
+    afterwards, and deletes the FineTuneJobPolicy, a hook that ``helm uninstall`` leaves."""
     name = f"kt{secrets.token_hex(3)}"
     env = control_plane.env()
+    apply_crds(control_plane)
     helm(
         "install",
         name,

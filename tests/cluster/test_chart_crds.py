@@ -80,6 +80,17 @@ def _previous_chart(tmp_path: Path) -> Path:
     return chart
 
 
+def _crds_directory_chart(tmp_path: Path) -> Path:
+    """A copy of the chart laid out as before this one: our CRDs in crds/ (installed once
+    by Helm, owned by no release) instead of templates/crds/."""
+    chart = tmp_path / "kubetune-crds-dir"
+    shutil.copytree(CHART, chart)
+    shutil.rmtree(chart / "templates" / "crds")
+    for plain in (ROOT / "crds").glob("*.yaml"):
+        shutil.copy(plain, chart / "crds" / plain.name)
+    return chart
+
+
 def test_install_creates_the_crds_stamped_and_kept(cp: ControlPlane) -> None:
     _helm(cp, "install", "kubetune", str(CHART))
     try:
@@ -108,6 +119,30 @@ def test_upgrade_upgrades_the_crd_schema(cp: ControlPlane, tmp_path: Path) -> No
         assert after is not None
         assert ADDED_FIELD in _spec_fields(after)
         assert after["metadata"]["annotations"][SCHEMA_VERSION_ANNOTATION] == str(SCHEMA_VERSION)
+    finally:
+        _helm(cp, "uninstall", "kubetune")
+
+
+def test_upgrade_from_a_crds_directory_chart_takes_the_crds_over(
+    cp: ControlPlane, tmp_path: Path
+) -> None:
+    _helm(cp, "install", "kubetune", str(_crds_directory_chart(tmp_path)))
+    try:
+        refused = helm(
+            "upgrade",
+            "kubetune",
+            str(CHART),
+            "--namespace",
+            NAMESPACE,
+            env=cp.env(),
+            check=False,
+        )
+        assert refused.returncode != 0 and "invalid ownership metadata" in refused.stderr
+        _helm(cp, "upgrade", "kubetune", str(CHART), "--take-ownership")
+        installed = _crd(cp)
+        assert installed is not None
+        assert installed["metadata"]["annotations"]["meta.helm.sh/release-name"] == "kubetune"
+        assert installed["metadata"]["annotations"][KEEP] == "keep"
     finally:
         _helm(cp, "uninstall", "kubetune")
 
