@@ -63,8 +63,9 @@ lint: venv  ## ruff, mypy, and the import contracts (operator and trainer meet o
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
-crd: venv  ## regenerate both CRDs in crds/ and charts/kubetune/crds/, and the admission rules
+crd: venv  ## regenerate both CRDs in crds/ and charts/kubetune/templates/crds/, and the admission rules
 	$(VENV)/bin/kubetune crd > crds/finetunejob.yaml
 	$(VENV)/bin/kubetune crd --kind FineTuneJobPolicy > crds/finetunejobpolicy.yaml
-	cp crds/finetunejob.yaml crds/finetunejobpolicy.yaml charts/kubetune/crds/
+	$(VENV)/bin/kubetune crd --chart-template > charts/kubetune/templates/crds/finetunejob.yaml
+	$(VENV)/bin/kubetune crd --chart-template --kind FineTuneJobPolicy > charts/kubetune/templates/crds/finetunejobpolicy.yaml
 	$(VENV)/bin/kubetune crd --admission-rules > charts/kubetune/admission/rules.yaml

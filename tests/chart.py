@@ -136,14 +136,33 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
 }
 
 
+#: ``helm install`` arguments of a release in the session's cluster, whose CRDs the tests'
+#: fixtures apply and every release shares: a release owning them (``crds.enabled``)
+#: would make the next release's install fail, since Helm refuses objects another
+#: release owns. tests/cluster/test_chart_crds.py installs them with the chart instead.
+SHARED_CRDS = ("--set", "crds.enabled=false")
+
+
 def crd_documents() -> list[dict[str, Any]]:
-    """The CRDs the chart installs (its crds/ directory)."""
-    return [
-        d
-        for f in sorted((CHART / "crds").glob("*.yaml"))
-        for d in yaml.safe_load_all(f.read_text())
-        if d
-    ]
+    """The CRDs the chart installs: ours as generated (crds/, which templates/crds/ wraps;
+    tests/unit/test_chart_files.py checks that) and kopf's peering CRDs (the chart's crds/)."""
+    files = [*sorted((ROOT / "crds").glob("*.yaml")), *sorted((CHART / "crds").glob("*.yaml"))]
+    return [d for f in files for d in yaml.safe_load_all(f.read_text()) if d]
+
+
+def apply_crds(control_plane: ControlPlane) -> None:
+    """Apply :func:`crd_documents` (server-side) and wait until they are established."""
+    docs = crd_documents()
+    control_plane.kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}),
+    )
+    names = [f"crd/{d['metadata']['name']}" for d in docs]
+    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
 
 
 def helm_binary() -> Path:
@@ -182,7 +201,9 @@ def render(
     namespace: str = "kubetune-system",
     release: str = "kubetune",
 ) -> list[dict[str, Any]]:
-    """``helm template`` the chart with ``values``; the documents, CRDs excluded."""
+    """``helm template`` the chart with ``values``: the documents of templates/, the
+    CRDs of templates/crds/ and the policy hook among them (not kopf's peering CRDs of
+    the chart's crds/ directory, which ``helm template`` leaves out)."""
     out = helm(
         "template",
         release,
@@ -277,10 +298,23 @@ def start_operator(
 def install_release(
     control_plane: ControlPlane, namespace: str, tmp_path: Path, *set_args: str
 ) -> Iterator[tuple[str, dict[str, Any], Path]]:
-    """``helm install`` (CRDs included); yields (release, Deployment, SA kubeconfig)."""
+    """``helm install`` on the chart's CRDs, applied first and shared
+    (:data:`SHARED_CRDS`); yields (release, Deployment, SA kubeconfig). Uninstalls
+    afterwards, and deletes the FineTuneJobPolicy, a hook that ``helm uninstall`` leaves."""
     name = f"kt{secrets.token_hex(3)}"
     env = control_plane.env()
-    helm("install", name, str(CHART), "--namespace", namespace, *set_args, env=env, timeout=180)
+    apply_crds(control_plane)
+    helm(
+        "install",
+        name,
+        str(CHART),
+        "--namespace",
+        namespace,
+        *SHARED_CRDS,
+        *set_args,
+        env=env,
+        timeout=180,
+    )
     policy = None
     try:
         manifest = helm("get", "manifest", name, "-n", namespace, env=env).stdout
@@ -294,14 +328,21 @@ def install_release(
     finally:
         helm("uninstall", name, "--namespace", namespace, env=env, timeout=180)
         if policy is not None:
-            wait_until_admission_forgets(control_plane, policy)
+            delete_policy(control_plane, policy)
+
+
+def delete_policy(control_plane: ControlPlane, policy: str) -> None:
+    """After ``helm uninstall``: delete the release's FineTuneJobPolicy (a hook, which
+    uninstall leaves) and wait until its admission binding is gone from the API server."""
+    control_plane.kubectl("delete", "finetunejobpolicy", policy, "--ignore-not-found")
+    wait_until_admission_forgets(control_plane, policy)
 
 
 def wait_until_admission_forgets(control_plane: ControlPlane, policy: str) -> None:
-    """Helm deletes the FineTuneJobPolicy before its admission binding (unknown kinds go
-    alphabetically), and the API server drops the binding from its cache a moment after
-    the parameter: in between, every FineTuneJob write is denied. Wait that out, so that
-    the next test's FineTuneJobs meet no trace of this release."""
+    """The API server drops a deleted admission binding from its cache a moment after its
+    parameter (the FineTuneJobPolicy) is gone: in between, every FineTuneJob write is
+    denied. Wait that out, so that the next test's FineTuneJobs meet no trace of this
+    release."""
     from tests.cases.manifests import valid_manifest
 
     probe = valid_manifest("admission-probe")

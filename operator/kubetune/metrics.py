@@ -36,13 +36,14 @@ _LONG_BUCKETS = (1, 5, 15, 30, 60, 300, 900, 1800, 3600, 7200, 14400, 43200, 864
 RECONCILES = Counter(
     "kubetune_operator_reconciles",
     "Reconciliation passes of FineTuneJobs, by what first asked for them (spec, child, "
-    "progress, timer).",
+    "policy, crd, progress, timer).",
     ["trigger"],
     registry=REGISTRY,
 )
 RECONCILE_ERRORS = Counter(
     "kubetune_operator_reconcile_errors",
-    "Reconciliations that failed, by reason (InvalidSpec or the API error reason).",
+    "Reconciliations that failed, by reason (InvalidSpec, PolicyViolation, "
+    "CRDOutdated or the API error reason).",
     ["reason"],
     registry=REGISTRY,
 )

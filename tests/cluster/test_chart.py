@@ -30,11 +30,13 @@ from kubetune_contract.api import parse_finetunejob
 from tests.chart import (
     CHART,
     ROOT,
+    SHARED_CRDS,
     VALUE_SETS,
     by_kind,
+    crd_documents,
+    delete_policy,
     helm,
     render,
-    wait_until_admission_forgets,
 )
 from tests.cluster import external
 
@@ -53,13 +55,7 @@ def _apply(kubectl: Kubectl, docs: list[dict[str, Any]], *extra: str) -> str:
 @pytest.fixture(scope="module")
 def chart_crds(control_plane: ControlPlane, kubectl: Kubectl) -> None:
     """The chart's own CRDs plus the Prometheus Operator's monitor CRDs, established."""
-    docs = [
-        d
-        for f in sorted((CHART / "crds").glob("*.yaml"))
-        for d in yaml.safe_load_all(f.read_text())
-        if d
-    ]
-    docs += external.monitoring_crds()
+    docs = crd_documents() + external.monitoring_crds()
     _apply(kubectl, docs, "--force-conflicts")
     names = [f"crd/{d['metadata']['name']}" for d in docs]
     kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
@@ -119,6 +115,7 @@ def test_helm_install_starts_the_operator_and_prints_notes(
         str(CHART),
         "--namespace",
         namespace,
+        *SHARED_CRDS,
         "--wait",
         "--timeout",
         "120s",
@@ -138,7 +135,7 @@ def test_helm_install_starts_the_operator_and_prints_notes(
         assert status["info"]["status"] == "deployed"
     finally:
         helm("uninstall", release, "--namespace", namespace, "--wait", env=env, timeout=180)
-        wait_until_admission_forgets(control_plane, f"{release}-kubetune")
+        delete_policy(control_plane, f"{release}-kubetune")
 
 
 def _can_i(kubectl: Kubectl, who: str, verb: str, resource: str, namespace: str) -> bool:
@@ -159,7 +156,7 @@ def test_installed_identity_may_do_what_the_operator_needs_and_no_more(
     env = control_plane.env()
     watched = namespaces()
     args = ["--set", f"watch.namespaces={{{watched}}}"] if mode == "namespaced" else []
-    helm("install", release, str(CHART), "--namespace", namespace, *args, env=env)
+    helm("install", release, str(CHART), "--namespace", namespace, *SHARED_CRDS, *args, env=env)
     try:
         who = f"system:serviceaccount:{namespace}:{release}-kubetune"
         needed = [
@@ -204,7 +201,7 @@ def test_installed_identity_may_do_what_the_operator_needs_and_no_more(
         assert "secrets" not in listing and "[*]" not in listing, listing
     finally:
         helm("uninstall", release, "--namespace", namespace, env=env)
-        wait_until_admission_forgets(control_plane, f"{release}-kubetune")
+        delete_policy(control_plane, f"{release}-kubetune")
 
 
 # -- Pod Security: "restricted" ------------------------------------------------------------

@@ -24,7 +24,14 @@ import pytest
 from devenv.cluster import ControlPlane
 from devenv.process import Process, poll
 from tests.cases.manifests import merge, valid_manifest
-from tests.chart import CHART, helm, install_release, start_operator, values_file
+from tests.chart import (
+    CHART,
+    SHARED_CRDS,
+    helm,
+    install_release,
+    start_operator,
+    values_file,
+)
 
 USER = "alice"
 FOREIGN_IMAGE = "registry.example/someone/trainer:1"
@@ -259,7 +266,17 @@ def _upgrade(
     """``helm upgrade`` the release to ``values``: how a platform changes its policy."""
     path = values_file(values, tmp)
     env = control_plane.env()
-    helm("upgrade", release, str(CHART), "-n", namespace, "--values", str(path), env=env)
+    helm(
+        "upgrade",
+        release,
+        str(CHART),
+        "-n",
+        namespace,
+        *SHARED_CRDS,
+        "--values",
+        str(path),
+        env=env,
+    )
 
 
 def test_admission_policy_change_applies_at_once(platform: Platform, tmp_path: Path) -> None:

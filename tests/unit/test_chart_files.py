@@ -1,4 +1,4 @@
-"""The chart's files checked without helm: the CRD copies and admission rules are the
+"""The chart's files checked without helm: the CRD templates and admission rules are the
 generated ones, every value is documented, camelCase and in the schema, and the
 dashboard queries only metrics the operator and the trainer export. What needs the
 pinned helm (rendering, lint, packaging) is in tests/tools/test_chart.py."""
@@ -11,14 +11,29 @@ from typing import Any
 
 import pytest
 
+from kubetune_contract.api.crd import CRDS, render_chart_template
 from tests.chart import CHART, ROOT
 
 
-@pytest.mark.parametrize("name", ["finetunejob.yaml", "finetunejobpolicy.yaml"])
-def test_chart_crd_is_the_generated_crd(name: str) -> None:
-    assert (CHART / "crds" / name).read_bytes() == (ROOT / "crds" / name).read_bytes(), (
-        f"run: cp crds/{name} charts/kubetune/crds/"
-    )
+@pytest.mark.parametrize("kind", sorted(CRDS))
+def test_chart_crd_template_is_the_generated_crd(kind: str) -> None:
+    """templates/crds/ is crds/ plus the Helm lines (the guard and the keep annotation)."""
+    name = CRDS[kind][1]
+    template = (CHART / "templates" / "crds" / name).read_text()
+    assert template == render_chart_template(kind), "stale: run `make crd`"
+    helm_lines = ("{{", "helm.sh/resource-policy", "helm uninstall leaves")
+    plain = [
+        line
+        for line in template.splitlines(keepends=True)
+        if not any(mark in line for mark in helm_lines)
+    ]
+    assert "".join(plain) == (ROOT / "crds" / name).read_text()
+
+
+def test_chart_crds_directory_holds_only_kopfs_peering_crds() -> None:
+    """Helm installs crds/ once and never upgrades it: a copy of our CRDs there would
+    shadow the upgradable templates/crds/ on first install and go stale after."""
+    assert sorted(p.name for p in (CHART / "crds").iterdir()) == ["kopf-peering.yaml"]
 
 
 def test_admission_rules_are_the_generated_rules() -> None:

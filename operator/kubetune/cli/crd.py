@@ -2,6 +2,7 @@
 
 kubetune crd > crds/finetunejob.yaml
 kubetune crd --kind FineTuneJobPolicy > crds/finetunejobpolicy.yaml
+kubetune crd --chart-template > charts/kubetune/templates/crds/finetunejob.yaml
 kubetune crd --admission-rules > charts/kubetune/admission/rules.yaml
 """
 
@@ -23,6 +24,12 @@ def register(subparsers: Any) -> None:
     output.add_argument(
         "--kind", choices=sorted(CRDS), default=KIND, help="which CRD (default %(default)s)"
     )
+    parser.add_argument(
+        "--chart-template",
+        action="store_true",
+        help="print the CRD as the Helm chart's template (guarded by crds.enabled, "
+        "kept on uninstall with crds.keep)",
+    )
     output.add_argument(
         "--admission-rules",
         action="store_true",
@@ -32,9 +39,16 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kubetune_contract.api.crd import render_admission_rules_yaml, render_crd_yaml
-
-    sys.stdout.write(
-        render_admission_rules_yaml() if args.admission_rules else render_crd_yaml(args.kind)
+    from kubetune_contract.api.crd import (
+        render_admission_rules_yaml,
+        render_chart_template,
+        render_crd_yaml,
     )
+
+    if args.admission_rules:
+        sys.stdout.write(render_admission_rules_yaml())
+    elif args.chart_template:
+        sys.stdout.write(render_chart_template(args.kind))
+    else:
+        sys.stdout.write(render_crd_yaml(args.kind))
     return 0

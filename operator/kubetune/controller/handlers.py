@@ -5,6 +5,10 @@
 * The FineTuneJobPolicy named by ``--policy`` is indexed (so no pass judges a job before
   the policy is known) and a change of it files every job without a Job for a pass:
   a refused job starts once the policy allows it.
+* The FineTuneJob CRD is indexed too, for its schema version
+  (:mod:`kubetune.controller.schema`: no pass runs before it is known), and a change
+  of it files every job for a pass: jobs held for an outdated CRD start once it is
+  upgraded.
 * Every watch event of a FineTuneJob, its Job (watched by label ``kubetune.io/job``
   only, see :mod:`kubetune.controller.settings`) or its pods files the job's key in
   the controller's work queue (:mod:`kubetune.controller.workers`). Children of a
@@ -25,6 +29,7 @@ import kopf
 
 from kubetune.controller.reconciler import Reconciler, Views
 from kubetune.controller.runtime import Runtime, Snapshot
+from kubetune.controller.schema import CRD_NAME
 from kubetune.controller.views import JobView, Key, PodView
 from kubetune.controller.workers import Controller
 from kubetune.render.labels import JOB_LABEL
@@ -32,6 +37,7 @@ from kubetune_contract.api import GROUP, KIND, PLURAL, VERSION
 from kubetune_contract.api.policy import POLICY_PLURAL
 
 FTJ = (GROUP, VERSION, PLURAL)
+CRDS = ("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 OWNED = {JOB_LABEL: kopf.PRESENT}
 
 T = TypeVar("T")
@@ -178,3 +184,27 @@ async def policy_changed(*, type: str, memo: Any, **kwargs: Any) -> None:
     for key in list(indexes.finetunejobs):
         if indexes.batch_job(key) is None:
             _controller(memo).enqueue(key, "policy")
+
+
+# -- the FineTuneJob CRD's schema version -------------------------------------------
+
+
+def _our_crd(name: str, **_: Any) -> bool:
+    return name == CRD_NAME
+
+
+@kopf.index(*CRDS, when=_our_crd)
+async def finetunejob_crd(*, body: kopf.Body, memo: Any, **_: Any) -> dict[str, bool]:
+    """Record the CRD's schema version; an index, as the policy's, so that no job is
+    filed for a pass before it is known."""
+    memo.runtime.schema.observe(body)
+    return {"seen": True}
+
+
+@kopf.on.event(*CRDS, when=_our_crd)
+async def crd_changed(*, type: str, memo: Any, **kwargs: Any) -> None:
+    """File every job: the held ones start, the others ensure the children they skipped."""
+    if type is None:  # the initial listing: the index recorded it
+        return
+    for key in list(Indexes.of(kwargs).finetunejobs):
+        _controller(memo).enqueue(key, "crd")

@@ -5,8 +5,9 @@ from kopf's indexes (kept current by watches). It
 
 1. ensures the children of a spec generation this process hasn't handled yet
    (:mod:`kubetune.controller.children`; a restarted operator checks every job once,
-   and a Job that is up to date costs no API call), unless the platform policy refuses
-   the spec (:mod:`kubetune.controller.policy`): then no child is made or changed;
+   and a Job that is up to date costs no API call), unless the installed CRD is older
+   than this operator (:mod:`kubetune.controller.schema`) or the platform policy
+   refuses the spec (:mod:`kubetune.controller.policy`): then no child is made or changed;
 2. derives and publishes the status (:meth:`kubetune.controller.runtime.Runtime.publish`);
    for a Job waiting in a Kueue queue that includes Kueue's own explanation, read from
    its Workload (the one read a pass makes: Workloads are Kueue's objects, without our
@@ -41,6 +42,7 @@ from kubetune.controller.status import gave_up
 from kubetune.controller.views import JobView, Key, PodView, WorkloadView
 from kubetune.render.children import render_children
 from kubetune_contract.api.policy import POLICY_REASON
+from kubetune_contract.api.schema_version import CRD_OUTDATED
 from kubetune_contract.api.status import FINISHED_STATES
 
 log = logging.getLogger("kubetune.operator")
@@ -154,6 +156,11 @@ class Reconciler:
 
     def _children(self, snapshot: Snapshot, known: JobView | None) -> JobView | None:
         """Ensure the children of the current spec; the Job as it now is."""
+        if outdated := self.runtime.outdated(snapshot):
+            # Not marked ensured: the CRD's upgrade files every job for a pass.
+            metrics.RECONCILE_ERRORS.labels(reason=CRD_OUTDATED).inc()
+            log.warning("%s/%s: no children: %s", *snapshot.key, outdated)
+            return known
         finetunejob = snapshot.finetunejob
         if finetunejob is None:
             metrics.RECONCILE_ERRORS.labels(reason="InvalidSpec").inc()

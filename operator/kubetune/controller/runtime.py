@@ -35,11 +35,13 @@ from kubetune.controller.kube import Kube
 from kubetune.controller.pacing import Pacing, WriteLog, due, only_progress
 from kubetune.controller.policy import PolicyWatch
 from kubetune.controller.progress import progress_from_samples
+from kubetune.controller.schema import SchemaWatch
 from kubetune.controller.status import INVALID_SPEC, Observation, derive_status, transition
 from kubetune.controller.views import JobView, Key, PodView, WorkloadView, parse_time
 from kubetune.render.options import RenderOptions
 from kubetune_contract.api import FineTuneJob, InvalidManifest, parse_finetunejob
 from kubetune_contract.api.policy import POLICY_REASON
+from kubetune_contract.api.schema_version import CRD_OUTDATED
 from kubetune_contract.api.status import FINISHED_STATES, FineTuneJobStatus, State
 
 __all__ = ["Key", "Runtime", "Snapshot", "now"]
@@ -126,6 +128,7 @@ class Runtime:
     """Seconds a trainer container may stay stuck (an image that can't be pulled, a
     missing Secret) before the job fails; ``None``: for ever."""
     policy: PolicyWatch = field(default_factory=PolicyWatch)
+    schema: SchemaWatch = field(default_factory=SchemaWatch)
     _memory: dict[Key, _Memory] = field(default_factory=dict)
 
     def states(self) -> dict[Key, State]:
@@ -167,6 +170,21 @@ class Runtime:
             return ()
         return self.policy.problems(snapshot.finetunejob)
 
+    def outdated(self, snapshot: Snapshot) -> str:
+        """Why the installed CRD is too old to act on this job (empty: it is not, or the
+        job finished and nothing is left to do)."""
+        if self.previous(snapshot).state in FINISHED_STATES:
+            return ""
+        return self.schema.outdated()
+
+    def held(self, snapshot: Snapshot) -> tuple[str, tuple[str, ...]]:
+        """The ``Accepted=False`` reason and problems that keep a job from starting (no
+        problems: it may start). An outdated CRD comes first: a spec the old schema
+        defaulted and validated is not one the policy, or the parser, can judge."""
+        if outdated := self.outdated(snapshot):
+            return CRD_OUTDATED, (outdated,)
+        return POLICY_REASON, self.refused(snapshot)
+
     def needs_children(self, snapshot: Snapshot) -> bool:
         """Whether this process has yet to ensure the children of the current spec."""
         memory = self._memory.get(snapshot.key)
@@ -187,8 +205,8 @@ class Runtime:
         workload: WorkloadView | None = None,
     ) -> tuple[FineTuneJobStatus, float | None]:
         """Derive the status from this observation; write it if it changed and its
-        time has come. A job with no Job yet is judged by the policy too
-        (:meth:`refused`): no Job is made for a refused one, so its status says why.
+        time has come. A job with no Job yet is judged by the CRD's schema version and
+        the policy too (:meth:`held`): no Job is made for a held one, so its status says why.
         Returns the status the job now holds and, when a write waits, the seconds until
         it is due (the caller passes again then).
 
@@ -201,13 +219,13 @@ class Runtime:
         versions = memory.versions if known else (snapshot.resource_version,)
         if versions[-1] == snapshot.resource_version:
             versions = (snapshot.resource_version,)  # the cache caught up with us
-        refused = self.refused(snapshot) if batch_job is None else ()
+        reason, held = self.held(snapshot) if batch_job is None else (INVALID_SPEC, ())
         status = derive_status(
             Observation(
                 generation=snapshot.generation,
-                spec=snapshot.finetunejob.spec if snapshot.finetunejob and not refused else None,
-                problems=refused or snapshot.problems,
-                reason=POLICY_REASON if refused else INVALID_SPEC,
+                spec=snapshot.finetunejob.spec if snapshot.finetunejob and not held else None,
+                problems=held or snapshot.problems,
+                reason=reason if held else INVALID_SPEC,
                 batch_job=batch_job,
                 pods=pods,
                 previous=previous,

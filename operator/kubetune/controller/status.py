@@ -25,6 +25,7 @@ from kubetune.controller.views import JobView, PodView, WorkloadView
 from kubetune.render.pod import CONTAINER_NAME
 from kubetune_contract import exit_codes
 from kubetune_contract.api.policy import POLICY_REASON
+from kubetune_contract.api.schema_version import CRD_OUTDATED
 from kubetune_contract.api.spec import FineTuneJobSpec
 from kubetune_contract.api.status import (
     CONDITION_TYPES,
@@ -71,7 +72,8 @@ class Observation:
     """Seconds a trainer container may wait in a stuck reason (:data:`STUCK_REASONS`)
     before the job fails; ``None``: wait for ever."""
     reason: str = INVALID_SPEC
-    """``Accepted=False`` reason when ``spec`` is ``None``: invalid, or refused by policy."""
+    """``Accepted=False`` reason when ``spec`` is ``None``: invalid, refused by policy, or
+    held for an outdated CRD (:data:`_NOT_STARTED_BECAUSE`)."""
     workload: WorkloadView | None = None
     """Kueue's account of a queued Job's wait (read only while the Job is queued)."""
 
@@ -162,10 +164,18 @@ def _container_fault(pods: Sequence[PodView], spec: FineTuneJobSpec) -> Verdict 
     return None
 
 
+#: The lifecycle conditions' message of a job not accepted, by ``Accepted`` reason.
+_NOT_STARTED_BECAUSE = {
+    INVALID_SPEC: "the spec is invalid",
+    POLICY_REASON: "the policy refuses it",
+    CRD_OUTDATED: "the installed FineTuneJob CRD is older than the operator",
+}
+
+
 def _invalid(draft: _Draft, obs: Observation) -> None:
     problems = "; ".join(obs.problems)
     draft.set("Accepted", "False", obs.reason, problems)
-    why = "the spec is invalid" if obs.reason == INVALID_SPEC else "the policy refuses it"
+    why = _NOT_STARTED_BECAUSE[obs.reason]
     for kind in LIFECYCLE_CONDITION_TYPES[1:]:
         draft.set(kind, "False", obs.reason, f"not started: {why}")
 
@@ -595,7 +605,9 @@ _HEADLINE: dict[State, ConditionType] = {
     "Succeeded": "Succeeded",
     "Failed": "Failed",
 }
-_WARNING_REASONS = frozenset({INVALID_SPEC, POLICY_REASON, "Unschedulable", *STUCK_REASONS})
+_WARNING_REASONS = frozenset(
+    {INVALID_SPEC, POLICY_REASON, CRD_OUTDATED, "Unschedulable", *STUCK_REASONS}
+)
 #: Steps every job passes through within seconds (Job created, pods being placed).
 _TRANSIENT_REASONS = frozenset(
     {"Creating", "Pending", "Scheduled", "Starting", "Finishing", "Failing"}
