@@ -134,7 +134,7 @@ def test_a_config_without_a_resolved_block_is_refused_by_the_trainer() -> None:
     running with defaults nobody recorded."""
     document = json.loads(trainer_config_json(_render(method="dpo", **_preference())))
     del document["spec"]["dpo"]
-    with pytest.raises(InvalidConfigError, match=r"spec\.dpo\.dpo"):
+    with pytest.raises(InvalidConfigError, match=r"spec\.dpo: required field is missing"):
         parse(document, "old-configmap")
 
 

@@ -14,9 +14,10 @@ instead of running with defaults nobody recorded.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, TypeAdapter
+from pydantic import Discriminator, Tag, TypeAdapter
 
 from kubetune_contract.api.adapter import (
     AdapterSpec,
@@ -70,13 +71,30 @@ class PromptTuningAdapterSpec(AdapterSpec):
     promptTuning: PromptTuningSpec
 
 
+def _member_by(field: str, suffix: str) -> Callable[[Any], str | None]:
+    """The discriminator of a union tagged by ``field``: the member class's name, the tag
+    capitalized plus ``suffix`` (``sft`` -> ``SftJobSpec``).
+
+    Why not ``Field(discriminator=field)``: an error location then holds the tag's value
+    (``spec.sft.training.learningRate``), which reads like the block of the same name. A
+    class name is a union member to :func:`~kubetune_contract.api.errors.field_errors`,
+    which drops it from the path: ``spec.training.learningRate``.
+    """
+
+    def member(value: Any) -> str | None:
+        tag = value.get(field) if isinstance(value, dict) else getattr(value, field, None)
+        return f"{tag[:1].upper()}{tag[1:]}{suffix}" if isinstance(tag, str) else None
+
+    return member
+
+
 ResolvedAdapter = Annotated[
-    LoraAdapterSpec
-    | QloraAdapterSpec
-    | FullAdapterSpec
-    | PartialAdapterSpec
-    | PromptTuningAdapterSpec,
-    Field(discriminator="type"),
+    Annotated[LoraAdapterSpec, Tag("LoraAdapterSpec")]
+    | Annotated[QloraAdapterSpec, Tag("QloraAdapterSpec")]
+    | Annotated[FullAdapterSpec, Tag("FullAdapterSpec")]
+    | Annotated[PartialAdapterSpec, Tag("PartialAdapterSpec")]
+    | Annotated[PromptTuningAdapterSpec, Tag("PromptTuningAdapterSpec")],
+    Discriminator(_member_by("type", "AdapterSpec")),
 ]
 
 
@@ -126,15 +144,15 @@ class MultitaskJobSpec(_ResolvedJobSpec):
 
 
 ResolvedSpec = Annotated[
-    SftJobSpec
-    | DpoJobSpec
-    | KtoJobSpec
-    | OrpoJobSpec
-    | RewardJobSpec
-    | GrpoJobSpec
-    | RlooJobSpec
-    | MultitaskJobSpec,
-    Field(discriminator="method"),
+    Annotated[SftJobSpec, Tag("SftJobSpec")]
+    | Annotated[DpoJobSpec, Tag("DpoJobSpec")]
+    | Annotated[KtoJobSpec, Tag("KtoJobSpec")]
+    | Annotated[OrpoJobSpec, Tag("OrpoJobSpec")]
+    | Annotated[RewardJobSpec, Tag("RewardJobSpec")]
+    | Annotated[GrpoJobSpec, Tag("GrpoJobSpec")]
+    | Annotated[RlooJobSpec, Tag("RlooJobSpec")]
+    | Annotated[MultitaskJobSpec, Tag("MultitaskJobSpec")],
+    Discriminator(_member_by("method", "JobSpec")),
 ]
 
 _ADAPTER: TypeAdapter[ResolvedAdapter] = TypeAdapter(ResolvedAdapter)
