@@ -49,7 +49,7 @@ from kubetune.render.labels import JOB_LABEL
 from kubetune.render.pod import CONTAINER_NAME
 from kubetune_contract.api import GROUP, PLURAL, VERSION
 from tests.cases.jobs import quickstart_on_real_node
-from tests.chart import CHART, helm, values_file
+from tests.chart import CHART, SHARED_CRDS, apply_crds, helm, values_file
 from tests.plugins.cluster import make_namespace
 from tests.secrets_scan import hits, manifest_texts, namespace_texts
 
@@ -124,8 +124,11 @@ def kubetune_release(
     s3: S3Server,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
-    crd = os.environ.get("KUBETUNE_E2E_CRD")
-    install_crd(control_plane, Path(crd) if crd else None)
+    # The chart's CRDs, shared with the session (the release installs none: SHARED_CRDS);
+    # KUBETUNE_E2E_CRD replaces the FineTuneJob CRD with one under development.
+    apply_crds(control_plane)
+    if crd := os.environ.get("KUBETUNE_E2E_CRD"):
+        install_crd(control_plane, Path(crd))
     control_plane.kubectl("apply", "-f", "-", input=json.dumps(OPERATOR_PRIORITY))
     values = values_file(VALUES, tmp_path_factory.mktemp("release"))
     env = control_plane.env()
@@ -139,6 +142,7 @@ def kubetune_release(
         "--create-namespace",
         "--values",
         str(values),
+        *SHARED_CRDS,
         env=env,
     )
     rollout = control_plane.kubectl(

@@ -196,14 +196,17 @@ def test_prometheus_scrapes_operator_and_trainer_and_every_dashboard_panel_has_d
     # pick a target up, longer than the tiny model needs for a few hundred steps.
     e2e.create(e2e.manifest("watched", maxSteps=1_000_000))
     running = e2e.wait(
-        lambda: [p for p in e2e.pods("watched") if p["status"].get("phase") == "Running"],
+        lambda: [p for p in e2e.pods("watched") if p["status"].get("phase") == "Running"] or None,
         "the trainer pod runs",
     )
     _write_targets(files["trainers"], trainer_targets(running))
     try:
         step = prom.wait_for_series('kubetune_trainer_step{finetunejob="watched"} > 3', timeout=240)
     except Exception as e:
-        raise AssertionError(f"{e}\ntargets: {prom.api('targets')}") from e
+        discovered = files["trainers"].read_text()
+        raise AssertionError(
+            f"{e}\ntargets: {prom.api('targets')}\ntrainer discovery file: {discovered}"
+        ) from e
     assert step[0]["metric"]["namespace"] == e2e.namespace
     assert step[0]["metric"]["pod"] == running[0]["metadata"]["name"]
 
