@@ -5,6 +5,11 @@ Prometheus) is a plain local process. Tests need three guarantees from them: a s
 failure is reported with the component's own log (not a bare timeout), readiness is
 polled instead of slept for, and nothing outlives the test session, even when the
 Python process is killed (the children get SIGTERM through ``PR_SET_PDEATHSIG``).
+
+``PR_SET_PDEATHSIG`` fires when the *thread* that forked the child exits, not the
+process: a component restarted from a worker thread (the chaos run restarts the API
+server from one) got SIGTERM the moment that thread finished. So every child is forked
+by one spawner thread that lives as long as the interpreter (:data:`_SPAWNER`).
 """
 
 from __future__ import annotations
@@ -20,12 +25,16 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Self, TypeVar
 
 T = TypeVar("T")
 
 _PR_SET_PDEATHSIG = 1
+#: The one thread that forks children: it lives until the interpreter exits, so the
+#: parent-death signal means "the test process is gone", whichever thread asked.
+_SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="devenv-spawner")
 
 
 class ComponentError(RuntimeError):
@@ -84,7 +93,8 @@ class Process:
         with log_file.open("ab") as out:
             out.write(f"$ {' '.join(self.args)}\n".encode())
             out.flush()
-            self.popen = subprocess.Popen(
+            self.popen = _SPAWNER.submit(
+                subprocess.Popen,
                 self.args,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -93,7 +103,7 @@ class Process:
                 cwd=cwd,
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
-            )
+            ).result()
 
     @property
     def pid(self) -> int:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from devenv import build, versions
 from devenv.cluster import ControlPlane, FakeNode
-from devenv.process import ComponentError
+from devenv.process import ComponentError, Process
 
 KUBERNETES_GOMOD_EXCERPT = """\
 module k8s.io/kubernetes
@@ -123,3 +125,21 @@ def test_a_component_that_fails_to_start_reports_its_log(tmp_path: Path) -> None
     assert "exited with code 1" in message
     assert "address already in use" in message
     assert not cp.procs  # nothing left running
+
+
+def test_a_child_started_from_a_thread_outlives_the_thread(tmp_path: Path) -> None:
+    """The parent-death signal follows the forking thread: a component restarted from a
+    worker thread must not get SIGTERM when that thread ends (the chaos run's restarted
+    API server did)."""
+    started: list[Process] = []
+    worker = threading.Thread(
+        target=lambda: started.append(Process("sleeper", ["sleep", "30"], tmp_path / "log"))
+    )
+    worker.start()
+    worker.join()
+    (proc,) = started
+    try:
+        time.sleep(0.5)  # the signal, if sent, arrives at once
+        assert proc.alive(), f"the child exited with {proc.popen.poll()} after its thread ended"
+    finally:
+        proc.stop()
