@@ -10,7 +10,8 @@ What happens (every random choice comes from one seed, printed, so a failure rep
   and evicted (preempted) through the Eviction API.
 * **Faults.** The operator is SIGKILLed every 2-10 s and started again at once;
   kube-apiserver and kube-controller-manager are each restarted a given number of times
-  at random moments.
+  at random moments within the first minute (while the real-node jobs train), and the
+  run lasts until every restart is done.
 * **Checks afterwards.** Every job ends in the state a fault-free run gives it; no Job
   is created twice (creates per FineTuneJob counted in the API server's audit log); no
   child of a deleted job is left; every status's ``observedGeneration`` equals the
@@ -99,6 +100,9 @@ class Plan:
     kill_interval: tuple[float, float] = (2.0, 10.0)
     real_steps: int = 40
     timeout: float = 600.0
+    #: Seconds from the start within which every control-plane restart begins: the
+    #: real-node jobs train for about this long, so the restarts fall under them.
+    restart_window: float = 60.0
 
     @property
     def lifecycles(self) -> int:
@@ -364,6 +368,13 @@ class Run:
             for i in range(plan.real_jobs)
         ]
         self.random.shuffle(self.jobs)
+        #: (seconds from the start, component): drawn here, before the fault threads
+        #: share the generator, so a seed replays the same restarts.
+        self.restart_moments = sorted(
+            (self.random.uniform(5.0, plan.restart_window), name)
+            for name in ("kube-apiserver", "kube-controller-manager")
+            for _ in range(plan.restarts_each)
+        )
         self._stop = threading.Event()
         self.operator: Process | None = None
 
@@ -390,14 +401,9 @@ class Run:
                 self.figures.kills += 1
             self._operator_up()
 
-    def _restart_control_plane(self, window: float) -> None:
-        moments = sorted(
-            (self.random.uniform(5.0, window), name)
-            for name in ("kube-apiserver", "kube-controller-manager")
-            for _ in range(self.plan.restarts_each)
-        )
+    def _restart_control_plane(self) -> None:
         started = time.monotonic()
-        for at, name in moments:
+        for at, name in self.restart_moments:
             if self._stop.wait(max(0.0, at - (time.monotonic() - started))):
                 return
             seconds = self.cp.restart(name)
@@ -462,10 +468,9 @@ class Run:
         self._operator_up()
         faults = [
             threading.Thread(target=self._kill_operator_repeatedly, daemon=True),
-            threading.Thread(
-                target=self._restart_control_plane, args=(self.plan.timeout / 4,), daemon=True
-            ),
+            threading.Thread(target=self._restart_control_plane, daemon=True),
         ]
+        restarts = faults[1]
         lifecycles = [threading.Thread(target=self._lifecycle, args=(j,)) for j in self.jobs]
         try:
             for thread in faults:
@@ -475,6 +480,7 @@ class Run:
                 time.sleep(self.random.uniform(0.0, 0.3))
             for thread in lifecycles:
                 thread.join(self.plan.timeout)
+            restarts.join(self.plan.timeout)  # every planned restart happens
             self._wait_for_outcomes(started)
         finally:
             self._stop.set()
