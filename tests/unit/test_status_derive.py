@@ -12,6 +12,7 @@ from kubetune.controller.status import (
     Observation,
     derive_status,
     gave_up,
+    restart_note,
     state_of,
     transition,
 )
@@ -497,6 +498,27 @@ def test_a_pod_evicted_from_an_unreachable_node_explains_the_wait() -> None:
     )
 
 
+def test_a_pod_evicted_from_an_unreachable_node_and_not_yet_replaced_says_why() -> None:
+    evicted = _pod_with(
+        [
+            {
+                "type": "DisruptionTarget",
+                "status": "True",
+                "reason": "DeletionByTaintManager",
+                "message": "Taint manager: deleting due to NoExecute taint",
+            }
+        ],
+        name="demo-old",
+        deleting=True,
+    )
+    status = observe(job(active=1), [evicted])
+    assert conditions(status)["Queued"] == ("True", "NodeLost")
+    assert conditions(status)["Running"] == ("False", "NodeLost")
+    said = message(status, "Queued")
+    assert said.startswith("pod demo-old was evicted from its unreachable node")
+    assert "replaces it once its node returns or is removed" in said
+
+
 def test_deadline_beats_the_trainers_interrupted_summary() -> None:
     stopped = ended_trainer("Interrupted", "Interrupted", "SIGTERM", 5)
     failure = {"type": "Failed", "reason": "DeadlineExceeded", "message": "active deadline"}
@@ -546,6 +568,36 @@ def test_restarts_count_replacement_pods_and_never_decrease() -> None:
     assert status.restarts == 2
     later = observe(job(active=1), [pod("c")], previous=status)
     assert later.restarts == 2
+
+
+def test_the_restart_note_names_the_newest_replaced_pod_and_how_it_ended() -> None:
+    def note(pods: list[PodView]) -> str:
+        return restart_note(
+            Observation(
+                generation=3,
+                spec=spec(),
+                problems=(),
+                batch_job=job(active=1),
+                pods=pods,
+                previous=FineTuneJobStatus(),
+                now=T0,
+            )
+        )
+
+    oom = pod("a", phase="Failed", terminated={"exitCode": 137, "reason": "OOMKilled"})
+    assert note([oom, pod("b")]) == (
+        "pod a was replaced: the trainer exited with code 137 (OOMKilled)"
+    )
+    preempted = _pod_with(
+        [{"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler"}],
+        name="a",
+        phase="Failed",
+    )
+    assert note([preempted, pod("b")]).startswith(
+        "pod a was replaced: it was disrupted (PreemptionByScheduler"
+    )
+    # The trainer counted a resume the pods no longer show (they were collected).
+    assert note([pod("b")]) == "the trainer resumed from a checkpoint"
 
 
 def test_terminal_status_survives_the_job_ttl() -> None:

@@ -78,6 +78,7 @@ class RecordingKube:
     def __init__(self) -> None:
         self.writes: list[tuple[str, dict[str, Any]]] = []
         self.events: list[str] = []
+        self.messages: list[str] = []
 
     def patch_status(
         self, namespace: str, name: str, status: dict[str, Any], resource_version: str
@@ -87,6 +88,7 @@ class RecordingKube:
 
     def post_event(self, involved: dict[str, Any], type: str, reason: str, message: str) -> None:
         self.events.append(reason)
+        self.messages.append(message)
 
 
 def pod_view(phase: str, conditions: list[dict[str, str]] | None = None) -> PodView:
@@ -140,6 +142,49 @@ def test_create_to_running_is_one_status_write_and_one_event() -> None:
     assert [version for version, _ in kube.writes] == ["1"]
     assert kube.events == ["Running"]
     assert runtime.seen(("ml", "demo"), "2"), "the write's echo brings nothing new"
+
+
+def test_a_restart_posts_a_warning_saying_how_the_replaced_pod_ended() -> None:
+    """The replacement may run before any status write saw the old pod end (the
+    Restarting state lasts a moment): the event is the record of the eviction."""
+    runtime, kube = recording_runtime()
+    runtime.publish(snapshot_at("1"), ACTIVE_JOB, RUNNING)
+    evicted = PodView.from_manifest(
+        {
+            "metadata": {
+                "name": "demo-old",
+                "creationTimestamp": "2026-01-01T00:00:00Z",
+                "ownerReferences": [{"kind": "Job", "uid": "u", "controller": True}],
+            },
+            "status": {
+                "phase": "Failed",
+                "reason": "Evicted",
+                "message": "The node was low on resource: memory.",
+            },
+        }
+    )
+    replacement = PodView.from_manifest(
+        {
+            "metadata": {
+                "name": "demo-new",
+                "creationTimestamp": "2026-01-01T00:05:00Z",
+                "ownerReferences": [{"kind": "Job", "uid": "u", "controller": True}],
+            },
+            "status": {
+                "phase": "Running",
+                "conditions": [{"type": "PodScheduled", "status": "True"}],
+            },
+        }
+    )
+    status, _ = runtime.publish(snapshot_at("2"), ACTIVE_JOB, [evicted, replacement])
+    assert (status.state, status.restarts) == ("Running", 1)
+    assert kube.events == ["Running", "TrainerRestarted"]
+    assert kube.messages[-1] == (
+        "restart 1: pod demo-old was replaced: the kubelet evicted it "
+        "(The node was low on resource: memory.)"
+    )
+    runtime.publish(snapshot_at("3", status.model_dump(mode="json")), ACTIVE_JOB, [replacement])
+    assert kube.events == ["Running", "TrainerRestarted"], "one event per restart"
 
 
 def test_a_transient_step_is_written_once_it_lasts() -> None:

@@ -36,7 +36,14 @@ from kubetune.controller.pacing import Pacing, WriteLog, due, only_progress
 from kubetune.controller.policy import PolicyWatch
 from kubetune.controller.progress import progress_from_samples
 from kubetune.controller.schema import SchemaWatch
-from kubetune.controller.status import INVALID_SPEC, Observation, derive_status, transition
+from kubetune.controller.status import (
+    INVALID_SPEC,
+    RESTARTED,
+    Observation,
+    derive_status,
+    restart_note,
+    transition,
+)
 from kubetune.controller.views import JobView, Key, PodView, WorkloadView, parse_time
 from kubetune.render.options import RenderOptions
 from kubetune_contract.api import FineTuneJob, InvalidManifest, parse_finetunejob
@@ -220,20 +227,19 @@ class Runtime:
         if versions[-1] == snapshot.resource_version:
             versions = (snapshot.resource_version,)  # the cache caught up with us
         reason, held = self.held(snapshot) if batch_job is None else (INVALID_SPEC, ())
-        status = derive_status(
-            Observation(
-                generation=snapshot.generation,
-                spec=snapshot.finetunejob.spec if snapshot.finetunejob and not held else None,
-                problems=held or snapshot.problems,
-                reason=reason if held else INVALID_SPEC,
-                batch_job=batch_job,
-                pods=pods,
-                previous=previous,
-                now=now(),
-                start_timeout=self.start_timeout,
-                workload=workload,
-            )
+        observation = Observation(
+            generation=snapshot.generation,
+            spec=snapshot.finetunejob.spec if snapshot.finetunejob and not held else None,
+            problems=held or snapshot.problems,
+            reason=reason if held else INVALID_SPEC,
+            batch_job=batch_job,
+            pods=pods,
+            previous=previous,
+            now=now(),
+            start_timeout=self.start_timeout,
+            workload=workload,
         )
+        status = derive_status(observation)
         self._add_reading(memory, status, previous)
         clock = time.monotonic()
         when = due(previous, status, memory.log, clock, self.pacing)
@@ -252,7 +258,7 @@ class Runtime:
         memory.log.wrote(clock, progress=status.progress != previous.progress)
         memory.status, memory.versions = status, (*versions, written)
         metrics.STATUS_WRITES.labels(change="progress" if progress_only else "state").inc()
-        self._announce(snapshot, previous, status)
+        self._announce(snapshot, observation, status)
         return status, None
 
     @staticmethod
@@ -273,13 +279,19 @@ class Runtime:
             status.progress = progress
 
     def _announce(
-        self, snapshot: Snapshot, previous: FineTuneJobStatus, status: FineTuneJobStatus
+        self, snapshot: Snapshot, observation: Observation, status: FineTuneJobStatus
     ) -> None:
-        """Log line, event and histogram samples for a change of state or reason."""
+        """Log line, event and histogram samples for a change of state or reason, and a
+        Warning event for each restart of the trainer (:func:`restart_note`)."""
+        previous = observation.previous
+        namespace, name = snapshot.key
+        if status.restarts > previous.restarts:
+            note = f"restart {status.restarts}: {restart_note(observation)}"
+            log.info("%s/%s: %s (%s)", namespace, name, RESTARTED, note)
+            self.event(snapshot, "Warning", RESTARTED, note)
         change = transition(previous, status)
         if change is None:
             return
-        namespace, name = snapshot.key
         log.info("%s/%s: %s (%s)", namespace, name, change.reason, change.message)
         self.event(snapshot, change.type, change.reason, change.message)
         _observe(snapshot, previous, status)

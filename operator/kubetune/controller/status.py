@@ -49,6 +49,8 @@ STUCK_REASONS = IMAGE_REASONS | {"CreateContainerConfigError", "CreateContainerE
 #: Failed reasons the operator decides itself when a pod stays stuck past the start
 #: timeout (the Job has not failed: the controller then deletes it, so no pod waits on).
 GAVE_UP_REASONS = frozenset({"ImageUnavailable", "ContainerNotStarting"})
+#: The reason while a pod evicted from an unreachable node waits to be confirmed gone.
+NODE_LOST = "NodeLost"
 #: The ``Accepted=False`` reason of a spec the operator can't parse into the API models.
 INVALID_SPEC = "InvalidSpec"
 #: Job failure reasons where the Job's own account beats the trainer's last words
@@ -321,6 +323,15 @@ def _active(draft: _Draft, spec: FineTuneJobSpec, pods: Sequence[PodView]) -> No
         else:
             draft.set("Queued", "True", "Restarting", f"the trainer exited ({why}); retrying")
             draft.set("Running", "False", "Restarting", why)
+    elif lost and not live:
+        # The Job replaces a pod once it is terminal, and only its kubelet can say so:
+        # the pod stays Terminating until the node returns (or is removed).
+        why = (
+            f"{lost_note}the Job replaces it once its node returns or is removed "
+            "(until then nothing can confirm the pod stopped)"
+        )
+        draft.set("Queued", "True", NODE_LOST, why)
+        draft.set("Running", "False", NODE_LOST, why)
     elif unscheduled or not live:
         draft.set("Queued", "True", "Pending", "waiting for the pods to be created and scheduled")
         draft.set("Running", "False", "Pending", f"{len(running)}/{nodes} node(s) training")
@@ -469,20 +480,52 @@ def state_of(conditions: Sequence[Condition]) -> State:
     return next((state for kind, state in order if by_type.get(kind) == "True"), "Pending")
 
 
-def _restarts(obs: Observation) -> int:
-    """Trainer pods that failed or were disrupted (preempted, evicted) and were replaced.
+def _created(pod: PodView) -> tuple[float, str]:
+    return (pod.created.timestamp() if pod.created else 0.0, pod.name)
 
-    Pods stopped by a user's suspend are not restarts. Ended pods disappear (garbage
-    collection, a re-created Job), so the count never goes below the one reported.
-    """
+
+def _replaced(obs: Observation) -> list[PodView]:
+    """Trainer pods that failed or were disrupted (preempted, evicted) and were replaced,
+    oldest first. Pods stopped by a user's suspend are not among them."""
     per_index: dict[int, list[PodView]] = defaultdict(list)
     for pod in _own_pods(obs):
         per_index[pod.index].append(pod)
-    replaced = 0
-    for pods in per_index.values():
-        pods.sort(key=lambda p: (p.created.timestamp() if p.created else 0.0, p.name))
-        replaced += sum(1 for p in pods[:-1] if p.phase == "Failed" or p.disrupted)
-    return max(obs.previous.restarts, replaced)
+    replaced = [
+        p
+        for pods in per_index.values()
+        for p in sorted(pods, key=_created)[:-1]
+        if p.phase == "Failed" or p.disrupted
+    ]
+    return sorted(replaced, key=_created)
+
+
+def _restarts(obs: Observation) -> int:
+    """How many trainer pods were replaced. Ended pods disappear (garbage collection, a
+    re-created Job), so the count never goes below the one reported."""
+    return max(obs.previous.restarts, len(_replaced(obs)))
+
+
+#: The reason of the Warning event each restart of the trainer posts.
+RESTARTED = "TrainerRestarted"
+
+
+def restart_note(obs: Observation) -> str:
+    """Why the trainer restarted, for the event a restart posts: the newest replaced pod
+    and how it ended. A replacement can be running before any status write sees the
+    old pod's end, so this event is the record of an eviction or a crash."""
+    replaced = _replaced(obs)
+    if not replaced:
+        return "the trainer resumed from a checkpoint"
+    pod = replaced[-1]
+    if pod.pod_reason == "Evicted":
+        why = f"the kubelet evicted it ({pod.pod_message})"
+    elif pod.disruption:
+        why = f"it was disrupted ({pod.disruption})"
+    elif pod.terminated is not None:
+        why = f"the trainer exited with code {pod.terminated.exit_code} ({pod.terminated.reason})"
+    else:
+        why = "it failed"
+    return f"pod {pod.name} was replaced: {why}"
 
 
 def _newly_suspended_after_start(
@@ -606,7 +649,7 @@ _HEADLINE: dict[State, ConditionType] = {
     "Failed": "Failed",
 }
 _WARNING_REASONS = frozenset(
-    {INVALID_SPEC, POLICY_REASON, CRD_OUTDATED, "Unschedulable", *STUCK_REASONS}
+    {INVALID_SPEC, POLICY_REASON, CRD_OUTDATED, "Unschedulable", NODE_LOST, *STUCK_REASONS}
 )
 #: Steps every job passes through within seconds (Job created, pods being placed).
 _TRANSIENT_REASONS = frozenset(
