@@ -76,6 +76,8 @@ class ImageSpec:
     dockerfile: Path
     base_arg: str
     ref: str
+    root: Path = ROOT
+    """The build context: this checkout, or an earlier release's tree (upgrade tests)."""
 
 
 TRAINER = ImageSpec(
@@ -146,7 +148,10 @@ def context_files(files: Iterable[str], dockerignore: str) -> list[str]:
 
 
 def _repository_files(root: Path) -> list[str]:
-    """Tracked files plus untracked files git does not ignore (what a checkout holds)."""
+    """Tracked files plus untracked files git does not ignore (what a checkout holds);
+    every file of a tree that is no checkout (an exported release)."""
+    if not (root / ".git").exists():
+        return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
     proc = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
         cwd=root,
@@ -191,8 +196,9 @@ def image_files(files: Iterable[str], dockerignore: str, dockerfile: str) -> lis
     ]
 
 
-def image_key(spec: ImageSpec, base_key: str, root: Path = ROOT) -> str:
+def image_key(spec: ImageSpec, base_key: str) -> str:
     """The SHA-256 of everything that goes into ``spec``'s image."""
+    root = spec.root
     dockerignore = (root / ".dockerignore").read_text()
     dockerfile = spec.dockerfile.read_text()
     files = image_files(_repository_files(root), dockerignore, dockerfile)
@@ -514,7 +520,10 @@ def _build_and_import(
 ) -> Built:
     log_file = logs / f"{spec.name}.log"
     log_file.write_text(f"build of {spec.ref} (inputs {key}) started {time.ctime()}\n")
-    log(f"{spec.ref}: building {spec.dockerfile.relative_to(ROOT)} on {base_ref} (log {log_file})")
+    log(
+        f"{spec.ref}: building {spec.dockerfile.relative_to(spec.root)} in {spec.root} "
+        f"on {base_ref} (log {log_file})"
+    )
     started = time.monotonic()
     podman.clear_leftovers(log_file)
     # The stale copy in containerd goes first: the trainer image is several GB, and the disk
@@ -528,7 +537,7 @@ def _build_and_import(
         "--build-arg=REVISION=" + key[:12],
         f"--file={spec.dockerfile}",
         f"--tag={spec.ref}",
-        str(ROOT),
+        str(spec.root),
         log_file=log_file,
     )
     built_seconds = time.monotonic() - started

@@ -79,14 +79,26 @@ def test_image_key_changes_with_the_sources_and_the_base(tmp_path: Path) -> None
     (tmp_path / "Dockerfile").write_text("FROM ${BASE}\nCOPY app/ /app/\n")
     (tmp_path / "notes.txt").write_text("not in the context\n")
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
-    spec = images.ImageSpec("app", tmp_path / "Dockerfile", "BASE", "example/app:1")
-    first = images.image_key(spec, "base-1", tmp_path)
-    assert images.image_key(spec, "base-1", tmp_path) == first
+    spec = images.ImageSpec("app", tmp_path / "Dockerfile", "BASE", "example/app:1", tmp_path)
+    first = images.image_key(spec, "base-1")
+    assert images.image_key(spec, "base-1") == first
     (tmp_path / "notes.txt").write_text("changed, still not in the context\n")
-    assert images.image_key(spec, "base-1", tmp_path) == first
-    assert images.image_key(spec, "base-2", tmp_path) != first
+    assert images.image_key(spec, "base-1") == first
+    assert images.image_key(spec, "base-2") != first
     (tmp_path / "app" / "main.py").write_text("print(2)\n")
-    assert images.image_key(spec, "base-1", tmp_path) != first
+    assert images.image_key(spec, "base-1") != first
+
+
+def test_an_exported_tree_is_keyed_by_its_files_without_git(tmp_path: Path) -> None:
+    """An earlier release is exported with ``git archive``: no .git, every file counts."""
+    (tmp_path / ".dockerignore").write_text("*\n!app/\n")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "main.py").write_text("print(1)\n")
+    (tmp_path / "Dockerfile").write_text("FROM ${BASE}\nCOPY app/ /app/\n")
+    spec = images.ImageSpec("app", tmp_path / "Dockerfile", "BASE", "example/app:1", tmp_path)
+    first = images.image_key(spec, "base-1")
+    (tmp_path / "app" / "main.py").write_text("print(2)\n")
+    assert images.image_key(spec, "base-1") != first
 
 
 def _tar_members(data: bytes) -> dict[str, bytes]:
