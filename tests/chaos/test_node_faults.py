@@ -1,4 +1,5 @@
-"""A kubelet that stops under a running job, and deletion of a job in every phase.
+"""A kubelet that stops under a running job, a kubelet that evicts it for memory
+pressure, and deletion of a job in every phase.
 
 Both on the real node, with the fault tests' own control plane (short node-failure
 timeouts) and an operator process on the host.
@@ -26,6 +27,19 @@ from tests.chaos.throttle import throttled
 pytestmark = [pytest.mark.e2e, pytest.mark.node, pytest.mark.chaos]
 
 _RESUMED = re.compile(r"resuming from \S+/checkpoints/step-(\d+) \(step (\d+)\)")
+#: Steps of a job that must outlive a node fault: the quickstart trains about 37 steps
+#: a second here, and a fault takes up to a minute to play out (a stopped kubelet is
+#: NotReady after 20 s, its pod evicted 10 s later).
+LONG_STEPS = 2400
+#: Kubelet configuration under which the node is always short of memory: the soft
+#: threshold lies above what any running machine has free, so the kubelet evicts its
+#: pods the way it does on a full node, with a grace period for the checkpoint.
+MEMORY_PRESSURE = {
+    "evictionSoft": {"memory.available": "99%"},
+    "evictionSoftGracePeriod": {"memory.available": "0s"},
+    "evictionMaxPodGracePeriod": 60,
+    "evictionPressureTransitionPeriod": "5s",
+}
 
 
 @pytest.fixture
@@ -55,7 +69,7 @@ def test_a_stopped_kubelet_is_named_and_the_replacement_resumes_from_the_checkpo
     quickstart_data: str,
 ) -> None:
     cluster = Cluster(chaos_kube, chaos_namespace)
-    cluster.create(real_manifest(chaos_namespace, "orphaned", 120))
+    cluster.create(real_manifest(chaos_namespace, "orphaned", LONG_STEPS))
     wait_until(lambda: _step(cluster, "orphaned") >= 2, "orphaned reached step 2", 240)
     (first,) = cluster.pods("orphaned")
     chaos_node.stop_kubelet()
@@ -71,10 +85,9 @@ def test_a_stopped_kubelet_is_named_and_the_replacement_resumes_from_the_checkpo
         assert f"pod {first.metadata.name} is not ready" in said["message"]
         evicted = wait_until(
             lambda: (
-                (c := _condition(cluster, "orphaned", "Queued")).get("reason") == "Unschedulable"
-                and c
+                (c := _condition(cluster, "orphaned", "Queued")).get("reason") == "NodeLost" and c
             ),
-            "the evicted pod's replacement waits for a node",
+            "the job says its pod was evicted and waits for the node",
             90,
         )
         assert (
@@ -88,9 +101,59 @@ def test_a_stopped_kubelet_is_named_and_the_replacement_resumes_from_the_checkpo
     wait_until(lambda: cluster.state("orphaned") in ("Succeeded", "Failed"), "orphaned ends", 360)
     status = (cluster.ftj("orphaned") or {})["status"]
     assert status["state"] == "Succeeded", status["conditions"]
-    assert status["progress"]["step"] == 120
+    assert status["progress"]["step"] == LONG_STEPS
     assert status["restarts"] >= 1
     (last,) = cluster.pods("orphaned") or [None]
+    log = cluster.core.read_namespaced_pod_log(last.metadata.name, chaos_namespace)
+    resumed = _RESUMED.search(log)
+    assert resumed and int(resumed.group(2)) >= 2, log[-2000:]
+
+
+def test_a_pod_evicted_for_memory_pressure_is_named_and_the_replacement_resumes(
+    chaos_node: RealNode,
+    chaos_kube: Any,
+    chaos_namespace: str,
+    operator: Process,
+    quickstart_data: str,
+) -> None:
+    cluster = Cluster(chaos_kube, chaos_namespace)
+    manifest = real_manifest(chaos_namespace, "pressed", LONG_STEPS)
+    manifest["spec"]["backoffLimit"] = 0  # an eviction that counted would fail the job
+    cluster.create(manifest)
+    wait_until(lambda: _step(cluster, "pressed") >= 2, "pressed reached step 2", 240)
+    (first,) = cluster.pods("pressed")
+    name = first.metadata.name
+    chaos_node.restart_kubelet(MEMORY_PRESSURE)
+    try:
+        evicted = wait_until(
+            lambda: (
+                (pod := cluster.core.read_namespaced_pod(name, chaos_namespace)).status.reason
+                == "Evicted"
+                and pod
+            ),
+            "the kubelet evicts the trainer pod",
+            180,
+        )
+    finally:
+        chaos_node.restart_kubelet()  # pressure over: the replacement can run
+    assert "low on resource: memory" in evicted.status.message
+
+    wait_until(lambda: cluster.state("pressed") in ("Succeeded", "Failed"), "pressed ends", 360)
+    status = (cluster.ftj("pressed") or {})["status"]
+    assert status["state"] == "Succeeded", status["conditions"]
+    assert status["progress"]["step"] == LONG_STEPS
+    assert status["restarts"] >= 1
+    events = cluster.core.list_namespaced_event(
+        chaos_namespace, field_selector="involvedObject.name=pressed"
+    ).items
+    restarted = [e.message for e in events if e.reason == "TrainerRestarted"]
+    assert any(
+        f"pod {name} was replaced: the kubelet evicted it (The node was low on resource: memory"
+        in message
+        for message in restarted
+    ), [f"{e.reason}: {e.message}" for e in events]
+    # The evicted pods stay (Failed, reason Evicted); the one that finished resumed.
+    (last,) = [p for p in cluster.pods("pressed") if p.status.phase == "Succeeded"]
     log = cluster.core.read_namespaced_pod_log(last.metadata.name, chaos_namespace)
     resumed = _RESUMED.search(log)
     assert resumed and int(resumed.group(2)) >= 2, log[-2000:]
@@ -130,7 +193,8 @@ def test_deleting_a_job_in_any_phase_leaves_no_child_and_no_partial_checkpoint(
             return manifest
 
         queued = kwok_manifest("queued")
-        queued["spec"]["resources"] = {"gpus": 64}  # no node has that many: stays queued
+        # No node has the label: the job stays queued.
+        queued["spec"]["scheduling"] = {"nodeSelector": {"kubetune.io/test-no-such-node": "true"}}
         cluster.create(queued)
         cluster.create(kwok_manifest("pending"))  # KWOK pods run until ended; deleted first
         cluster.create(slow_job("running", 400, 1000))
