@@ -20,18 +20,16 @@ stop.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
 from devenv import build
-from devenv.process import ComponentError, Process, wait_for
+from devenv.process import ComponentError, FileLock, Process, wait_for
 
 #: containerd's namespace for images and containers that the kubelet (CRI) uses.
 K8S_NAMESPACE = "k8s.io"
@@ -113,31 +111,13 @@ class Containerd:
         self.log_file = log_file or state.parent / f"{state.name}.log"
         self.lock_timeout = lock_timeout
         self.proc: Process | None = None
-        self._lock: IO[str] | None = None
+        self.lock = FileLock(self.root.parent / "containerd.lock", f"the image store {self.root}")
 
     def __enter__(self) -> Containerd:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    def _acquire_store(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        lock = (self.root.parent / "containerd.lock").open("w")
-        deadline = time.monotonic() + self.lock_timeout
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    lock.close()
-                    raise ComponentError(
-                        f"the image store {self.root} is in use by another containerd "
-                        f"(another test session or dev cluster) for over {self.lock_timeout:.0f}s"
-                    ) from None
-                time.sleep(1)
-        self._lock = lock
 
     def start(self, timeout: float = 60.0) -> Containerd:
         """Write the config, start containerd and wait until ``ctr version`` answers."""
@@ -146,7 +126,7 @@ class Containerd:
             raise ComponentError(f"binaries missing: {missing}; run `python -m devenv build`")
         if not Path(RUNC).is_file():
             raise ComponentError(f"{RUNC} not found: apt-get install runc (.ci/install-system.sh)")
-        self._acquire_store()
+        self.lock.acquire(self.lock_timeout)
         try:
             self.state.mkdir(parents=True, exist_ok=True)
             self.cni_conf_dir.mkdir(parents=True, exist_ok=True)
@@ -285,10 +265,7 @@ class Containerd:
         _kill_processes_mentioning(str(self.state))
         unmount_below(self.state)
         shutil.rmtree(self.state, ignore_errors=True)
-        if self._lock is not None:
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
-            self._lock.close()
-            self._lock = None
+        self.lock.release()
 
 
 def _kill_processes_mentioning(text: str) -> None:

@@ -54,7 +54,7 @@ import yaml
 from devenv import build, images, network
 from devenv.cluster import ControlPlane
 from devenv.containerd import CNI_BIN_DIR, Containerd, unmount_below
-from devenv.process import ComponentError, Process, free_port, poll, wait_for
+from devenv.process import ComponentError, FileLock, Process, free_port, poll, wait_for
 
 Log = Callable[[str], None]
 
@@ -277,6 +277,8 @@ class RealNode:
         self.log = log
         self.bins = build.node_binaries()
         self.net = network.NodeNetwork()
+        #: One node per machine: its network namespace and addresses are fixed.
+        self.lock = FileLock(build.cache_root() / "locks" / "node.lock", "the real node")
         # Unix sockets (containerd's, the shims') need a short path.
         self.runtime_dir = Path(tempfile.mkdtemp(prefix=RUNTIME_PREFIX, dir="/run"))
         self.logs = workdir / "logs"
@@ -346,6 +348,7 @@ class RealNode:
     def _start(self, deadline: float) -> None:
         self._check_prerequisites()
         self.logs.mkdir(parents=True, exist_ok=True)
+        self.lock.acquire(timeout=600)  # before the network: a second node's is the same
         self.net.create()
         (self.workdir / "cni").mkdir(parents=True, exist_ok=True)
         (self.workdir / "cni" / "10-kubetune.conflist").write_text(json.dumps(cni_config()))
@@ -543,6 +546,7 @@ class RealNode:
         shutil.rmtree(self.runtime_dir, ignore_errors=True)
         with contextlib.suppress(Exception):
             self.cp.request("DELETE", f"/api/v1/nodes/{self.name}")
+        self.lock.release()
 
     # -- conveniences --------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import ctypes
+import fcntl
 import os
 import shutil
 import signal
@@ -27,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Self, TypeVar
+from typing import IO, Self, TypeVar
 
 T = TypeVar("T")
 
@@ -63,6 +64,44 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
     with contextlib.suppress(OSError):  # no glibc: the child just won't follow us out
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class FileLock:
+    """An exclusive ``flock`` on a file, for what one machine has only one of (the
+    image store, the node's network): held from :meth:`acquire` to :meth:`release`,
+    and by the kernel only as long as this process lives."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        self.path = path
+        self.what = what
+        self._file: IO[str] | None = None
+
+    def acquire(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the lock; then raise, naming ``what``."""
+        if self._file is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        file = self.path.open("w")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    file.close()
+                    raise ComponentError(
+                        f"{self.what} is in use by another test session or dev cluster "
+                        f"for over {timeout:.0f}s ({self.path})"
+                    ) from None
+                time.sleep(1)
+        self._file = file
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
 
 
 def log_tail(path: Path, lines: int = 40) -> str:
