@@ -117,6 +117,50 @@ def _explain_release(cp: ControlPlane) -> str:
     return f"{pods}\n{described[-3000:]}\n--- operator log ---\n{operator_log(cp)}"
 
 
+def rollout_status(cp: ControlPlane) -> float:
+    """Wait until every replica of the operator runs the Deployment's newest template and
+    is Available, that is its operator container passed the readiness probe (kopf's
+    health endpoint) in a real container; the seconds that took."""
+    started = time.monotonic()
+    rollout = cp.kubectl(
+        "rollout",
+        "status",
+        OPERATOR,
+        "-n",
+        RELEASE_NAMESPACE,
+        "--timeout=180s",
+        check=False,
+        timeout=200,
+    )
+    if rollout.returncode != 0:
+        raise AssertionError(
+            f"the operator did not become Available:\n{rollout.stderr}\n{_explain_release(cp)}"
+        )
+    return time.monotonic() - started
+
+
+def install_chart(cp: ControlPlane, values: dict[str, Any], directory: Path, *args: str) -> float:
+    """``helm install`` of the chart as :data:`RELEASE` into :data:`RELEASE_NAMESPACE`
+    with ``values`` (written to ``directory``) and ``args``; the seconds until the
+    operator is Available."""
+    started = time.monotonic()
+    helm(
+        "install",
+        RELEASE,
+        str(CHART),
+        "--namespace",
+        RELEASE_NAMESPACE,
+        "--create-namespace",
+        "--values",
+        str(values_file(values, directory)),
+        *args,
+        env=cp.env(),
+        timeout=180,
+    )
+    rollout_status(cp)
+    return time.monotonic() - started
+
+
 @pytest.fixture(scope="package")
 def kubetune_release(
     control_plane: ControlPlane,
@@ -130,37 +174,8 @@ def kubetune_release(
     if crd := os.environ.get("KUBETUNE_E2E_CRD"):
         install_crd(control_plane, Path(crd))
     control_plane.kubectl("apply", "-f", "-", input=json.dumps(OPERATOR_PRIORITY))
-    values = values_file(VALUES, tmp_path_factory.mktemp("release"))
-    env = control_plane.env()
-    started = time.monotonic()
-    helm(
-        "install",
-        RELEASE,
-        str(CHART),
-        "--namespace",
-        RELEASE_NAMESPACE,
-        "--create-namespace",
-        "--values",
-        str(values),
-        *SHARED_CRDS,
-        env=env,
-    )
-    rollout = control_plane.kubectl(
-        "rollout",
-        "status",
-        OPERATOR,
-        "-n",
-        RELEASE_NAMESPACE,
-        "--timeout=180s",
-        check=False,
-        timeout=200,
-    )
-    if rollout.returncode != 0:
-        raise AssertionError(
-            f"the operator did not become Available:\n{rollout.stderr}\n"
-            f"{_explain_release(control_plane)}"
-        )
-    print(f"kubetune installed and Available in {time.monotonic() - started:.1f}s")
+    seconds = install_chart(control_plane, VALUES, tmp_path_factory.mktemp("release"), *SHARED_CRDS)
+    print(f"kubetune installed and Available in {seconds:.1f}s")
     try:
         yield RELEASE
         log = control_plane.kubectl("logs", OPERATOR, "-n", RELEASE_NAMESPACE, timeout=60).stdout
@@ -173,7 +188,7 @@ def kubetune_release(
             "--namespace",
             RELEASE_NAMESPACE,
             "--wait",
-            env=env,
+            env=control_plane.env(),
             timeout=180,
             check=False,
         )

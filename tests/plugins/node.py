@@ -8,8 +8,8 @@ Fixtures:
     in a plugin, its package is the root one: the node starts with the first test that
     uses it and is shared until the session ends. The image store admits one node at a
     time, so the packages that start a node or an installation of their own
-    (``tests/chaos``, ``tests/dev``) come before ``tests/e2e`` in path order; run them
-    before, never after, the node's users in one session.
+    (``tests/chaos``, ``tests/day_two``, ``tests/dev``) come before ``tests/e2e`` in path
+    order; run them before, never after, the node's users in one session.
 
 Every test that uses ``real_node`` is marked ``node`` automatically, so ``-m "not node"``
 deselects the tests that need root, the images and a real container runtime.
