@@ -43,10 +43,10 @@ test-cluster: venv system  ## cluster, S3 and Prometheus tests only
 	$(PYTHON) -m pytest tests/cluster
 
 test-e2e: venv system images  ## end to end on the real node: chart, operator and trainer images, S3
-	KUBETUNE_CHAOS=1 $(PYTHON) -m pytest tests/chaos tests/day_two tests/dev tests/e2e
+	$(PYTHON) -m pytest tests/chaos tests/chart_upgrade tests/day_two tests/dev tests/e2e
 
 chaos: venv system images  ## the seeded chaos run at full size, 50 lifecycles (KUBETUNE_CHAOS_SEED=N replays a run)
-	KUBETUNE_CHAOS=1 KUBETUNE_CHAOS_KWOK_JOBS=47 $(PYTHON) -m pytest tests/chaos/test_chaos.py -s -p no:cacheprovider
+	KUBETUNE_CHAOS_KWOK_JOBS=47 $(PYTHON) -m pytest tests/chaos/test_chaos.py -s -p no:cacheprovider
 
 dev-cluster: venv system images  ## control plane + real node + S3 + operator; prints KUBECONFIG and S3 settings (Ctrl-C stops)
 	$(PYTHON) -m devenv dev

@@ -6,14 +6,10 @@ Nothing starts unless a test asks for a fixture: ``control_plane``/``kube``/``ku
 ``gcs``/``azurite`` (tests/plugins/stores.py), ``mlflow_server`` (tests/plugins/tracking.py),
 ``kueue``/``kueue_namespace`` (tests/plugins/kueue.py).
 
-Not green on this VM yet, so left out of the default run and collected only with
-``KUBETUNE_CHAOS=1`` (``make chaos``, ``make test-e2e``): ``tests/chaos`` (the chaos run
-and the node-fault tests, issue 15).
+The packages that start a real node of their own (``tests/chaos``,
+``tests/chart_upgrade``, ``tests/day_two``, ``tests/dev``) sort before ``tests/e2e``,
+whose node lives until the session ends: the image store admits one node at a time.
 """
-
-import os
-
-collect_ignore = [] if os.environ.get("KUBETUNE_CHAOS") else ["chaos"]
 
 pytest_plugins = [
     "tests.plugins.cluster",

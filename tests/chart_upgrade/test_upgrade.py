@@ -13,7 +13,6 @@ operator never crashed.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +35,11 @@ from tests.chaos.chaos import (
     wait_until,
 )
 from tests.chaos.conftest import kwok_manifest
-from tests.chart import CHART, helm, values_file
+from tests.e2e.conftest import RELEASE, RELEASE_NAMESPACE, helm_release
 from tests.plugins.cluster import make_namespace
 
 pytestmark = [pytest.mark.e2e, pytest.mark.node]
 
-RELEASE = "kubetune"
-RELEASE_NAMESPACE = "kubetune-system"
 #: Values both charts know (everything else: each chart's defaults).
 VALUES: dict[str, Any] = {
     "nodeSelector": REAL_NODE_SELECTOR,
@@ -78,36 +75,6 @@ BEFORE = {
     "failed": "Failed",
     "legacy": "Queued",
 }
-
-
-def _rollout(cp: ControlPlane) -> None:
-    cp.kubectl(
-        "rollout",
-        "status",
-        f"deployment/{RELEASE}",
-        "-n",
-        RELEASE_NAMESPACE,
-        "--timeout=180s",
-        timeout=200,
-    )
-
-
-def _helm(cp: ControlPlane, verb: str, chart: Path, values: Path, *extra: str) -> float:
-    started = time.monotonic()
-    helm(
-        verb,
-        RELEASE,
-        str(chart),
-        "--namespace",
-        RELEASE_NAMESPACE,
-        "--values",
-        str(values),
-        *extra,
-        env=cp.env(),
-        timeout=240,
-    )
-    _rollout(cp)
-    return time.monotonic() - started
 
 
 def _running_pod(cluster: Cluster, name: str) -> str:
@@ -147,14 +114,13 @@ def test_an_upgrade_from_the_previous_release_keeps_every_job(
     request: pytest.FixtureRequest,
 ) -> None:
     cp = upgrade_plane
-    values = values_file(VALUES, tmp_path)
-    seconds = _helm(
+    seconds = helm_release(
         cp,
         "install",
-        release.chart(),
-        values,
-        "--create-namespace",
+        VALUES,
+        tmp_path,
         f"--set=image.tag={release.image_tag()}",
+        chart=release.chart(),
     )
     print(f"previous release {release.PREVIOUS[:7]} installed in {seconds:.1f}s")
     namespace = make_namespace(cp, "upgrade-", request, s3_secret(s3))
@@ -170,7 +136,7 @@ def test_an_upgrade_from_the_previous_release_keeps_every_job(
     before = {name: _reach(cluster, name, state)["status"] for name, state in BEFORE.items()}
     jobs_before = _job_uids(cluster)
 
-    seconds = _helm(cp, "upgrade", CHART, values, "--take-ownership")
+    seconds = helm_release(cp, "upgrade", VALUES, tmp_path, "--take-ownership")
     print(f"upgraded to this chart in {seconds:.1f}s")
 
     crd = cp.kubectl("get", "crd", "finetunejobs.kubetune.io", "-o", "json").stdout

@@ -45,7 +45,7 @@ from devenv.node import REAL_NODE_SELECTOR, REAL_NODE_TOLERATION, RealNode
 from devenv.s3 import S3Server
 from tests.chaos.chaos import AUDIT_POLICY, Cluster, wait_until
 from tests.chaos.conftest import real_manifest
-from tests.e2e.conftest import RELEASE, RELEASE_NAMESPACE, install_chart
+from tests.e2e.conftest import RELEASE, RELEASE_NAMESPACE, helm_release
 from tests.plugins.cluster import make_namespace
 
 NAMESPACE_PREFIX = "day2-"
@@ -125,7 +125,9 @@ def running_pod(cluster: Cluster, name: str) -> str:
 def release(
     day_two_plane: ControlPlane, day_two_node: RealNode, tmp_path_factory: pytest.TempPathFactory
 ) -> str:
-    seconds = install_chart(day_two_plane, VALUES, tmp_path_factory.mktemp("day-two-release"))
+    seconds = helm_release(
+        day_two_plane, "install", VALUES, tmp_path_factory.mktemp("day-two-release")
+    )
     print(f"kubetune installed, two replicas Available, in {seconds:.1f}s")
     return RELEASE
 

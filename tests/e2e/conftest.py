@@ -139,15 +139,22 @@ def rollout_status(cp: ControlPlane) -> float:
     return time.monotonic() - started
 
 
-def install_chart(cp: ControlPlane, values: dict[str, Any], directory: Path, *args: str) -> float:
-    """``helm install`` of the chart as :data:`RELEASE` into :data:`RELEASE_NAMESPACE`
-    with ``values`` (written to ``directory``) and ``args``; the seconds until the
-    operator is Available."""
+def helm_release(
+    cp: ControlPlane,
+    verb: str,
+    values: dict[str, Any],
+    directory: Path,
+    *args: str,
+    chart: Path = CHART,
+) -> float:
+    """``helm install`` (or ``upgrade``: ``verb``) of ``chart`` as :data:`RELEASE` in
+    :data:`RELEASE_NAMESPACE` with ``values`` (written to ``directory``) and ``args``;
+    the seconds until the operator is Available."""
     started = time.monotonic()
     helm(
-        "install",
+        verb,
         RELEASE,
-        str(CHART),
+        str(chart),
         "--namespace",
         RELEASE_NAMESPACE,
         "--create-namespace",
@@ -174,7 +181,9 @@ def kubetune_release(
     if crd := os.environ.get("KUBETUNE_E2E_CRD"):
         install_crd(control_plane, Path(crd))
     control_plane.kubectl("apply", "-f", "-", input=json.dumps(OPERATOR_PRIORITY))
-    seconds = install_chart(control_plane, VALUES, tmp_path_factory.mktemp("release"), *SHARED_CRDS)
+    seconds = helm_release(
+        control_plane, "install", VALUES, tmp_path_factory.mktemp("release"), *SHARED_CRDS
+    )
     print(f"kubetune installed and Available in {seconds:.1f}s")
     try:
         yield RELEASE
