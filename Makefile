@@ -30,21 +30,8 @@ system: venv  ## Debian packages (prometheus, podman, ...) and the test binaries
 images: venv system  ## build the trainer and operator images (podman, cached by input hash) for the real node
 	$(PYTHON) -m devenv images
 
-# `make test` runs two pytest sessions side by side: the tests that start no cluster or
-# node (training on CPU, unit, tools: busy computing) next to those that start control
-# planes, nodes and operators (mostly waiting on them). On two cores that saves a third
-# of the wall time. The first session's report is printed after the second's; both
-# must pass. Every directory of tests/ is in exactly one list (tests/unit/test_makefile.py).
-NODELESS_TESTS := tests/scan tests/tools tests/trainer tests/unit
-CLUSTER_TESTS := tests/chaos tests/chart_upgrade tests/cluster tests/day_two tests/dev tests/e2e
 test: venv system images  ## run the whole test suite (control plane, real node, S3; needs root)
-	@mkdir -p build
-	@$(PYTHON) -m pytest $(NODELESS_TESTS) > build/test-nodeless.log 2>&1 & nodeless=$$!; \
-	$(PYTHON) -m pytest $(CLUSTER_TESTS); cluster=$$?; \
-	wait $$nodeless; nodeless=$$?; \
-	echo "=== $(NODELESS_TESTS) (run alongside) ==="; cat build/test-nodeless.log; \
-	echo "make test: cluster tests exit $$cluster, the others exit $$nodeless"; \
-	test $$cluster -eq 0 && test $$nodeless -eq 0
+	$(PYTHON) -m pytest
 
 test-unit: venv  ## run the unit tests only: Python alone (no cluster, S3, training, tools or network)
 	$(PYTHON) -m pytest tests/unit

@@ -83,20 +83,3 @@ def test_ci_runs_the_makefile_targets_and_no_recipe_of_its_own() -> None:
     assert made == ["venv", "test", "lint"]
     for tool in ("pytest", "ruff", "mypy", "pip", "lint-imports", "kubetune"):
         assert not any(re.search(rf"\b{tool}\b", c) for c in commands), tool
-
-
-def test_make_test_runs_every_test_directory_once() -> None:
-    """``make test`` names its two sessions' directories: a new one must join a list."""
-
-    def listed(variable: str) -> list[str]:
-        found = re.search(rf"^{variable} := (.*)$", MAKEFILE, re.MULTILINE)
-        assert found is not None, variable
-        return found.group(1).split()
-
-    named = listed("NODELESS_TESTS") + listed("CLUSTER_TESTS")
-    with_tests = sorted(
-        f"tests/{d.name}"
-        for d in (ROOT / "tests").iterdir()
-        if d.is_dir() and any(d.glob("test_*.py"))
-    )
-    assert sorted(named) == with_tests
