@@ -10,8 +10,8 @@ What happens (every random choice comes from one seed, printed, so a failure rep
   and evicted (preempted) through the Eviction API.
 * **Faults.** The operator is SIGKILLed every 2-10 s and started again at once;
   kube-apiserver and kube-controller-manager are each restarted a given number of times
-  at random moments within the first minute (while the real-node jobs train), and the
-  run lasts until every restart is done.
+  at random moments within the first 40 s (while the lifecycles are under way), and
+  the run lasts until every restart is done.
 * **Checks afterwards.** Every job ends in the state a fault-free run gives it; no Job
   is created twice (creates per FineTuneJob counted in the API server's audit log); no
   child of a deleted job is left; every status's ``observedGeneration`` equals the
@@ -101,8 +101,9 @@ class Plan:
     real_steps: int = 40
     timeout: float = 600.0
     #: Seconds from the start within which every control-plane restart begins: the
-    #: real-node jobs train for about this long, so the restarts fall under them.
-    restart_window: float = 60.0
+    #: lifecycles (a real-node job starts its trainer and trains in about 30 s) are
+    #: under way that long, so the restarts fall under them.
+    restart_window: float = 40.0
 
     @property
     def lifecycles(self) -> int:

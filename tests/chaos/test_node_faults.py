@@ -61,6 +61,26 @@ def _step(cluster: Cluster, name: str) -> int:
     return int(progress.get("step") or 0)
 
 
+def _resumes_and_trains_on(cluster: Cluster, name: str, *, replaced: str) -> None:
+    """Wait until a replacement of the pod ``replaced`` has resumed from a checkpoint
+    (past step 2, where the fault struck at the earliest) and the job's status shows
+    it training beyond that step. The rest of the run is plain training (the job is
+    deleted with the test's namespace)."""
+
+    def resumed_at() -> int | None:
+        for pod in cluster.pods(name):
+            if pod.metadata.name == replaced or pod.status.phase != "Running":
+                continue
+            log = cluster.core.read_namespaced_pod_log(pod.metadata.name, cluster.namespace)
+            if found := _RESUMED.search(log):
+                return int(found.group(2))
+        return None
+
+    step = wait_until(resumed_at, f"a replacement of {replaced} resumes", 360)
+    assert step >= 2
+    wait_until(lambda: _step(cluster, name) > step, f"{name} trains on past step {step}", 120)
+
+
 def test_a_stopped_kubelet_is_named_and_the_replacement_resumes_from_the_checkpoint(
     chaos_node: RealNode,
     chaos_kube: Any,
@@ -98,15 +118,7 @@ def test_a_stopped_kubelet_is_named_and_the_replacement_resumes_from_the_checkpo
         chaos_node.start_kubelet()
     # Back, the kubelet stops the evicted pod's container (SIGTERM: a checkpoint), and
     # the replacement resumes from it.
-    wait_until(lambda: cluster.state("orphaned") in ("Succeeded", "Failed"), "orphaned ends", 360)
-    status = (cluster.ftj("orphaned") or {})["status"]
-    assert status["state"] == "Succeeded", status["conditions"]
-    assert status["progress"]["step"] == LONG_STEPS
-    assert status["restarts"] >= 1
-    (last,) = cluster.pods("orphaned") or [None]
-    log = cluster.core.read_namespaced_pod_log(last.metadata.name, chaos_namespace)
-    resumed = _RESUMED.search(log)
-    assert resumed and int(resumed.group(2)) >= 2, log[-2000:]
+    _resumes_and_trains_on(cluster, "orphaned", replaced=first.metadata.name)
 
 
 def test_a_pod_evicted_for_memory_pressure_is_named_and_the_replacement_resumes(
@@ -138,10 +150,9 @@ def test_a_pod_evicted_for_memory_pressure_is_named_and_the_replacement_resumes(
         chaos_node.restart_kubelet()  # pressure over: the replacement can run
     assert "low on resource: memory" in evicted.status.message
 
-    wait_until(lambda: cluster.state("pressed") in ("Succeeded", "Failed"), "pressed ends", 360)
+    _resumes_and_trains_on(cluster, "pressed", replaced=name)
     status = (cluster.ftj("pressed") or {})["status"]
-    assert status["state"] == "Succeeded", status["conditions"]
-    assert status["progress"]["step"] == LONG_STEPS
+    assert status["state"] == "Running", status["conditions"]
     assert status["restarts"] >= 1
     events = cluster.core.list_namespaced_event(
         chaos_namespace, field_selector="involvedObject.name=pressed"
@@ -152,11 +163,6 @@ def test_a_pod_evicted_for_memory_pressure_is_named_and_the_replacement_resumes(
         in message
         for message in restarted
     ), [f"{e.reason}: {e.message}" for e in events]
-    # The evicted pods stay (Failed, reason Evicted); the one that finished resumed.
-    (last,) = [p for p in cluster.pods("pressed") if p.status.phase == "Succeeded"]
-    log = cluster.core.read_namespaced_pod_log(last.metadata.name, chaos_namespace)
-    resumed = _RESUMED.search(log)
-    assert resumed and int(resumed.group(2)) >= 2, log[-2000:]
 
 
 def _incomplete_checkpoints(keys: list[str]) -> list[str]:

@@ -18,7 +18,6 @@ import re
 from typing import Any
 
 import pytest
-from kubernetes import client
 
 from tests import argocd_health
 from tests.e2e.conftest import BUCKET, E2E
@@ -88,31 +87,6 @@ def test_apply_trains_to_success_with_progress_and_the_adapter_in_s3(e2e: E2E) -
         "Healthy",
         rf"Succeeded: training finished at step 120; adapter at {output}",
     )
-
-
-def test_evicted_pod_is_replaced_and_resumes_from_the_s3_checkpoint(e2e: E2E) -> None:
-    manifest = e2e.manifest("preempt", maxSteps=120)
-    manifest["spec"]["checkpoints"] = {"intervalSteps": 1000}  # only the SIGTERM checkpoint
-    manifest["spec"]["backoffLimit"] = 0  # an eviction that counted would fail the job
-    e2e.create(manifest)
-    first = _running_pod(e2e, "preempt", min_step=2)
-    eviction = client.V1Eviction(
-        metadata=client.V1ObjectMeta(name=first["metadata"]["name"], namespace=e2e.namespace)
-    )
-    e2e.core.create_namespaced_pod_eviction(first["metadata"]["name"], e2e.namespace, eviction)
-
-    status = e2e.wait_state("preempt", "Succeeded", "Failed", timeout=300)["status"]
-    assert status["state"] == "Succeeded", _conditions({"status": status})
-    assert status["progress"]["step"] == 120
-    assert status["restarts"] == 1
-
-    pods = e2e.pods("preempt")
-    assert first["metadata"]["uid"] not in {p["metadata"]["uid"] for p in pods}
-    assert [p["status"]["phase"] for p in pods] == ["Succeeded"]
-    resumed = _RESUMED.search(e2e.pod_log(pods[0]))
-    assert resumed, "the replacement pod resumed from a checkpoint"
-    assert resumed.group(1).startswith(f"{e2e.output_uri('preempt')}/checkpoints/")
-    assert 2 <= int(resumed.group(3)) < 120
 
 
 def test_bad_dataset_fails_at_once_with_the_trainers_reason(e2e: E2E) -> None:
