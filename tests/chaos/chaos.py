@@ -98,7 +98,10 @@ class Plan:
     real_jobs: int = 3
     restarts_each: int = 2
     kill_interval: tuple[float, float] = (2.0, 10.0)
-    real_steps: int = 40
+    #: Enough steps that a job is still training when the run suspends or evicts it,
+    #: also at full size (50 lifecycles on two cores: 40 steps were over before the
+    #: run saw step 2).
+    real_steps: int = 600
     timeout: float = 600.0
     #: Seconds from the start within which every control-plane restart begins: the
     #: lifecycles (a real-node job starts its trainer and trains in about 30 s) are
