@@ -247,6 +247,20 @@ class Cluster:
         ftj = self.ftj(name)
         return (ftj or {}).get("status", {}).get("state")
 
+    def condition(self, name: str, kind: str) -> dict[str, Any]:
+        """The job's condition of type ``kind`` (empty while it has none)."""
+        conditions = ((self.ftj(name) or {}).get("status") or {}).get("conditions") or []
+        return next((c for c in conditions if c["type"] == kind), {})
+
+    def running_pod(self, name: str, timeout: float = 240.0) -> str:
+        """The name of the job's Running trainer pod, once there is one."""
+
+        def running() -> str | None:
+            pods = [p for p in self.pods(name) if p.status.phase == "Running"]
+            return pods[0].metadata.name if pods else None
+
+        return wait_until(running, f"{name} has a Running pod", timeout)
+
     def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
         retry(
             lambda: self.custom.patch_namespaced_custom_object(
@@ -416,13 +430,6 @@ class Run:
 
     # -- lifecycles --------------------------------------------------------------------------
 
-    def _running_pod(self, job: Job, timeout: float) -> Any:
-        def running() -> Any | None:
-            pods = [p for p in self.cluster.pods(job.name) if p.status.phase == "Running"]
-            return pods[0] if pods else None
-
-        return wait_until(running, f"{job.name} has a running pod", timeout)
-
     def _progress(self, job: Job, step: int, timeout: float) -> None:
         def reached() -> bool:
             ftj = self.cluster.ftj(job.name) or {}
@@ -450,18 +457,18 @@ class Run:
                     self._suspend_and_resume(job, timeout)
                 elif job.scenario == "preempt":
                     self._progress(job, 2, timeout)
-                    self.cluster.evict(self._running_pod(job, timeout).metadata.name)
+                    self.cluster.evict(self.cluster.running_pod(job.name, timeout))
                 return
-            pod = self._running_pod(job, timeout)
+            pod = self.cluster.running_pod(job.name, timeout)
             if job.scenario == "fail":
-                self.cluster.end_kwok_trainer(pod.metadata.name, "Failed", 3, FAILURE_SUMMARY)
+                self.cluster.end_kwok_trainer(pod, "Failed", 3, FAILURE_SUMMARY)
             elif job.scenario == "delete":
                 self.cluster.delete(job.name)
             else:
                 if job.scenario == "suspend":
                     self._suspend_and_resume(job, timeout)
-                    pod = self._running_pod(job, timeout)
-                self.cluster.end_kwok_trainer(pod.metadata.name, "Succeeded", 0, SUCCESS_SUMMARY)
+                    pod = self.cluster.running_pod(job.name, timeout)
+                self.cluster.end_kwok_trainer(pod, "Succeeded", 0, SUCCESS_SUMMARY)
         except Exception as error:  # a lifecycle that could not be driven is "lost"
             job.error = f"{type(error).__name__}: {error}"
 

@@ -52,20 +52,17 @@ VALUES: dict[str, Any] = {
 #: A label no node has: a job that asks for it stays queued.
 NOWHERE = {"scheduling": {"nodeSelector": {"kubetune.io/test-no-such-node": "true"}}}
 #: A GRPO job in the previous API: the reward model was ``reward.modelUri``.
-LEGACY: dict[str, Any] = {
-    "apiVersion": "kubetune.io/v1alpha1",
-    "kind": "FineTuneJob",
-    "metadata": {"name": "legacy"},
-    "spec": {
-        "method": "grpo",
-        "model": {"uri": "hf://org/model"},
-        "reward": {"modelUri": "s3://models/reward"},
-        "dataset": {"train": {"uri": "s3://data/prompts.jsonl", "format": "promptCompletion"}},
-        "output": {"uri": "s3://models/legacy"},
-        "resources": {"gpus": 1},
-        **NOWHERE,
+LEGACY = merge(
+    kwok_manifest("legacy"),
+    {
+        "spec": {
+            "method": "grpo",
+            "reward": {"modelUri": "s3://models/reward"},
+            "dataset": {"train": {"format": "promptCompletion"}},
+            **NOWHERE,
+        }
     },
-}
+)
 #: The state each job holds before the upgrade.
 BEFORE = {
     "queued": "Queued",
@@ -75,19 +72,6 @@ BEFORE = {
     "failed": "Failed",
     "legacy": "Queued",
 }
-
-
-def _running_pod(cluster: Cluster, name: str) -> str:
-    def running() -> str | None:
-        pods = [p for p in cluster.pods(name) if p.status.phase == "Running"]
-        return pods[0].metadata.name if pods else None
-
-    return wait_until(running, f"{name} has a Running pod", 120)
-
-
-def _condition(ftj: dict[str, Any], kind: str) -> dict[str, Any]:
-    conditions = (ftj.get("status") or {}).get("conditions") or []
-    return next((c for c in conditions if c["type"] == kind), {})
 
 
 def _job_uids(cluster: Cluster) -> dict[str, str]:
@@ -131,8 +115,8 @@ def test_an_upgrade_from_the_previous_release_keeps_every_job(
         cluster.create(kwok_manifest(name))
     cluster.create(merge(kwok_manifest("suspended"), {"spec": {"suspend": True}}))
     cluster.create(LEGACY)
-    cluster.end_kwok_trainer(_running_pod(cluster, "succeeded"), "Succeeded", 0, SUCCESS_SUMMARY)
-    cluster.end_kwok_trainer(_running_pod(cluster, "failed"), "Failed", 3, FAILURE_SUMMARY)
+    cluster.end_kwok_trainer(cluster.running_pod("succeeded"), "Succeeded", 0, SUCCESS_SUMMARY)
+    cluster.end_kwok_trainer(cluster.running_pod("failed"), "Failed", 3, FAILURE_SUMMARY)
     before = {name: _reach(cluster, name, state)["status"] for name, state in BEFORE.items()}
     jobs_before = _job_uids(cluster)
 
@@ -147,10 +131,7 @@ def test_an_upgrade_from_the_previous_release_keeps_every_job(
 
     # The new operator judges the old-API job by the new API: refused, saying what to do.
     accepted = wait_until(
-        lambda: (
-            (c := _condition(cluster.ftj("legacy") or {}, "Accepted")).get("status") == "False"
-            and c
-        ),
+        lambda: (c := cluster.condition("legacy", "Accepted")).get("status") == "False" and c,
         "the new operator marks the old-API job",
         120,
     )
@@ -165,10 +146,10 @@ def test_an_upgrade_from_the_previous_release_keeps_every_job(
     assert (cluster.ftj("queued") or {})["status"]["state"] == "Queued"
     running = _reach(cluster, "running", "Running")["status"]
     assert running["startTime"] == before["running"]["startTime"]
-    cluster.end_kwok_trainer(_running_pod(cluster, "running"), "Succeeded", 0, SUCCESS_SUMMARY)
+    cluster.end_kwok_trainer(cluster.running_pod("running"), "Succeeded", 0, SUCCESS_SUMMARY)
     _reach(cluster, "running", "Succeeded")
     cluster.patch_spec("suspended", {"suspend": False})
-    cluster.end_kwok_trainer(_running_pod(cluster, "suspended"), "Succeeded", 0, SUCCESS_SUMMARY)
+    cluster.end_kwok_trainer(cluster.running_pod("suspended"), "Succeeded", 0, SUCCESS_SUMMARY)
     _reach(cluster, "suspended", "Succeeded")
 
     jobs_after = _job_uids(cluster)

@@ -43,7 +43,7 @@ from devenv.cluster import TEST_PHASE_ANNOTATION, ControlPlane
 from devenv.dev import s3_secret
 from devenv.node import REAL_NODE_SELECTOR, REAL_NODE_TOLERATION, RealNode
 from devenv.s3 import S3Server
-from tests.chaos.chaos import AUDIT_POLICY, Cluster, wait_until
+from tests.chaos.chaos import AUDIT_POLICY, Cluster
 from tests.chaos.conftest import real_manifest
 from tests.e2e.conftest import RELEASE, RELEASE_NAMESPACE, helm_release
 from tests.plugins.cluster import make_namespace
@@ -109,16 +109,6 @@ def operator_pods(kube: Any, *, terminating: bool = False, ready: bool = False) 
 
 def _ready(pod: Any) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
-
-
-def running_pod(cluster: Cluster, name: str) -> str:
-    """The name of the job's Running trainer pod, once there is one."""
-
-    def running() -> str | None:
-        pods = [p for p in cluster.pods(name) if p.status.phase == "Running"]
-        return pods[0].metadata.name if pods else None
-
-    return wait_until(running, f"{name} has a Running pod", 240)
 
 
 @pytest.fixture(scope="package")

@@ -32,7 +32,7 @@ from kubetune_contract.api import KIND
 from tests.chaos.chaos import FAILURE_SUMMARY, SUCCESS_SUMMARY, Cluster, creates_per_job, wait_until
 from tests.chaos.conftest import kwok_manifest
 from tests.chart import CHART, helm
-from tests.day_two.conftest import TRAINER, operator_pods, running_pod, start_trainer
+from tests.day_two.conftest import TRAINER, operator_pods, start_trainer
 from tests.e2e.conftest import OPERATOR, RELEASE, RELEASE_NAMESPACE, rollout_status
 
 pytestmark = [pytest.mark.e2e, pytest.mark.node]
@@ -109,7 +109,7 @@ def test_rolling_and_scaling_the_operator_loses_no_progress_job_or_event(
     start_trainer(cluster)
     for name in KWOK_ENDINGS:
         cluster.create(kwok_manifest(name))
-    pods = {name: running_pod(cluster, name) for name in KWOK_ENDINGS}
+    pods = {name: cluster.running_pod(name) for name in KWOK_ENDINGS}
     wait_until(lambda: cluster.state(TRAINER) == "Running", f"{TRAINER} is Running", 240)
     endings = iter(KWOK_ENDINGS.items())
     replaced = operator_pods(day_two_kube)

@@ -34,7 +34,7 @@ from devenv.s3 import S3Server
 from tests.chaos.chaos import Cluster, wait_until
 from tests.chaos.conftest import kwok_manifest, output_uri, s3_keys
 from tests.chart import helm
-from tests.day_two.conftest import TRAINER, operator_pods, running_pod, start_trainer
+from tests.day_two.conftest import TRAINER, operator_pods, start_trainer
 from tests.e2e.conftest import RELEASE, RELEASE_NAMESPACE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.node]
@@ -74,8 +74,8 @@ def test_uninstall_leaves_no_finalizer_and_a_job_and_its_namespace_can_be_delete
     older = kwok_manifest(OLDER)
     older["metadata"]["finalizers"] = [OLD_FINALIZER]
     cluster.create(older)
-    running_pod(cluster, OLDER)
-    trainer_pod = running_pod(cluster, TRAINER)
+    cluster.running_pod(OLDER)
+    trainer_pod = cluster.running_pod(TRAINER)
     wait_until(
         lambda: ((cluster.ftj(TRAINER) or {}).get("status") or {}).get("progress", {}).get("step"),
         f"{TRAINER} has progress",
