@@ -139,8 +139,11 @@ def test_wandb_offline_writes_its_run_files(
     import wandb
 
     # transformers leaves the run open for the process's exit to finish (a pod's trainer
-    # exits after training); this process goes on, so it finishes the run as exit would.
+    # exits after training); this process goes on, so it does what exit does: finish the
+    # run and stop W&B's service. finish() alone returns before the service has flushed
+    # the run file (under load the file held no whole record yet); teardown waits for it.
     wandb.finish()
+    wandb.teardown()
     (run_dir,) = (tmp_path / "wandb-dir" / "wandb").glob("offline-run-*")
     (run_file,) = run_dir.glob("run-*.wandb")  # what `wandb sync` uploads later
     records = list(_wandb_records(run_file))
