@@ -9,6 +9,12 @@ import yaml
 from devenv.dev import EXAMPLES
 from devenv.node import REAL_NODE_SELECTOR, REAL_NODE_TOLERATION
 
+#: Steps for a job that a test interrupts mid-training (suspend, preemption, eviction) and
+#: then lets finish. The quickstart trains 15-37 steps a second on an idle machine and a
+#: progress write can lag by seconds, so a 120-step job finished before its suspend landed
+#: (8 s from start to step 120) and a 40-step one before the chaos run saw step 2.
+INTERRUPTIBLE_STEPS = 600
+
 
 def quickstart_on_real_node(name: str, output_uri: str, **training: Any) -> dict[str, Any]:
     """``examples/quickstart-cluster.yaml`` made small (batch 4, a log line a step),

@@ -47,6 +47,7 @@ from devenv.cluster import (
 from devenv.process import ComponentError, Process
 from kubetune.render.labels import JOB_LABEL
 from kubetune_contract.api import GROUP, PLURAL, VERSION
+from tests.cases.jobs import INTERRUPTIBLE_STEPS
 
 T = TypeVar("T")
 
@@ -101,7 +102,7 @@ class Plan:
     #: Enough steps that a job is still training when the run suspends or evicts it,
     #: also at full size (50 lifecycles on two cores: 40 steps were over before the
     #: run saw step 2).
-    real_steps: int = 600
+    real_steps: int = INTERRUPTIBLE_STEPS
     timeout: float = 600.0
     #: Seconds from the start within which every control-plane restart begins: the
     #: lifecycles (a real-node job starts its trainer and trains in about 30 s) are

@@ -24,6 +24,7 @@ from devenv.images import TRAINER
 from devenv.node import GPU_RESOURCE, REAL_NODE_SELECTOR, REAL_NODE_TOLERATION
 from devenv.process import Process
 from tests import argocd_health
+from tests.cases.jobs import INTERRUPTIBLE_STEPS
 from tests.cluster import external
 from tests.e2e.conftest import E2E
 from tests.plugins.kueue import Apply
@@ -147,7 +148,7 @@ def test_preempted_by_a_higher_priority_workload_resumes_from_its_checkpoint(
     control_plane.kubectl("label", "namespace", e2e.namespace, *labels)
     apply(_queue(e2e.namespace, secrets.token_hex(2)))
 
-    manifest = e2e.manifest("low", maxSteps=120)
+    manifest = e2e.manifest("low", maxSteps=INTERRUPTIBLE_STEPS)
     manifest["spec"]["resources"] |= {"gpus": 1}
     manifest["spec"]["scheduling"] |= {"queueName": QUEUE, "priorityClassName": priorities["low"]}
     manifest["spec"]["checkpoints"] = {"intervalSteps": 1000}  # only the SIGTERM checkpoint
@@ -182,14 +183,14 @@ def test_preempted_by_a_higher_priority_workload_resumes_from_its_checkpoint(
     checkpoints = [k for k in e2e.s3_keys(e2e.output_uri("low")) if k.startswith("checkpoints/")]
     assert checkpoints, f"a checkpoint was uploaded before the pod stopped:\n{first_log[-2000:]}"
 
-    status = e2e.wait_state("low", "Succeeded", "Failed", timeout=400)["status"]
+    status = e2e.wait_state("low", "Succeeded", "Failed", timeout=600)["status"]
     assert status["state"] == "Succeeded", status["conditions"]
-    assert status["progress"]["step"] == 120
+    assert status["progress"]["step"] == INTERRUPTIBLE_STEPS
     pods = e2e.pods("low")
     assert first["metadata"]["uid"] not in {p["metadata"]["uid"] for p in pods}
     resumed = _RESUMED.search(e2e.pod_log(pods[-1]))
     assert resumed, "the re-admitted pod resumed from the checkpoint"
     assert resumed.group(1).startswith(f"{e2e.output_uri('low')}/checkpoints/")
-    assert 2 <= int(resumed.group(3)) < 120
+    assert 2 <= int(resumed.group(3)) < INTERRUPTIBLE_STEPS
     urgent = control_plane.request("GET", f"/apis/batch/v1/namespaces/{e2e.namespace}/jobs/urgent")
     assert urgent["status"].get("succeeded") == 1, "the higher-priority Job ran in between"

@@ -5,10 +5,10 @@ containers on a real kubelet node, S3.
 Each test applies a small version of ``examples/quickstart-cluster.yaml`` (the tiny
 built-in model, LoRA, batch 4, a few dozen steps) and watches what a user would: the
 FineTuneJob's status, the pods, the container logs (``kubectl logs``) and the output
-bucket. A step takes ~0.05 s on an idle CPU and ten times that on a busy one, so step
-counts are chosen for the fast case: the jobs interrupted mid-training get 120 steps and
-are interrupted from step 2 on, which leaves seconds of training to interrupt even when
-nothing else runs.
+bucket. A step takes ~0.03-0.07 s on an idle CPU and ten times that on a busy one, so
+step counts are chosen for the fast case: a job interrupted mid-training gets
+``INTERRUPTIBLE_STEPS`` and is interrupted from step 2 on, which leaves seconds of
+training to interrupt even when nothing else runs.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests import argocd_health
+from tests.cases.jobs import INTERRUPTIBLE_STEPS
 from tests.e2e.conftest import BUCKET, E2E
 
 pytestmark = pytest.mark.e2e
@@ -136,7 +137,7 @@ def test_a_memory_limit_too_small_fails_naming_the_oom_kill_and_the_field(e2e: E
 
 
 def test_suspend_checkpoints_and_stops_then_resume_continues(e2e: E2E) -> None:
-    manifest = e2e.manifest("pause", maxSteps=120)
+    manifest = e2e.manifest("pause", maxSteps=INTERRUPTIBLE_STEPS)
     manifest["spec"]["checkpoints"] = {"intervalSteps": 1000}
     e2e.create(manifest)
     first = _running_pod(e2e, "pause", min_step=2)
@@ -157,14 +158,14 @@ def test_suspend_checkpoints_and_stops_then_resume_continues(e2e: E2E) -> None:
     assert checkpoints, f"a checkpoint was saved before the pod stopped:\n{first_log[-2000:]}"
 
     e2e.patch_spec("pause", {"suspend": False})
-    status = e2e.wait_state("pause", "Succeeded", "Failed", timeout=300)["status"]
+    status = e2e.wait_state("pause", "Succeeded", "Failed", timeout=600)["status"]
     assert status["state"] == "Succeeded", _conditions({"status": status})
-    assert status["progress"]["step"] == 120
+    assert status["progress"]["step"] == INTERRUPTIBLE_STEPS
     assert status["restarts"] == 0, "a suspend is not a restart"
     pods = e2e.pods("pause")
     resumed = _RESUMED.search(e2e.pod_log(pods[-1]))
     assert resumed, "the resumed pod continued from the checkpoint"
-    assert 2 <= int(resumed.group(3)) < 120
+    assert 2 <= int(resumed.group(3)) < INTERRUPTIBLE_STEPS
 
 
 def test_two_nodes_train_together_over_the_pod_network(e2e: E2E) -> None:
