@@ -9,6 +9,7 @@ import pytest
 
 from kubetune.cli import main
 from kubetune.estimate.hardware import GPUS, flops_per_token
+from kubetune.estimate.host import quantity_bytes, quantity_millicpus
 from kubetune.estimate.memory import GIB, estimate_memory, lora_parameters
 from kubetune.estimate.report import estimate, render, training_tokens
 from kubetune.estimate.shapes import CATALOG, ModelShape, catalog_key, load_shape
@@ -158,3 +159,16 @@ def test_the_report_prints_the_pod_requests_the_operator_renders() -> None:
     assert f"cpu {requests['cpu']}, host memory {requests['memory']}" in text
     given = _spec(resources={"cpu": "3", "memory": "7Gi"})
     assert "cpu 3, host memory 7Gi" in render(estimate(LLAMA_8B, given), "hf://x")
+
+
+@pytest.mark.parametrize(
+    ("quantity", "millicpus"), [("500m", 500), ("1.5", 1500), ("8", 8000), ("0.1", 100)]
+)
+def test_cpu_quantities_are_read_in_millicores(quantity: str, millicpus: int) -> None:
+    assert quantity_millicpus(quantity) == millicpus
+
+
+def test_a_quantity_that_is_not_one_names_its_kind() -> None:
+    with pytest.raises(ValueError, match="not a CPU quantity: '2 cores'"):
+        quantity_millicpus("2 cores")
+    assert quantity_bytes("8Gi") == 8 * GIB and quantity_bytes("1500m") == 2

@@ -292,6 +292,18 @@ def test_cpu_and_memory_are_requested_even_when_the_spec_leaves_them_unset() -> 
     assert given["limits"]["memory"] == "40Gi"
 
 
+def test_torch_threads_follow_the_cpu_request_unless_the_author_sets_them() -> None:
+    # Unset, 500m per process: one thread each, not one per core of the node.
+    assert env(render({"resources": {"gpus": 1}}))["OMP_NUM_THREADS"] == "1"
+    assert env(render({"resources": {"gpus": 8}}))["OMP_NUM_THREADS"] == "1"
+    # Requested cores are shared among the pod's processes, in whole cores.
+    assert env(render({"resources": {"gpus": 4, "cpu": "18"}}))["OMP_NUM_THREADS"] == "4"
+    assert env(render({"resources": {"gpus": 0, "cpu": "3500m"}}))["OMP_NUM_THREADS"] == "3"
+    given = render({"env": [{"name": "OMP_NUM_THREADS", "value": "12"}]})
+    names = [variable["name"] for variable in container(given)["env"]]
+    assert names.count("OMP_NUM_THREADS") == 1 and env(given)["OMP_NUM_THREADS"] == "12"
+
+
 def test_pvc_uris_mount_their_claims_and_only_the_output_is_writable() -> None:
     children = render(
         {

@@ -33,6 +33,11 @@ XDG_CACHE_HOME = "XDG_CACHE_HOME"
 HF_HOME = "HF_HOME"
 TRITON_CACHE_DIR = "TRITON_CACHE_DIR"
 
+#: PyTorch's CPU threads per process: rendered from the CPU request
+#: (``kubetune.estimate.host.threads_per_process``) unless ``spec.env`` sets it, the one
+#: default an author may override (a job on dedicated cores wants more threads).
+OMP_NUM_THREADS = "OMP_NUM_THREADS"
+
 OPERATOR_OWNED_PREFIXES: tuple[str, ...] = (KUBETUNE_PREFIX, TORCHRUN_PREFIX)
 OPERATOR_OWNED_NAMES: tuple[str, ...] = (HOME, XDG_CACHE_HOME, HF_HOME, TRITON_CACHE_DIR)
 

@@ -8,8 +8,16 @@ render always requests something, derived from the job:
 * **CPU**: :data:`MILLICPUS_PER_PROCESS` per training process (one per GPU, one on CPU).
   A floor, not a reservation: enough to be scheduled on any node and to get a fair share
   when the node is busy (the kernel weighs CPU by requests), while CPU is never limited,
-  so a process uses every idle core. A platform that dedicates cores to data loading
+  so data loader workers use idle cores. A platform that dedicates cores to data loading
   sets ``resources.cpu`` (4-8 per GPU is common).
+* **Threads**: PyTorch's CPU thread pools follow the request
+  (:func:`threads_per_process`, rendered as ``OMP_NUM_THREADS``). Left alone, every
+  process starts one thread per core of the *node*, and the processes of several pods
+  on one node oversubscribe it: two quickstart trainers side by side on two cores took
+  40 s with PyTorch's default against 13 s with one thread each, while one alone trains
+  about as fast with one thread as with two (torchrun sets one for the same reason). A
+  CPU job that should use more cores requests them with ``resources.cpu``, or sets
+  ``OMP_NUM_THREADS`` in ``spec.env``.
 * **Memory**, per process: the Python, PyTorch and CUDA host runtime
   (:data:`RUNTIME_BYTES`) plus what loading the base model holds in host memory. On a
   GPU, transformers reads the safetensors one shard at a time and moves each to the
@@ -55,15 +63,25 @@ _SUFFIXES = {
 }
 
 
-def quantity_bytes(quantity: str) -> int:
-    """Bytes of a Kubernetes memory quantity (``"8Gi"``, ``"512M"``, ``"1e9"`` aside)."""
+def _quantity(quantity: str, kind: str) -> float:
+    """The value of a Kubernetes quantity (``"8Gi"``, ``"500m"``; ``"1e9"`` aside)."""
     match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)(m|[kMGTPE]i?)?", quantity)
     if match is None:
-        raise ValueError(f"not a memory quantity: {quantity!r}")
+        raise ValueError(f"not a {kind} quantity: {quantity!r}")
     number, suffix = match.groups()
-    if suffix == "m":  # millibytes: legal, and never meant
-        return math.ceil(float(number) / 1000)
-    return math.ceil(float(number) * _SUFFIXES[suffix or ""])
+    if suffix == "m":  # millicores; for memory millibytes: legal, and never meant
+        return float(number) / 1000
+    return float(number) * _SUFFIXES[suffix or ""]
+
+
+def quantity_bytes(quantity: str) -> int:
+    """Bytes of a Kubernetes memory quantity, rounded up."""
+    return math.ceil(_quantity(quantity, "memory"))
+
+
+def quantity_millicpus(quantity: str) -> int:
+    """Millicores of a Kubernetes CPU quantity (``"500m"``, ``"1.5"``, ``"8"``), rounded up."""
+    return math.ceil(round(_quantity(quantity, "CPU") * 1000, 6))
 
 
 def processes(spec: FineTuneJobSpec) -> int:
@@ -81,6 +99,13 @@ def cpu_request(spec: FineTuneJobSpec) -> str:
     """The CPU request of one pod of ``spec`` (see the module docstring)."""
     millis = MILLICPUS_PER_PROCESS * processes(spec)
     return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
+
+
+def threads_per_process(spec: FineTuneJobSpec) -> int:
+    """PyTorch CPU threads for each training process: the pod's CPU request (given or
+    derived) shared among its processes in whole cores, at least one."""
+    millicpus = quantity_millicpus(spec.resources.cpu or cpu_request(spec))
+    return max(1, millicpus // (1000 * processes(spec)))
 
 
 def host_memory_bytes(spec: FineTuneJobSpec, shape: ModelShape | None) -> int:

@@ -121,7 +121,16 @@ def _env(job: FineTuneJob, options: RenderOptions) -> list[dict[str, Any]]:
         for index, secret in enumerate(credential_secrets(job))
     ]
     user = [variable.to_wire() for variable in job.spec.env]
-    return fixed + mounted + _distributed_env(job) + user
+    return fixed + mounted + _distributed_env(job) + _threads_env(job) + user
+
+
+def _threads_env(job: FineTuneJob) -> list[dict[str, Any]]:
+    """``OMP_NUM_THREADS`` from the CPU request (:func:`host.threads_per_process` says
+    why), unless the author set it in ``spec.env``."""
+    if any(variable.name == environment.OMP_NUM_THREADS for variable in job.spec.env):
+        return []
+    threads = host.threads_per_process(job.spec)
+    return [{"name": environment.OMP_NUM_THREADS, "value": str(threads)}]
 
 
 def _resources(job: FineTuneJob) -> dict[str, dict[str, str]]:
