@@ -50,7 +50,8 @@ test-e2e: venv system images  ## end to end on the real node: chart, operator an
 	$(PYTHON) -m pytest tests/chaos tests/chart_upgrade tests/day_two tests/dev tests/e2e
 
 chaos: venv system images  ## the seeded chaos run at full size, 50 lifecycles (KUBETUNE_CHAOS_SEED=N replays a run)
-	KUBETUNE_CHAOS_KWOK_JOBS=47 $(PYTHON) -m pytest tests/chaos/test_chaos.py -s -p no:cacheprovider
+	KUBETUNE_CHAOS_KWOK_JOBS=47 KUBETUNE_CHAOS_REAL_STEPS=6000 \
+		$(PYTHON) -m pytest tests/chaos/test_chaos.py -s -p no:cacheprovider
 
 dev-cluster: venv system images  ## control plane + real node + S3 + operator; prints KUBECONFIG and S3 settings (Ctrl-C stops)
 	$(PYTHON) -m devenv dev

@@ -99,9 +99,10 @@ class Plan:
     real_jobs: int = 3
     restarts_each: int = 2
     kill_interval: tuple[float, float] = (2.0, 10.0)
-    #: Enough steps that a job is still training when the run suspends or evicts it,
-    #: also at full size (50 lifecycles on two cores: 40 steps were over before the
-    #: run saw step 2).
+    #: Enough steps that a job is still training when the run suspends or evicts it.
+    #: Both the step the run waits for (status.progress) and the suspend go through an
+    #: operator that is SIGKILLed every few seconds, so the bigger the run, the later they
+    #: land: at full size (50 lifecycles) 600 steps, 12 s of training, were over first.
     real_steps: int = INTERRUPTIBLE_STEPS
     timeout: float = 600.0
     #: Seconds from the start within which every control-plane restart begins: the

@@ -1,8 +1,9 @@
 """The seeded chaos run (:mod:`tests.chaos.chaos`) at the size ``make test`` affords.
 
 ``make chaos`` runs the same test bigger (``KUBETUNE_CHAOS_KWOK_JOBS=47``: 50 lifecycles
-with the three real-node trainer jobs). ``KUBETUNE_CHAOS_SEED`` replays a run; without
-it the seed is random and printed.
+with the three real-node trainer jobs, which train ``KUBETUNE_CHAOS_REAL_STEPS=6000``
+steps so that they still train when the busier operator gets to them).
+``KUBETUNE_CHAOS_SEED`` replays a run; without it the seed is random and printed.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from devenv.dev import BUCKET
 from devenv.node import RealNode
 from devenv.process import Process
 from devenv.s3 import S3Server
+from tests.cases.jobs import INTERRUPTIBLE_STEPS
 from tests.chaos.chaos import Cluster, Plan, Run
 from tests.chaos.conftest import kwok_manifest, output_uri, real_manifest, s3_keys
 from tests.secrets_scan import hits, manifest_texts, namespace_texts
@@ -33,6 +35,7 @@ def _plan() -> Plan:
         seed=seed,
         kwok_jobs=int(os.environ.get("KUBETUNE_CHAOS_KWOK_JOBS", "12")),
         restarts_each=int(os.environ.get("KUBETUNE_CHAOS_RESTARTS", "2")),
+        real_steps=int(os.environ.get("KUBETUNE_CHAOS_REAL_STEPS", INTERRUPTIBLE_STEPS)),
     )
 
 
