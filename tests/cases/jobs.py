@@ -10,9 +10,10 @@ from devenv.dev import EXAMPLES
 from devenv.node import REAL_NODE_SELECTOR, REAL_NODE_TOLERATION
 
 #: Steps for a job that a test interrupts mid-training (suspend, preemption, eviction) and
-#: then lets finish. The quickstart trains 15-37 steps a second on an idle machine and a
-#: progress write can lag by seconds, so a 120-step job finished before its suspend landed
-#: (8 s from start to step 120) and a 40-step one before the chaos run saw step 2.
+#: then lets finish. The quickstart trains about 50 steps a second on an idle machine (one
+#: thread, OMP_NUM_THREADS) and a progress write can lag by seconds, so a 120-step job
+#: finished before its suspend landed (8 s from start to step 120) and a 40-step one
+#: before the chaos run saw step 2.
 INTERRUPTIBLE_STEPS = 600
 
 
