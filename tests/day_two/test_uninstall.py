@@ -46,6 +46,8 @@ UNWATCHED = 5.0
 #: Bounds on deletion: the trainer's grace period (60 s) plus the garbage collector's and
 #: the namespace controller's passes; a finalizer nobody removes exceeds any of them.
 DELETE_BOUND = 120.0
+#: The operator pod's terminationGracePeriodSeconds (the chart leaves Kubernetes' default).
+OPERATOR_GRACE = 30.0
 _COMPLETE = re.compile(r"^checkpoints/step-(\d+)/COMPLETE$")
 
 
@@ -88,6 +90,10 @@ def test_uninstall_leaves_no_finalizer_and_a_job_and_its_namespace_can_be_delete
     stopped = uninstalled + _timed(
         lambda: not operator_pods(day_two_kube, terminating=True), "the operator pods are gone"
     )
+    # The operator exits on its SIGTERM although its ServiceAccount and RBAC go with it:
+    # kopf stops at credentials the API server refused (controller/login.py) instead of
+    # logging in again until the kubelet kills the pod at its grace period.
+    assert stopped < OPERATOR_GRACE, f"the operator pods went after {stopped:.1f}s"
     cp.kubectl("get", "crd", "finetunejobs.kubetune.io")  # kept: the jobs are still there
     finalizers = {f["metadata"]["name"]: f["metadata"].get("finalizers") for f in cluster.ftjs()}
     assert finalizers == {TRAINER: None, OLDER: None}, finalizers

@@ -224,6 +224,7 @@ def run(args: argparse.Namespace) -> int:
             progress_interval=args.progress_interval,
             standalone=args.standalone,
             connections=login.connection_limit(args.namespaces or [], args.all_namespaces),
+            sessions=login.Sessions(),
         ),
     )
     return 0

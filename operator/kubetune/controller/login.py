@@ -37,22 +37,44 @@ def connection_limit(namespaces: Sequence[str], all_namespaces: bool) -> int:
     return CALL_CONNECTIONS + CLUSTER_WATCHES + WATCHES_PER_NAMESPACE * watched
 
 
+class Sessions:
+    """The session made for the newest credentials, handed out again while they stay
+    the same.
+
+    kopf keeps the credentials the API server refused (401) and stops, with a
+    ``LoginError``, when a login returns one of them again. It compares them by value,
+    and a session is equal only to itself: a new session per login is never "the same"
+    credentials, so once the operator's ServiceAccount was deleted (``helm uninstall``)
+    kopf logged in again about 60 times a second and the pod ran out its 30 s grace
+    period. New credentials (a rotated token) get a new session.
+    """
+
+    def __init__(self) -> None:
+        self._newest: tuple[kopf.ConnectionInfo, kopf.AiohttpSession] | None = None
+
+    def for_credentials(self, info: kopf.ConnectionInfo, limit: int) -> kopf.AiohttpSession:
+        if self._newest is not None and self._newest[0] == info:
+            return self._newest[1]
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=limit, ssl=info.as_ssl_context()),
+            headers=info.as_http_headers(),
+            proxy=info.proxy_url,
+            trust_env=info.trust_env,
+        )
+        wrapped = kopf.AiohttpSession(
+            server=info.server,
+            default_namespace=info.default_namespace,
+            priority=info.priority,
+            aiohttp_session=session,
+        )
+        self._newest = (info, wrapped)
+        return wrapped
+
+
 @kopf.on.login()
 async def login(*, memo: Any, **kwargs: Any) -> kopf.AiohttpSession | None:
     """kopf's usual credentials (in-cluster, else kubeconfig) in a bounded session."""
     info = kopf.login_via_client(memo=memo, **kwargs)
     if info is None:
         return None
-    session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=memo.connections, ssl=info.as_ssl_context()),
-        headers=info.as_http_headers(),
-        auth=info.as_aiohttp_basic_auth(),
-        proxy=info.proxy_url,
-        trust_env=info.trust_env,
-    )
-    return kopf.AiohttpSession(
-        server=info.server,
-        default_namespace=info.default_namespace,
-        priority=info.priority,
-        aiohttp_session=session,
-    )
+    return memo.sessions.for_credentials(info, memo.connections)
