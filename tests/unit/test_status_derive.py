@@ -339,6 +339,36 @@ def test_success_reads_the_result_from_the_termination_message() -> None:
     assert "s3://models/demo/adapter" in message(status, "Succeeded")
 
 
+def test_a_success_whose_pod_went_unread_points_to_the_store() -> None:
+    # Evicted just after its last step while the operator was down: the Job controller
+    # counted the success, but the pod and its termination message are gone.
+    running = Progress(step=515, totalSteps=600, percent=85, etaSeconds=2, updatedAt=T0)
+    status = observe(
+        job(conditions=[{"type": "Complete"}]),
+        [],
+        previous=FineTuneJobStatus(progress=running),
+    )
+    assert status.state == "Succeeded"
+    assert status.result is None
+    assert status.progress == running  # the last one read, not made up
+    said = message(status, "Succeeded")
+    assert "deleted before the operator read the trainer's summary" in said
+    assert valid_manifest()["spec"]["output"]["uri"] in said
+
+
+def test_a_summary_read_before_its_pod_went_keeps_its_message() -> None:
+    done = pod(
+        phase="Succeeded",
+        terminated={"exitCode": 0, "reason": "Completed", "message": json.dumps(SUMMARY_OK)},
+    )
+    complete = job(conditions=[{"type": "Complete"}])
+    read = observe(complete, [done])
+    later = observe(complete, [], previous=read)
+    assert message(later, "Succeeded") == message(read, "Succeeded")
+    assert later.result == read.result
+    assert later.progress == read.progress
+
+
 def ended_trainer(outcome: str, reason: str, message: str, exit_code: int) -> PodView:
     """A pod whose trainer exited and left its summary as termination message."""
     summary = {"outcome": outcome, "reason": reason, "message": message, "exitCode": exit_code}

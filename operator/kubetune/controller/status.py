@@ -199,10 +199,30 @@ def _evaluated(summary: Summary | None) -> Verdict:
     return Verdict("False", "GateFailed", f"{headline}; gate failed: {failures}")
 
 
-def _succeeded(draft: _Draft, spec: FineTuneJobSpec, pods: Sequence[PodView]) -> None:
+def _unread_summary(spec: FineTuneJobSpec, previous: FineTuneJobStatus) -> str:
+    """The Succeeded message of a Job whose trainer summary cannot be read (now).
+
+    A pod deleted just as it ends (an eviction or a drain that came after the last step)
+    while the operator is down is gone before anyone reads its termination message; the
+    Job controller still counted its success. What the summary held is in the output
+    store. A summary read on an earlier pass keeps its message.
+    """
+    before = next((c for c in previous.conditions if c.type == "Succeeded"), None)
+    if before is not None and before.status == "True" and previous.result is not None:
+        return before.message
+    return (
+        "training finished; its pod was deleted before the operator read the trainer's "
+        "summary, so status.result and the final progress are missing: the adapter and "
+        f"manifest.json are under spec.output.uri ({spec.output.uri})"
+    )
+
+
+def _succeeded(
+    draft: _Draft, spec: FineTuneJobSpec, pods: Sequence[PodView], previous: FineTuneJobStatus
+) -> None:
     summary, _ = _last_summary(pods, "Succeeded")
     draft.summary = summary
-    message = "training finished"
+    message = _unread_summary(spec, previous)
     if summary is not None:
         adapter = (summary.result or {}).get("adapterUri")
         message = f"training finished at step {summary.step}" + (
@@ -407,7 +427,7 @@ def _lifecycle(draft: _Draft, obs: Observation, spec: FineTuneJobSpec) -> None:
     pods = _own_pods(obs)
     queue = spec.scheduling.queueName if spec.scheduling else None
     if batch_job is not None and batch_job.success:
-        _succeeded(draft, spec, pods)
+        _succeeded(draft, spec, pods, obs.previous)
         return
     if batch_job is not None and batch_job.failure:
         _failed(draft, batch_job, pods, spec)
