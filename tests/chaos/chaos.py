@@ -471,14 +471,14 @@ class Run:
         """Evict the job's trainer pod; whether that interrupted it (a replacement pod
         follows) rather than ending a trainer that had finished."""
 
-        def running() -> str | None:
+        def running() -> tuple[str | None] | None:
             pods = [p for p in self.cluster.pods(job.name) if p.status.phase == "Running"]
             if pods:
-                return str(pods[0].metadata.name)
-            return "" if self.cluster.state(job.name) == "Succeeded" else None
+                return (str(pods[0].metadata.name),)
+            return (None,) if self.cluster.state(job.name) == "Succeeded" else None
 
-        pod = wait_until(running, f"{job.name} has a Running pod, or Succeeded", timeout)
-        if not pod:
+        (pod,) = wait_until(running, f"{job.name} has a Running pod, or Succeeded", timeout)
+        if pod is None:
             return False
         self.cluster.evict(pod)
 
