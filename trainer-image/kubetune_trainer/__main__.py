@@ -12,6 +12,11 @@ termination message (:mod:`kubetune_contract.termination`) and exits with a code
 
 from __future__ import annotations
 
+from kubetune_trainer import startup_signals
+
+if __name__ == "__main__":  # the pod's command: hold a stop signal before the slow imports
+    startup_signals.hold()
+
 import argparse
 import logging
 import os
@@ -52,9 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    code: int = args.handler(args)
-    return code
+    startup_signals.hold()  # the console script imported this module first
+    try:
+        args = build_parser().parse_args(argv)
+        if args.handler is not run_pod:  # a local command: Ctrl-C as usual
+            startup_signals.release()
+        code: int = args.handler(args)
+        return code
+    finally:
+        startup_signals.release()
 
 
 if __name__ == "__main__":

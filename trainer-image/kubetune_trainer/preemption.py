@@ -41,11 +41,9 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 
 from kubetune_trainer import distributed
 from kubetune_trainer.errors import StopRequested
+from kubetune_trainer.startup_signals import STOP_SIGNALS, take
 
 log = logging.getLogger(__name__)
-
-#: The signals that stop a run cleanly.
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class PreemptionCallback(TrainerCallback):
@@ -64,6 +62,9 @@ class PreemptionCallback(TrainerCallback):
         """Handle :data:`STOP_SIGNALS` for the whole run (must be the main thread)."""
         previous = {kind: signal.signal(kind, self._on_signal) for kind in STOP_SIGNALS}
         try:
+            held = take()  # one that came while the trainer started (startup_signals)
+            if held is not None:
+                self._on_signal(held, None)
             yield
         finally:
             for kind, handler in previous.items():
