@@ -8,6 +8,7 @@ timeouts) and an operator process on the host.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlparse
@@ -20,6 +21,7 @@ from devenv.dev import s3_secret
 from devenv.node import RealNode
 from devenv.process import Process
 from devenv.s3 import S3Server
+from tests.cases.jobs import INTERRUPTIBLE_STEPS
 from tests.chaos.chaos import Cluster, wait_until
 from tests.chaos.conftest import kwok_manifest, output_uri, real_manifest, s3_keys
 from tests.chaos.throttle import throttled
@@ -159,6 +161,38 @@ def test_a_pod_evicted_for_memory_pressure_is_named_and_the_replacement_resumes(
         in message
         for message in restarted
     ), [f"{e.reason}: {e.message}" for e in events]
+
+
+def test_a_pod_evicted_as_its_trainer_starts_stops_and_is_replaced(
+    chaos_node: RealNode,
+    chaos_kube: Any,
+    chaos_namespace: str,
+    operator: Process,
+    quickstart_data: str,
+) -> None:
+    # The trainer is process 1 of its pod: until it handles SIGTERM, the kernel drops it.
+    # It holds the signal from its first line (kubetune_trainer/startup_signals.py); an
+    # eviction that came while it imported torch went unheard before, and the evicted pod
+    # trained all its steps and Succeeded, restarts 0.
+    cluster = Cluster(chaos_kube, chaos_namespace)
+    cluster.create(real_manifest(chaos_namespace, "early", INTERRUPTIBLE_STEPS))
+    first = cluster.running_pod("early")  # its container has started: importing
+    evicted = time.monotonic()
+    cluster.evict(first)
+
+    def gone() -> bool:
+        listed = cluster.core.list_namespaced_pod(chaos_namespace, label_selector="")
+        return all(pod.metadata.name != first for pod in listed.items)
+
+    wait_until(gone, f"the evicted pod {first} is gone", 90)
+    print(f"evicted as it started: pod {first} gone {time.monotonic() - evicted:.1f}s later")
+    wait_until(lambda: cluster.state("early") == "Succeeded", "early Succeeded", 300)
+    status = (cluster.ftj("early") or {})["status"]
+    assert status["progress"]["step"] == INTERRUPTIBLE_STEPS, status
+    # The replacement trained the job (the Job keeps a finished pod); unheard, the evicted
+    # pod would have trained it, and gone with its eviction.
+    replacements = [pod.metadata.name for pod in cluster.pods("early")]
+    assert replacements and first not in replacements, replacements
 
 
 def _incomplete_checkpoints(keys: list[str]) -> list[str]:
