@@ -362,6 +362,8 @@ class Job:
     error: str = ""
     #: Its suspend or eviction came after training had ended (see :data:`RETRIES`).
     too_late: bool = False
+    #: 1 for the run's own jobs; ``n`` for the ``n - 1``-th new job a late fault is tried on.
+    attempt: int = 1
 
 
 class Run:
@@ -502,11 +504,11 @@ class Run:
             return
         job.too_late = True
         self.figures.too_late.append(job.name)
-        tries = job.name.count("-again") + 1
-        if tries > RETRIES:
-            raise RuntimeError(f"the {job.scenario} came after training ended {tries} times")
+        if job.attempt > RETRIES:
+            raise RuntimeError(f"the {job.scenario} came after training ended {job.attempt} times")
         name = f"{job.name}-again"
-        again = Job(name, job.scenario, True, self.real_manifest(name, self.plan.real_steps))
+        manifest = self.real_manifest(name, self.plan.real_steps)
+        again = Job(name, job.scenario, True, manifest, attempt=job.attempt + 1)
         self.jobs.append(again)
         self.figures.lifecycles += 1
         self._lifecycle(again)
