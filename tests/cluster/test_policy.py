@@ -150,10 +150,25 @@ def platform(
         )
         try:
             # The API server picks up a new policy, binding and parameters asynchronously
-            # (over a minute once on a loaded machine).
-            probe = _job("probe", team_a, image=FOREIGN_IMAGE)
+            # (over a minute once on a loaded machine). The probe is a server-side dry-run
+            # create: an apply accepted before the policy took effect would have created
+            # the probe, and every apply after it would be "unchanged", never admitted
+            # again (CI once waited out the 240 s that way).
+            probe = json.dumps(_job("probe", team_a, image=FOREIGN_IMAGE))
             poll(
-                lambda: found.apply(probe).returncode != 0,
+                lambda: (
+                    control_plane.kubectl(
+                        "create",
+                        "--dry-run=server",
+                        "--as",
+                        USER,
+                        "-f",
+                        "-",
+                        input=probe,
+                        check=False,
+                    ).returncode
+                    != 0
+                ),
                 what="the admission policy refuses a foreign image",
                 timeout=240,
                 interval=1.0,
